@@ -1,0 +1,192 @@
+"""The fieldnet HDF5 format, version 1 (see README, "Data format").
+
+    /                attrs: format="fieldnet", version=1, ndim, box_size [Mpc/h], source, created_by
+    /fields/<name>   float32 (N, *spatial); attrs: units, log_floor (optional), description
+    /params          float32 (N, P); attrs: names                              [optional]
+    /sim_index       int64 (N,)
+
+Files are written under a temporary name and renamed when complete, so a crash never
+leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from fieldnet.errors import FieldnetError, data_error
+
+FORMAT = "fieldnet"
+VERSION = 1
+# Above this many values per sample, chunks are crops rather than whole samples.
+MAX_CHUNK_VALUES = 64**3
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; renames it to `path` only on success."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"output folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def sample_chunks(sample_shape: Sequence[int]) -> tuple[int, ...]:
+    """One sample per chunk, or a crop-sized chunk for big 3D boxes."""
+    shape = tuple(int(s) for s in sample_shape)
+    if int(np.prod(shape)) <= MAX_CHUNK_VALUES:
+        return (1, *shape)
+    edge = round(MAX_CHUNK_VALUES ** (1 / len(shape)))
+    return (1, *(min(s, edge) for s in shape))
+
+
+@contextlib.contextmanager
+def create(path: str | os.PathLike, *, ndim: int, box_size: float, source: str,
+           overwrite: bool = False) -> Iterator[h5py.File]:
+    """Opens a new fieldnet file for writing (atomically); fill it with `add_field` etc."""
+    from fieldnet import __version__
+
+    if ndim not in (1, 2, 3):
+        raise FieldnetError(f"ndim must be 1, 2 or 3, got {ndim}")
+    if not box_size > 0:
+        raise FieldnetError(f"box_size must be positive, got {box_size}")
+    with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update(format=FORMAT, version=VERSION, ndim=ndim, box_size=float(box_size),
+                       source=source, created_by=f"fieldnet {__version__}")
+        f.create_group("fields")
+        yield f
+
+
+def add_field(f: h5py.File, name: str, shape: Sequence[int], *, units: str, description: str = "",
+              log_floor: float | None = None, data: np.ndarray | None = None) -> h5py.Dataset:
+    """Creates /fields/<name> (N, *spatial) float32, chunked per sample and compressed."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != f.attrs["ndim"] + 1:
+        raise FieldnetError(f"field {name!r} must have shape (N, *spatial) with "
+                            f"{f.attrs['ndim']} spatial axes, got {shape}")
+    ds = f["fields"].create_dataset(name, shape=shape, dtype="float32",
+                                    chunks=sample_chunks(shape[1:]), compression="gzip",
+                                    compression_opts=4, shuffle=True)
+    ds.attrs.update(units=units, description=description)
+    if log_floor is not None:
+        ds.attrs["log_floor"] = float(log_floor)
+    if data is not None:
+        ds[...] = np.asarray(data, np.float32)
+    return ds
+
+
+def add_index(f: h5py.File, sim_index: Sequence[int] | np.ndarray,
+              params: np.ndarray | None = None, param_names: Sequence[str] = ()) -> None:
+    """Writes /sim_index and, when given, /params with its column names."""
+    f.create_dataset("sim_index", data=np.asarray(sim_index, np.int64))
+    if params is not None:
+        params = np.asarray(params, np.float32)
+        if params.ndim != 2 or params.shape[1] != len(param_names):
+            raise FieldnetError(f"params must be (N, {len(param_names)}) to match names "
+                                f"{list(param_names)}, got {params.shape}")
+        ds = f.create_dataset("params", data=params)
+        ds.attrs["names"] = [str(n) for n in param_names]
+
+
+@dataclass
+class FieldInfo:
+    shape: tuple[int, ...]
+    units: str
+    description: str
+    log_floor: float | None
+
+
+@dataclass
+class FileInfo:
+    path: Path
+    ndim: int
+    box_size: float
+    source: str
+    fields: dict[str, FieldInfo]
+    sim_index: np.ndarray
+    params: np.ndarray | None = None
+    param_names: list[str] = field(default_factory=list)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.sim_index)
+
+
+def open_file(path: str | os.PathLike) -> h5py.File:
+    """Opens any HDF5 file for reading with a one-line error for missing or corrupt files."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise data_error(path, reason=f"not a readable HDF5 file (truncated or corrupt?): "
+                         f"{err}") from None
+
+
+def is_fieldnet(f: h5py.File) -> bool:
+    return f.attrs.get("format") == FORMAT
+
+
+def read_info(path: str | os.PathLike) -> FileInfo:
+    """Reads and checks the metadata of a fieldnet-format file (no field data)."""
+    with open_file(path) as f:
+        if not is_fieldnet(f):
+            raise data_error(path, reason="not a fieldnet-format file (no format='fieldnet' "
+                             "attribute); name its dataset paths in the config instead")
+        version = int(f.attrs.get("version", -1))
+        if version != VERSION:
+            raise data_error(path, reason=f"format version {version}, this code reads {VERSION}")
+        ndim = int(f.attrs["ndim"])
+        fields = {}
+        for name, ds in f["fields"].items():
+            if ds.ndim != ndim + 1:
+                raise data_error(path, f"fields/{name}", reason=f"expected shape (N, *spatial) "
+                                 f"with {ndim} spatial axes, got {ds.shape}")
+            floor = ds.attrs.get("log_floor")
+            fields[name] = FieldInfo(tuple(ds.shape), str(ds.attrs.get("units", "")),
+                                     str(ds.attrs.get("description", "")),
+                                     None if floor is None else float(floor))
+        if "sim_index" not in f:
+            raise data_error(path, "sim_index", reason="missing")
+        sim_index = f["sim_index"][...].astype(np.int64)
+        params, names = None, []
+        if "params" in f:
+            params = f["params"][...]
+            names = [str(n) for n in f["params"].attrs.get("names", [])]
+        info = FileInfo(Path(path), ndim, float(f.attrs["box_size"]), str(f.attrs["source"]),
+                        fields, sim_index, params, names)
+    for name, fi in info.fields.items():
+        if fi.shape[0] != info.num_samples:
+            raise data_error(path, f"fields/{name}", reason=f"{fi.shape[0]} samples but "
+                             f"sim_index has {info.num_samples}")
+    return info
+
+
+def write_arrays(path: str | os.PathLike, fields: Mapping[str, np.ndarray], *, ndim: int,
+                 box_size: float, source: str, sim_index: Sequence[int] | np.ndarray,
+                 units: Mapping[str, str], descriptions: Mapping[str, str] | None = None,
+                 log_floors: Mapping[str, float] | None = None, params: np.ndarray | None = None,
+                 param_names: Sequence[str] = (), overwrite: bool = False) -> Path:
+    """Writes in-memory arrays as a fieldnet file in one call."""
+    with create(path, ndim=ndim, box_size=box_size, source=source, overwrite=overwrite) as f:
+        for name, arr in fields.items():
+            add_field(f, name, np.shape(arr), units=units[name],
+                      description=(descriptions or {}).get(name, ""),
+                      log_floor=(log_floors or {}).get(name), data=arr)
+        add_index(f, sim_index, params, param_names)
+    return Path(path)
