@@ -1,0 +1,116 @@
+"""Layers against direct numpy evaluations of their definitions."""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from fieldnet import nn
+
+
+def naive_conv(x, kernel, stride, dilation, padding):
+    """Cross-correlation by explicit sums over kernel offsets (numpy, channels-last)."""
+    ndim = x.ndim - 2
+    k = kernel.shape[0]
+    total = dilation * (k - 1)
+    before = 0 if padding == "valid" else total // 2
+    after = 0 if padding == "valid" else total - total // 2
+    widths = [(0, 0)] + [(before, after)] * ndim + [(0, 0)]
+    xp = np.pad(x, widths, mode="wrap" if padding == "periodic" else "constant")
+    out_sizes = [(s + before + after - total - 1) // stride + 1 for s in x.shape[1:-1]]
+    y = np.zeros((x.shape[0], *out_sizes, kernel.shape[-1]))
+    for out in itertools.product(*[range(n) for n in out_sizes]):
+        for off in itertools.product(range(k), repeat=ndim):
+            src = tuple(stride * o + dilation * f for o, f in zip(out, off, strict=True))
+            y[(slice(None), *out)] += xp[(slice(None), *src)] @ kernel[off]
+    return y
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["periodic", "zero", "valid"])
+@pytest.mark.parametrize("kernel_size,stride,dilation",
+                         [(3, 1, 1), (3, 2, 1), (3, 1, 2), (2, 2, 1)])
+def test_conv_matches_definition(ndim, padding, kernel_size, stride, dilation):
+    size = 6 if ndim < 3 else 4
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, *([size] * ndim), 3)).astype(np.float32)
+    conv = nn.Conv(3, 4, kernel_size, ndim=ndim, stride=stride, dilation=dilation,
+                   padding=padding, rngs=nnx.Rngs(0))
+    conv.bias[...] = jnp.arange(4.0)
+    expected = naive_conv(x, np.asarray(conv.kernel), stride, dilation, padding) + np.arange(4.0)
+    np.testing.assert_allclose(conv(jnp.asarray(x)), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_conv_transpose_writes_blocks(ndim):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, *([3] * ndim), 2)).astype(np.float32)
+    up = nn.ConvTranspose(2, 5, ndim=ndim, rngs=nnx.Rngs(0))
+    y = np.asarray(up(jnp.asarray(x)))
+    assert y.shape == (2, *([6] * ndim), 5)
+    k = np.asarray(up.kernel)
+    for pos in itertools.product(range(6), repeat=ndim):
+        coarse = tuple(p // 2 for p in pos)
+        block = tuple(p % 2 for p in pos)
+        np.testing.assert_allclose(y[(slice(None), *pos)], x[(slice(None), *coarse)] @ k[block],
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["max", "mean"])
+def test_pool(ndim, kind):
+    x = np.random.default_rng(2).normal(size=(2, *([4] * ndim), 3)).astype(np.float32)
+    y = np.asarray(nn.Pool(kind)(jnp.asarray(x)))
+    assert y.shape == (2, *([2] * ndim), 3)
+    first = x[(slice(None), *([slice(0, 2)] * ndim))].reshape(2, -1, 3)
+    ref = first.max(1) if kind == "max" else first.mean(1)
+    np.testing.assert_allclose(y[(slice(None), *([0] * ndim))], ref, rtol=1e-6)
+
+
+def test_channel_mixer_is_pointwise_matmul():
+    x = np.random.default_rng(3).normal(size=(2, 5, 5, 3)).astype(np.float32)
+    mix = nn.ChannelMixer(3, 7, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(mix(jnp.asarray(x)), x @ np.asarray(mix.weight[...]), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_norms_do_not_mix_samples():
+    x = np.random.default_rng(4).normal(size=(3, 8, 8, 8)).astype(np.float32)
+    for norm in (nn.LayerNorm(8), nn.GroupNorm(8, groups=4)):
+        y_all = np.asarray(norm(jnp.asarray(x)))
+        y_one = np.asarray(norm(jnp.asarray(x[1:2])))
+        np.testing.assert_allclose(y_all[1:2], y_one, rtol=1e-5, atol=1e-6)
+    y = np.asarray(nn.LayerNorm(8)(jnp.asarray(x)))
+    np.testing.assert_allclose(y.mean(-1), 0, atol=1e-5)
+    np.testing.assert_allclose(y.std(-1), 1, atol=1e-3)
+
+
+def test_dropout_only_in_training():
+    block = nn.ResBlock(4, 4, ndim=2, dropout=0.5, rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(1, 8, 8, 4)), jnp.float32)
+    block.eval()
+    np.testing.assert_array_equal(block(x), block(x))
+    block.train()
+    assert not np.allclose(block(x), block(x))
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_conv_parameter_count(ndim, k):
+    conv = nn.Conv(3, 5, k, ndim=ndim, rngs=nnx.Rngs(0))
+    assert nn.param_count(conv) == 3 * 5 * k**ndim + 5
+
+
+@pytest.mark.parametrize("ndim,k,orbits", [(1, 3, 2), (2, 3, 3), (3, 3, 4), (2, 5, 6), (3, 2, 1)])
+def test_symmetric_conv_parameter_count(ndim, k, orbits):
+    conv = nn.Conv(3, 5, k, ndim=ndim, symmetric=True, rngs=nnx.Rngs(0))
+    assert nn.param_count(conv) == orbits * 3 * 5 + 5
+
+
+def test_bad_choices_raise():
+    with pytest.raises(ValueError, match="padding"):
+        nn.Conv(1, 1, 3, ndim=2, padding="reflect", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="ndim"):
+        nn.Conv(1, 1, 3, ndim=4, rngs=nnx.Rngs(0))
