@@ -1,0 +1,386 @@
+"""The training data pipeline: splits, random periodic crops, augmentation, batches.
+
+    ds = FieldDataset(config.data)                   # opens, splits, fits the normalizer
+    for batch in ds.batches("train", 16, seed=0, start_step=k):   # {"x": ..., "y": ...}
+        ...
+    test = ds.read("test")                           # whole samples, normalized + physical
+
+Every batch is a pure function of (seed, split, step, process_index): a run resumed at
+step k sees exactly the batches an uninterrupted run sees from step k, with no iterator
+state to checkpoint. Each process reads only its own slice of each global batch.
+
+Splits are by simulation (`/sim_index`), never by map, shuffled with `split_seed` (kept
+apart from the training seed so that every training seed is evaluated on the same test
+simulations). A file that holds a single periodic box has one simulation; it is then split
+into disjoint slabs along the first spatial axis (train first, then val, then test), and a
+crop never crosses a slab boundary along that axis (it still wraps around the periodic
+other axes), so no test voxel is ever seen in training. A slab is periodic along its other
+axes only; whole-sample reads of it say so through `box_lengths`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import ml_collections
+import numpy as np
+
+from fieldnet import symmetry
+from fieldnet.data_prefetch import Prefetcher
+from fieldnet.data_source import Field, FieldSource, parse_names
+from fieldnet.errors import FieldnetError, data_error
+from fieldnet.transforms import Normalizer
+
+SPLITS = ("train", "val", "test")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """All data keys with their defaults; experiment configs embed this as `config.data`."""
+    c = ml_collections.ConfigDict()
+    c.path = ""                      # HDF5 file: fieldnet format, or any file (see below)
+    c.input_field = "density"        # name(s), comma-separated: /fields/<name> or a dataset path
+    c.target_field = "temperature"
+    c.vector_fields = ""             # which of those are vectors, stored as <name>_x, _y, _z
+    c.crop_size = 64                 # cubic training crops (pixels per side)
+    c.halo = 0                       # extra input context each side: x is crop + 2*halo wide
+    c.input_log_floor = None         # None -> the dataset's log_floor attribute, else none
+    c.target_log_floor = None
+    c.box_size = None                # Mpc/h; None -> the file's box_size attribute
+    c.sample_axis = True             # raw HDF5 only: leading sample axis, or one big box
+    c.split_fractions = (0.8, 0.1, 0.1)   # train, val, test: of simulations (or of the box)
+    c.split_sims = None              # or {"train": [...], "val": [...], "test": [...]} sim ids
+    c.split_seed = 0
+    c.augment = True                 # random symmetry-group element per training crop
+    c.prefetch = 2                   # batches computed ahead in a background thread
+    c.stats_max_samples = None       # fit the normalizer on at most this many train samples
+    return c
+
+
+@dataclass(frozen=True)
+class Region:
+    """A sample, or rows lo:hi of its first spatial axis (a slab of a single box)."""
+
+    sample: int
+    lo: int
+    hi: int
+    periodic: bool   # whether the first axis wraps (a whole periodic sample)
+
+
+def split_simulations(sim_index: np.ndarray, fractions: Sequence[float], seed: int,
+                      explicit: dict | None = None) -> dict[str, np.ndarray]:
+    """Sample indices per split; every simulation lands in exactly one split."""
+    sims = np.unique(sim_index)
+    if explicit:
+        chosen = {s: np.asarray(explicit.get(s) or [], np.int64) for s in SPLITS}
+        flat = np.concatenate(list(chosen.values()))
+        if len(np.unique(flat)) != len(flat):
+            raise FieldnetError("data.split_sims: a simulation is listed in two splits")
+        unknown = np.setdiff1d(flat, sims)
+        if unknown.size:
+            raise FieldnetError(f"data.split_sims: no simulations {unknown.tolist()} in the file")
+    else:
+        counts = _split_counts(len(sims), fractions, "simulations")
+        order = np.random.default_rng(seed).permutation(sims)
+        bounds = np.cumsum([0, *counts])
+        chosen = {s: order[bounds[i]:bounds[i + 1]] for i, s in enumerate(SPLITS)}
+    return {s: np.flatnonzero(np.isin(sim_index, chosen[s])) for s in SPLITS}
+
+
+def split_box(length: int, fractions: Sequence[float]) -> dict[str, tuple[int, int]]:
+    """Disjoint slabs (lo, hi) along the first axis of a single box: train, val, test."""
+    bounds = np.cumsum([0, *_split_counts(length, fractions, "rows of the box")])
+    return {s: (int(bounds[i]), int(bounds[i + 1])) for i, s in enumerate(SPLITS)}
+
+
+def _split_counts(total: int, fractions: Sequence[float], what: str) -> list[int]:
+    fractions = [float(f) for f in fractions]
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise FieldnetError(f"data.split_fractions must be 3 non-negative numbers summing to 1, "
+                            f"got {fractions}")
+    val, test = (max(round(f * total), 1 if f > 0 else 0) for f in fractions[1:])
+    train = total - val - test
+    if fractions[0] > 0 and train < 1:
+        raise FieldnetError(f"only {total} {what}: too few for split fractions {fractions}")
+    return [train, val, test]
+
+
+class FieldDataset:
+    """Input/target fields of one file, split, normalized, served as crops or whole samples.
+
+    `process_index`/`process_count` shard every global batch across hosts: each process
+    gets a disjoint, contiguous slice of batch_size // process_count items.
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, *, normalizer: Normalizer | None = None,
+                 process_index: int = 0, process_count: int = 1):
+        if not 0 <= process_index < process_count:
+            raise FieldnetError(f"process_index {process_index} not in [0, {process_count})")
+        self.config = config
+        self.process_index, self.process_count = process_index, process_count
+        self.source = FieldSource(
+            config.path, parse_names(config.input_field), parse_names(config.target_field),
+            vector_fields=parse_names(config.vector_fields), sample_axis=config.sample_axis,
+            box_size=config.box_size, input_log_floor=config.input_log_floor,
+            target_log_floor=config.target_log_floor)
+        try:
+            self.crop_size, self.halo = int(config.crop_size), int(config.halo)
+            self._check_crop()
+            self.splits = self._make_splits()
+            self._check_window("train")
+            self.normalizer = normalizer if normalizer is not None else self.fit_normalizer()
+        except BaseException:
+            self.close()
+            raise
+        missing = [f.name for f in self.inputs + self.targets
+                   if f.name not in self.normalizer.fields]
+        if missing:
+            self.close()
+            raise FieldnetError(f"the normalizer has no statistics for fields {missing}")
+        self._group = symmetry.group_elements(self.ndim)
+
+    # --- metadata ---------------------------------------------------------------------------
+
+    @property
+    def inputs(self) -> list[Field]:
+        return self.source.inputs
+
+    @property
+    def targets(self) -> list[Field]:
+        return self.source.targets
+
+    @property
+    def input_names(self) -> list[str]:
+        return [f.name for f in self.inputs]
+
+    @property
+    def target_names(self) -> list[str]:
+        return [f.name for f in self.targets]
+
+    @property
+    def in_channels(self) -> int:
+        return sum(f.components for f in self.inputs)
+
+    @property
+    def out_channels(self) -> int:
+        return sum(f.components for f in self.targets)
+
+    @property
+    def ndim(self) -> int:
+        return self.source.ndim
+
+    @property
+    def box_size(self) -> float:
+        return self.source.box_size
+
+    def describe(self) -> str:
+        """One line for logs: file, shape, box, split sizes, fields."""
+        sizes = ", ".join(f"{s} {len(r)}" for s, r in self.splits.items())
+        unit = "slab" if self.source.single_box else "samples"
+        shape = "x".join(map(str, self.source.spatial_shape))
+        return (f"{self.source.path}: {self.source.num_samples} samples of {shape} "
+                f"({self.ndim}D, box {self.box_size:g} Mpc/h); {unit}: {sizes}; "
+                f"inputs {self.input_names} -> targets {self.target_names}")
+
+    # --- splits and normalization -------------------------------------------------------------
+
+    def _make_splits(self) -> dict[str, list[Region]]:
+        n0 = self.source.spatial_shape[0]
+        if self.source.single_box:
+            slabs = split_box(n0, self.config.split_fractions)
+            return {s: [Region(0, lo, hi, periodic=(hi - lo == n0))] if hi > lo else []
+                    for s, (lo, hi) in slabs.items()}
+        explicit = self.config.split_sims
+        explicit = dict(explicit) if explicit else None
+        indices = split_simulations(self.source.sim_index, self.config.split_fractions,
+                                    int(self.config.split_seed), explicit)
+        return {s: [Region(int(i), 0, n0, True) for i in idx] for s, idx in indices.items()}
+
+    def fit_normalizer(self) -> Normalizer:
+        """Mean/std of each log field over the train split only, streamed block by block."""
+        regions = self.splits["train"]
+        limit = self.config.stats_max_samples
+        if limit and len(regions) > limit:
+            picks = np.linspace(0, len(regions) - 1, int(limit)).round().astype(int)
+            regions = [regions[i] for i in picks]
+
+        def blocks(field: Field):
+            for r in regions:
+                yield from self.source.iter_blocks(field, r.sample, r.lo, r.hi)
+
+        fields = {f.name: f for f in self.inputs + self.targets}
+        return Normalizer.fit({name: blocks(f) for name, f in fields.items()},
+                              floors={name: f.log_floor for name, f in fields.items()},
+                              vector_components={name: f.components for name, f in
+                                                 fields.items() if f.is_vector})
+
+    # --- crops and batches --------------------------------------------------------------------
+
+    def _check_crop(self) -> None:
+        if self.crop_size < 1 or self.halo < 0:
+            raise FieldnetError(f"data.crop_size must be >= 1 and data.halo >= 0, got "
+                                f"{self.crop_size} and {self.halo}")
+        shape = self.source.spatial_shape
+        if self.crop_size > min(shape):
+            raise data_error(self.source.path, self.inputs[0].datasets[0],
+                             reason=f"crop_size {self.crop_size} is larger than the field "
+                             f"{'x'.join(map(str, shape))}")
+
+    def _check_window(self, split: str) -> None:
+        regions = self.splits[split]
+        if not regions:
+            raise FieldnetError(f"{self.source.path}: the {split} split is empty "
+                                f"(data.split_fractions = {tuple(self.config.split_fractions)})")
+        window = self.crop_size + 2 * self.halo
+        for r in regions:
+            if not r.periodic and r.hi - r.lo < window:
+                raise data_error(self.source.path, self.inputs[0].datasets[0], r.sample,
+                                 reason=f"crop_size + 2*halo = {window} is larger than the "
+                                 f"{split} slab (rows {r.lo}:{r.hi} of the first axis)")
+
+    def batch(self, split: str, batch_size: int, seed: int, step: int) -> dict[str, np.ndarray]:
+        """This process's slice of global batch `step`: {"x": (b, *crop, C_in), "y": ...}.
+
+        x is crop + 2*halo wide per axis when data.halo > 0 (y stays at the crop size).
+        Training crops are augmented when data.augment is set; val/test crops never are.
+        """
+        if batch_size % self.process_count:
+            raise FieldnetError(f"batch_size {batch_size} is not divisible by "
+                                f"process_count {self.process_count}")
+        if seed < 0 or step < 0:
+            raise FieldnetError(f"seed and step must be non-negative, got {seed}, {step}")
+        self._check_window(split)
+        local = batch_size // self.process_count
+        first = self.process_index * local
+        items = [self._item(split, seed, step * batch_size + j, step, j)
+                 for j in range(first, first + local)]
+        return {"x": np.stack([x for x, _ in items]), "y": np.stack([y for _, y in items])}
+
+    def batches(self, split: str, batch_size: int, seed: int, start_step: int = 0,
+                num_steps: int | None = None) -> Prefetcher[dict[str, np.ndarray]]:
+        """Batches start_step, start_step + 1, ... (a background thread reads ahead).
+
+        Close it (or use `with`) to stop the thread.
+        """
+        self._check_window(split)
+        stop = None if num_steps is None else start_step + num_steps
+        return Prefetcher(lambda step: self.batch(split, batch_size, seed, step),
+                          start=start_step, size=int(self.config.prefetch), stop=stop)
+
+    def _item(self, split: str, seed: int, position: int, step: int,
+              slot: int) -> tuple[np.ndarray, np.ndarray]:
+        regions = self.splits[split]
+        split_id = SPLITS.index(split)
+        epoch, offset = divmod(position, len(regions))
+        region = regions[_epoch_order(seed, split_id, epoch, len(regions))[offset]]
+        rng = np.random.default_rng([seed, split_id, step, slot])
+        starts = [int(rng.integers(0, n)) for n in self.source.spatial_shape]
+        if not region.periodic:
+            starts[0] = int(rng.integers(region.lo + self.halo,
+                                         region.hi - self.crop_size - self.halo + 1))
+        y = self._window(self.targets, region.sample, starts, self.crop_size)
+        x = self._window(self.inputs, region.sample, [s - self.halo for s in starts],
+                         self.crop_size + 2 * self.halo)
+        if split == "train" and self.config.augment:
+            g = self._group[int(rng.integers(len(self._group)))]
+            x, y = self._transform(x, self.inputs, g), self._transform(y, self.targets, g)
+        return x, y
+
+    def _window(self, fields: list[Field], sample: int, starts: list[int],
+                size: int) -> np.ndarray:
+        sizes = [size] * self.ndim
+        return np.concatenate(
+            [self.normalizer.forward(f.name, self.source.read_window(f, sample, starts, sizes),
+                                     self.source.where(f.datasets[0], sample))
+             for f in fields], axis=-1)
+
+    @staticmethod
+    def _transform(values: np.ndarray, fields: list[Field], g: symmetry.Element) -> np.ndarray:
+        """The same group element on every channel; vector fields also rotate components."""
+        parts, start = [], 0
+        for f in fields:
+            part = values[..., start:start + f.components]
+            parts.append(symmetry.apply_to_vector(part, g, 0) if f.is_vector
+                         else symmetry.apply(part, g, 0))
+            start += f.components
+        return np.ascontiguousarray(np.concatenate(parts, axis=-1))
+
+    # --- whole samples for evaluation -----------------------------------------------------------
+
+    def iter_samples(self, which: str | int | Sequence[int]) -> Iterator[dict]:
+        """Whole samples one at a time (a split name, or file sample indices), no batch axis.
+
+        Each dict: x, y (normalized, (*spatial, C)), x_phys, y_phys (physical units),
+        sample_index, sim_index, params (or None), box_size (Mpc/h, of the periodic box),
+        box_lengths (Mpc/h per axis of these arrays; smaller along axis 0 for a slab),
+        periodic (whether every axis wraps), units {field: units}.
+        """
+        units = {f.name: f.units for f in self.inputs + self.targets}
+        cell = self.box_size / self.source.spatial_shape[0]
+        for r in self._regions(which):
+            x_phys = np.concatenate([self.source.read_sample(f, r.sample, r.lo, r.hi)
+                                     for f in self.inputs], axis=-1)
+            y_phys = np.concatenate([self.source.read_sample(f, r.sample, r.lo, r.hi)
+                                     for f in self.targets], axis=-1)
+            params = self.source.params
+            yield {
+                "x": self._normalize(x_phys, self.inputs, r.sample),
+                "y": self._normalize(y_phys, self.targets, r.sample),
+                "x_phys": x_phys, "y_phys": y_phys,
+                "sample_index": r.sample, "sim_index": int(self.source.sim_index[r.sample]),
+                "params": None if params is None else params[r.sample],
+                "box_size": self.box_size,
+                "box_lengths": tuple(n * cell for n in x_phys.shape[:-1]),
+                "periodic": r.periodic, "units": units,
+            }
+
+    def read(self, which: str | int | Sequence[int]) -> dict:
+        """Like `iter_samples`, stacked along a leading sample axis (mind the memory)."""
+        samples = list(self.iter_samples(which))
+        if not samples:
+            raise FieldnetError(f"{self.source.path}: nothing to read for {which!r}")
+        stacked = {k: np.stack([s[k] for s in samples]) for k in
+                   ("x", "y", "x_phys", "y_phys", "sample_index", "sim_index")}
+        params = [s["params"] for s in samples]
+        stacked["params"] = None if params[0] is None else np.stack(params)
+        first = samples[0]
+        stacked.update({k: first[k] for k in ("box_size", "box_lengths", "periodic", "units")})
+        return stacked
+
+    def _regions(self, which: str | int | Sequence[int]) -> list[Region]:
+        if isinstance(which, str):
+            if which not in SPLITS:
+                raise FieldnetError(f"unknown split {which!r}; expected one of {SPLITS}")
+            return self.splits[which]
+        indices = [which] if isinstance(which, int | np.integer) else list(which)
+        n, n0 = self.source.num_samples, self.source.spatial_shape[0]
+        for i in indices:
+            if not 0 <= int(i) < n:
+                raise data_error(self.source.path, self.inputs[0].datasets[0], i,
+                                 reason=f"sample index out of range (the file has {n})")
+        return [Region(int(i), 0, n0, True) for i in indices]
+
+    def _normalize(self, values: np.ndarray, fields: list[Field], sample: int) -> np.ndarray:
+        parts, start = [], 0
+        for f in fields:
+            part = values[..., start:start + f.components]
+            parts.append(self.normalizer.forward(f.name, part,
+                                                 self.source.where(f.datasets[0], sample)))
+            start += f.components
+        return np.concatenate(parts, axis=-1)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> FieldDataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@lru_cache(maxsize=8)
+def _epoch_order(seed: int, split_id: int, epoch: int, count: int) -> np.ndarray:
+    """The shuffled order of a split's regions in one pass (epoch) over it."""
+    return np.random.default_rng([seed, split_id, epoch, count]).permutation(count)
