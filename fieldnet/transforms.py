@@ -69,10 +69,13 @@ class FieldStats:
                 self.std)
         return np.asarray(x, np.float32) / np.float32(self.std)
 
+    def unstandardize(self, z: np.ndarray) -> np.ndarray:
+        """Standardized space -> log10 of the field (or the field itself if not logged)."""
+        return np.asarray(z, np.float32) * np.float32(self.std) + np.float32(self.mean)
+
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """Standardized space -> physical values, float32."""
-        z = np.asarray(z, np.float32) * np.float32(self.std)
-        return exp10(z + np.float32(self.mean)) if self.log else z
+        return exp10(self.unstandardize(z)) if self.log else self.unstandardize(z)
 
 
 class RunningMoments:

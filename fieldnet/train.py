@@ -1,0 +1,305 @@
+"""The training loop shared by every experiment.
+
+The NNX model is split once into a static graph and its state; the step is one `jax.jit`
+function that merges them inside, with the state buffers donated. Data parallelism is a
+1-D device mesh: the batch is sharded along "data", the state replicated, and the
+compiler inserts the gradient all-reduce. Across hosts, each process feeds its own
+slice of every global batch (`jax.make_array_from_process_local_data`).
+
+Faults: checkpoints every `checkpoint_every` steps (asynchronous, atomic); SIGTERM and
+SIGINT save and stop; a NaN/Inf loss stops before anything is saved, so the last good
+checkpoint stays intact; a rerun resumes from the latest checkpoint, and since batches
+are a pure function of (seed, step) it ends where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from fieldnet.checkpoint import Checkpoints
+from fieldnet.errors import FieldnetError
+
+Batch = dict[str, np.ndarray]
+LossFn = Callable[[nnx.Module, dict], jax.Array]
+
+
+class TrainingDiverged(FieldnetError):
+    """The loss became NaN or Inf."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT arrived; a checkpoint was saved."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}; "
+                         "checkpoint saved, rerun the same command to resume")
+        self.signum, self.step = signum, step
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """All training keys with their defaults; experiment configs embed this as `config.train`."""
+    c = ml_collections.ConfigDict()
+    c.num_steps = 1000
+    c.batch_size = 16
+    c.learning_rate = 2e-3
+    c.warmup_steps = 50
+    c.final_lr_fraction = 0.02      # cosine decay ends at this fraction of the peak
+    c.weight_decay = 1e-4
+    c.grad_clip = 1.0               # global gradient norm
+    c.log_every = 20
+    c.eval_every = 100
+    c.val_batches = 4
+    c.checkpoint_every = 100
+    c.keep_checkpoints = 3
+    c.progress = True
+    return c
+
+
+def check_config(c: ml_collections.ConfigDict) -> None:
+    """Fails at start, in one line, on values that would fail (or silently misbehave) later."""
+    positive = ("num_steps", "batch_size", "learning_rate", "log_every", "eval_every",
+                "val_batches", "checkpoint_every", "keep_checkpoints")
+    for key in positive:
+        if not c[key] > 0:
+            raise FieldnetError(f"train.{key} must be positive, got {c[key]!r}")
+    if c.warmup_steps < 0 or c.warmup_steps >= c.num_steps:
+        raise FieldnetError(f"train.warmup_steps must be in [0, num_steps={c.num_steps}), got "
+                            f"{c.warmup_steps}")
+    if not 0 <= c.final_lr_fraction <= 1 or c.weight_decay < 0 or not c.grad_clip > 0:
+        raise FieldnetError("train.final_lr_fraction must be in [0, 1], weight_decay ≥ 0, "
+                            "grad_clip > 0")
+    global_devices = jax.device_count()
+    if c.batch_size % global_devices:
+        raise FieldnetError(f"train.batch_size={c.batch_size} must be divisible by the "
+                            f"{global_devices} devices it is sharded over")
+
+
+def learning_rate_schedule(c: ml_collections.ConfigDict) -> optax.Schedule:
+    """Linear warmup to the peak, then cosine decay to final_lr_fraction of it."""
+    return optax.warmup_cosine_decay_schedule(
+        0.0, c.learning_rate, c.warmup_steps, c.num_steps, c.learning_rate * c.final_lr_fraction)
+
+
+def optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """AdamW on the schedule, after global-norm gradient clipping."""
+    return optax.chain(optax.clip_by_global_norm(c.grad_clip),
+                       optax.adamw(learning_rate_schedule(c), weight_decay=c.weight_decay))
+
+
+def data_mesh() -> tuple[NamedSharding, NamedSharding]:
+    """(batch sharding over every device of every process, replicated sharding)."""
+    mesh = Mesh(np.asarray(jax.devices()), ("data",))
+    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+
+
+def global_batch(local: Batch, sharding: NamedSharding) -> dict[str, jax.Array]:
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+            for k, v in local.items()}
+
+
+def mse_loss(model: nnx.Module, batch: dict) -> jax.Array:
+    pred = model(batch["x"]).astype(jnp.float32)
+    return jnp.mean((pred - batch["y"]) ** 2)
+
+
+@dataclass
+class StepFunctions:
+    train: Callable
+    evaluate: Callable
+
+
+def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
+                   replicated: NamedSharding) -> StepFunctions:
+    def train(state, batch):
+        def loss(params):
+            model = nnx.merge(graphdef, params, state["rest"])
+            value = loss_fn(model, batch)
+            return value, nnx.split(model, nnx.Param, ...)[2]
+
+        (value, rest), grads = jax.value_and_grad(loss, has_aux=True)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        new_state = {"params": params, "rest": rest, "opt_state": opt_state}
+        return new_state, value, optax.tree.norm(grads)
+
+    def evaluate(state, batch):
+        return loss_fn(nnx.merge(eval_graphdef, state["params"], state["rest"]), batch)
+
+    return StepFunctions(
+        train=jax.jit(train, donate_argnums=0, out_shardings=(replicated, replicated,
+                                                              replicated)),
+        evaluate=jax.jit(evaluate, out_shardings=replicated))
+
+
+def split_model(model: nnx.Module):
+    """(train graphdef, eval graphdef, initial state) of an NNX model."""
+    model.eval()
+    eval_graphdef = nnx.split(model, nnx.Param, ...)[0]
+    model.train()
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return graphdef, eval_graphdef, {"params": params, "rest": rest}
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """Collects SIGTERM/SIGINT into a list instead of dying mid-step."""
+    received: list[int] = []
+    handler = lambda signum, frame: received.append(signum)  # noqa: E731
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class MetricsLog:
+    """metrics.jsonl (one JSON object per logged step) plus TensorBoard events."""
+
+    def __init__(self, workdir: Path, enabled: bool = True):
+        self.enabled = enabled
+        if enabled:
+            from tensorboardX import SummaryWriter
+
+            self.path = workdir / "metrics.jsonl"
+            self.tb = SummaryWriter(str(workdir / "tensorboard"))
+
+    def write(self, step: int, **values) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, **{k: float(v) for k, v in values.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for k, v in values.items():
+            self.tb.add_scalar(k, float(v), step)
+        self.tb.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.tb.close()
+
+
+@dataclass
+class TrainResult:
+    final_step: int
+    best_step: int | None
+    final_train_loss: float
+    best_val_loss: float
+
+
+def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
+        val_batches: list[Batch], config: ml_collections.ConfigDict, workdir: str | Path,
+        loss_fn: LossFn = mse_loss) -> TrainResult:
+    """Trains `model` in place (it ends with the final parameters) and checkpoints to workdir.
+
+    `train_batches(start_step)` yields this process's slice of the batches from that step
+    on. Resumes from `workdir/checkpoints` when it holds a checkpoint.
+    """
+    check_config(config)
+    workdir = Path(workdir)
+    batch_sharding, replicated = data_mesh()
+    graphdef, eval_graphdef, state = split_model(model)
+    tx = optimizer(config)
+    schedule = learning_rate_schedule(config)
+    state["opt_state"] = tx.init(state["params"])
+    state = jax.device_put(state, replicated)
+    steps = step_functions(graphdef, eval_graphdef, tx, loss_fn, replicated)
+    ckpts = Checkpoints(workdir / "checkpoints", config.keep_checkpoints)
+    is_main = jax.process_index() == 0
+    log = MetricsLog(workdir, enabled=is_main)
+    start = ckpts.latest_step() or 0
+    if start:
+        state = ckpts.restore(state, start)
+    val = [global_batch(b, batch_sharding) for b in val_batches]
+
+    def validate(state) -> float:
+        return float(np.mean([float(steps.evaluate(state, b)) for b in val]))
+
+    best_val, last_loss = math.inf, math.nan
+    window_loss, window_count, window_start = 0.0, 0, time.perf_counter()
+    bar = tqdm(total=config.num_steps, initial=start, desc="train", unit="step",
+               disable=not (config.progress and is_main), dynamic_ncols=True)
+    batches = train_batches(start)
+    try:
+        with stop_signals() as received:
+            step = start
+            for step, local in zip(range(start, config.num_steps), batches, strict=False):
+                state, loss, grad_norm = steps.train(state, global_batch(local, batch_sharding))
+                last_loss = float(loss)
+                if not math.isfinite(last_loss):
+                    raise TrainingDiverged(
+                        f"loss is {last_loss} at step {step + 1}; stopped without saving, the "
+                        f"last good checkpoint (step {ckpts.latest_step()}) is intact in "
+                        f"{ckpts.directory}; lower train.learning_rate or check the data")
+                done = step + 1
+                window_loss += last_loss
+                window_count += 1
+                bar.update(1)
+                val_loss = None
+                if done % config.eval_every == 0 or done == config.num_steps:
+                    val_loss = validate(state)
+                    best_val = min(best_val, val_loss)
+                if done % config.log_every == 0 or val_loss is not None:
+                    elapsed = time.perf_counter() - window_start
+                    rate = window_count * config.batch_size / max(elapsed, 1e-9)
+                    extra = {} if val_loss is None else {"val_loss": val_loss}
+                    log.write(done, train_loss=window_loss / window_count, grad_norm=grad_norm,
+                              learning_rate=schedule(done), samples_per_s=rate, **extra)
+                    bar.set_postfix(loss=f"{window_loss / window_count:.4f}",
+                                    samples_s=f"{rate:.1f}",
+                                    **({} if val_loss is None else {"val": f"{val_loss:.4f}"}))
+                    window_loss, window_count, window_start = 0.0, 0, time.perf_counter()
+                if done % config.checkpoint_every == 0 or done == config.num_steps:
+                    ckpts.save(done, state, val_loss)
+                if received:
+                    ckpts.save(done, state, val_loss)
+                    raise TrainingInterrupted(received[0], done)
+            final = step + 1 if config.num_steps > start else start
+    finally:
+        bar.close()
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+        ckpts.wait()
+        ckpts.close()
+        log.close()
+    nnx.update(model, jax.device_get(state["params"]), jax.device_get(state["rest"]))
+    return TrainResult(final, Checkpoints(workdir / "checkpoints").latest_step(best=True),
+                       last_loss, best_val)
+
+
+def restore_params(model: nnx.Module, workdir: str | Path, config: ml_collections.ConfigDict,
+                   best: bool = True) -> int:
+    """Loads the best (else the latest) checkpoint of a run into `model`; returns its step.
+
+    `config` is the run's `train` config, which fixes the optimizer state's structure.
+    """
+    _, _, state = split_model(model)
+    state["opt_state"] = optimizer(config).init(state["params"])
+    ckpts = Checkpoints(Path(workdir) / "checkpoints")
+    try:
+        use_best = best and ckpts.latest_step(best=True) is not None
+        if ckpts.latest_step(best=use_best) is None:
+            raise FieldnetError(f"{ckpts.directory}: no checkpoint found (has the run trained?)")
+        step = ckpts.latest_step(best=use_best)
+        restored = ckpts.restore(state, step, best=use_best)
+    finally:
+        ckpts.close()
+    nnx.update(model, restored["params"], restored["rest"])
+    return step

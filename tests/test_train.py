@@ -1,0 +1,131 @@
+"""Training faults and data parallelism, on real (small) runs in separate processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from fieldnet import data, models, train
+from fieldnet.errors import FieldnetError
+from tests import train_worker
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 20
+
+
+def worker(workdir, *args, devices=1, wait=True):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "-m", "tests.train_worker", str(workdir), "--steps", str(STEPS), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if wait:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        proc.output = out
+    return proc
+
+
+def params(workdir):
+    with np.load(Path(workdir) / "params.npz") as f:
+        return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def assert_same_params(a, b, rtol):
+    for p, q in zip(params(a), params(b), strict=True):
+        np.testing.assert_allclose(p, q, rtol=rtol, atol=rtol * np.abs(q).max())
+
+
+def wait_for_checkpoint(workdir, step, proc, timeout=300):
+    target = Path(workdir) / "checkpoints" / "latest" / str(step)
+    start = time.time()
+    while not target.exists():
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.time() - start < timeout
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference")
+    worker(workdir)
+    return workdir
+
+
+def test_loss_decreases_and_logs(reference):
+    import json
+
+    lines = [json.loads(l) for l in (reference / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [5, 10, 15, 20]
+    assert lines[-1]["val_loss"] < 0.95 * lines[0]["val_loss"]
+    assert sorted((reference / "checkpoints" / "latest").iterdir())
+    assert any((reference / "tensorboard").iterdir())
+
+
+def test_four_devices_give_the_same_training(reference, tmp_path):
+    proc = worker(tmp_path, devices=4)
+    assert '"devices": 4' in proc.output
+    # Same math; only the order of the gradient all-reduce differs.
+    assert_same_params(tmp_path, reference, rtol=1e-4)
+
+
+def test_kill9_then_restart_ends_like_an_uninterrupted_run(reference, tmp_path):
+    proc = worker(tmp_path, "--sleep", "0.3", wait=False)
+    wait_for_checkpoint(tmp_path, 10, proc)
+    proc.kill()
+    proc.wait()
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints" / "latest").iterdir()
+                   if p.name.isdigit())
+    assert steps and steps[-1] < STEPS
+    worker(tmp_path)
+    assert_same_params(tmp_path, reference, rtol=1e-5)
+
+
+def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
+    proc = worker(tmp_path, "--sleep", "0.3", wait=False)
+    wait_for_checkpoint(tmp_path, 5, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "SIGTERM" in err and "rerun the same command to resume" in err
+    saved = max(int(p.name) for p in (tmp_path / "checkpoints" / "latest").iterdir()
+                if p.name.isdigit())
+    assert 5 <= saved < STEPS
+    worker(tmp_path)
+    assert_same_params(tmp_path, reference, rtol=1e-5)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    train_worker.make_data(tmp_path / "data.h5")
+    data_cfg, train_cfg = train_worker.config(tmp_path, 10, 3e-3)
+    ds = data.FieldDataset(data_cfg)
+
+    def batches(start):
+        for step in range(start, 10):
+            b = ds.batch("train", 4, seed=0, step=step)
+            if step == 7:
+                b["y"][0, 0, 0, 0] = np.nan
+            yield b
+
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    val = [ds.batch("val", 4, seed=0, step=0)]
+    with pytest.raises(train.TrainingDiverged, match="step 8.*checkpoint \\(step 5\\) is intact"):
+        train.fit(model, batches, val, train_cfg, tmp_path)
+    fresh = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(1))
+    assert train.restore_params(fresh, tmp_path, train_cfg, best=False) == 5
+    import jax
+
+    assert all(np.isfinite(p).all() for p in jax.tree.leaves(nnx.state(fresh, nnx.Param)))
+
+
+def test_bad_train_config_fails_at_start(tmp_path):
+    _, train_cfg = train_worker.config(tmp_path, 10, 3e-3)
+    train_cfg.batch_size = 0
+    with pytest.raises(FieldnetError, match="batch_size must be positive"):
+        train.check_config(train_cfg)
