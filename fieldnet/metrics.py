@@ -1,0 +1,156 @@
+"""Evaluation statistics of predicted fields: the one implementation the driver, the
+notebooks and the tests use.
+
+Stacks are `(N, *spatial)` (a trailing channel axis of size 1 is dropped). Spectral
+statistics are built on `fieldnet.spectra` and are of log10 T *fluctuations*,
+log10 T - <log10 T> of each field: the spectra exclude the k = 0 mode, which is exactly
+the same as subtracting each field's mean. Pass log10 T (not T) so that the few hot
+pixels, which dominate the linear field, do not dominate the comparison.
+
+`summary` returns the "test" block of `eval.json` (see DESIGN.md) as plain JSON values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from fieldnet import spectra
+
+
+def as_stack(fields) -> np.ndarray:
+    """`(N, *spatial)` view of a stack, dropping a trailing channel axis of size 1."""
+    fields = np.asarray(fields)
+    if fields.ndim >= 3 and fields.shape[-1] == 1:
+        fields = fields[..., 0]
+    if fields.ndim not in (2, 3, 4):
+        raise ValueError(f"expected a stack (N, *spatial) of 1D, 2D or 3D fields, got shape "
+                         f"{fields.shape}")
+    return fields
+
+
+def _same_shape(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"prediction and truth must have the same shape, got {a.shape} and "
+                         f"{b.shape}")
+    if a.size == 0:
+        raise ValueError("cannot compare empty arrays")
+    return a, b
+
+
+def mse(pred, true) -> float:
+    """Mean squared error over all pixels (float64 accumulation)."""
+    pred, true = _same_shape(pred, true)
+    return float(np.mean(np.square(pred.astype(np.float64) - true)))
+
+
+def pixel_correlation(a, b) -> float:
+    """Pearson r over all pixels of a stack (NaN if either is constant)."""
+    a, b = _same_shape(a, b)
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    a -= a.mean()
+    b -= b.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b)))
+
+
+def k_nyquist(spatial_shape: Sequence[int], box_size: float | Sequence[float]) -> float:
+    """The Nyquist wavenumber pi N / L [h/Mpc] (the smallest over axes)."""
+    lengths = np.broadcast_to(np.asarray(box_size, np.float64), (len(spatial_shape),))
+    return float(np.min(np.pi * np.asarray(spatial_shape) / lengths))
+
+
+def spectral_comparison(pred, true, box_size: float | Sequence[float],
+                        n_bins: int | None = None) -> dict[str, np.ndarray | float | int]:
+    """How a predicted stack of log10 T fields matches the true one, scale by scale.
+
+    Returns numpy arrays per k bin: `k` [h/Mpc], `p_true`, `p_pred`, `p_cross`
+    [(Mpc/h)^d] (mean over the stack), `cross_corr` r(k) = P_pt / sqrt(P_pp P_tt),
+    `power_ratio` P_pred / P_true, `transfer` sqrt(power_ratio), `n_modes` (total over
+    the stack: r of independent fields scatters about 0 by ~ 1/sqrt(n_modes));
+    and scalars `k_nyquist` [h/Mpc] and `ndim`.
+    """
+    pred, true = _same_shape(as_stack(pred), as_stack(true))
+    p_true = spectra.average_power_spectrum(true, box_size, n_bins=n_bins)
+    p_pred = spectra.average_power_spectrum(pred, box_size, n_bins=n_bins)
+    p_cross = spectra.average_power_spectrum(pred, box_size, fields_b=true, n_bins=n_bins)
+    r = spectra.average_cross_correlation(pred, true, box_size, n_bins=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = p_pred.power / p_true.power
+    return {"k": p_true.k, "p_true": p_true.power, "p_pred": p_pred.power,
+            "p_cross": p_cross.power, "cross_corr": r.r, "power_ratio": ratio,
+            "transfer": np.sqrt(ratio), "n_modes": p_true.n_modes,
+            "k_nyquist": k_nyquist(true.shape[1:], box_size), "ndim": true.ndim - 1}
+
+
+def one_point_pdf(values, edges) -> np.ndarray:
+    """Probability density of `values` in the bins `edges`.
+
+    Normalized by the total number of values (not only those inside the edges), so the
+    PDFs of two fields with different tails are compared on the same footing.
+    """
+    values = np.asarray(values).ravel()
+    edges = np.asarray(edges, np.float64)
+    counts, _ = np.histogram(values, bins=edges)
+    return counts / (values.size * np.diff(edges))
+
+
+def joint_histogram(log_rho, log_t, edges_x, edges_y) -> np.ndarray:
+    """The T-rho phase diagram: joint density of (log_rho, log_t), shape (n_x, n_y).
+
+    Normalized like `one_point_pdf`: by the total number of pixels and the cell area.
+    """
+    log_rho, log_t = _same_shape(log_rho, log_t)
+    edges_x = np.asarray(edges_x, np.float64)
+    edges_y = np.asarray(edges_y, np.float64)
+    counts, _, _ = np.histogram2d(log_rho.ravel(), log_t.ravel(), bins=[edges_x, edges_y])
+    return counts / (log_rho.size * np.outer(np.diff(edges_x), np.diff(edges_y)))
+
+
+def to_json_value(value):
+    """numpy scalars/arrays -> python floats/ints/lists, with NaN and inf -> None."""
+    if isinstance(value, dict):
+        return {k: to_json_value(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray | list | tuple):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def summary(pred_norm, true_norm, pred_log, true_log, baseline_norm, baseline_log,
+            box_size: float | Sequence[float], *, n_bins: int | None = None,
+            spec_model: dict | None = None, spec_baseline: dict | None = None) -> dict:
+    """The "test" block of eval.json (DESIGN.md), model against the local baseline.
+
+    `*_norm` are stacks in the normalized target space (standardized log10 T), where the
+    MSEs are measured; `*_log` are the same stacks as log10 T, for the correlations and
+    spectra. Pass `spec_model` / `spec_baseline` (from `spectral_comparison` of the log
+    stacks) when you already have them for the figures, to skip recomputing the FFTs.
+    """
+    if spec_model is None:
+        spec_model = spectral_comparison(pred_log, true_log, box_size, n_bins)
+    if spec_baseline is None:
+        spec_baseline = spectral_comparison(baseline_log, true_log, box_size, n_bins)
+    block = {
+        "mse": mse(pred_norm, true_norm),
+        "baseline_mse": mse(baseline_norm, true_norm),
+        "pixel_corr": pixel_correlation(pred_log, true_log),
+        "k": spec_model["k"],
+        "cross_corr": spec_model["cross_corr"],
+        "power_ratio": spec_model["power_ratio"],
+        "baseline_cross_corr": spec_baseline["cross_corr"],
+        "transfer": spec_model["transfer"],
+        "baseline_power_ratio": spec_baseline["power_ratio"],
+        "baseline_pixel_corr": pixel_correlation(baseline_log, true_log),
+        "n_modes": spec_model["n_modes"].astype(np.int64),
+        "k_nyquist": spec_model["k_nyquist"],
+    }
+    return to_json_value(block)

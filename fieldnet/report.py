@@ -1,0 +1,297 @@
+"""The report figures of a run: the model against the truth and against the local baseline.
+
+Every function takes arrays or the dicts of `fieldnet.metrics` and a path, and writes a
+PNG. Fields are passed as log10 values (log10 rho, log10 T [K]) in stacks `(N, *spatial)`.
+Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never through
+pyplot, so importing this module changes no global backend (a notebook keeps its own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+from fieldnet import metrics
+
+DPI = 120
+FIGURE_NAMES = {"maps": "maps.png", "power": "power.png", "cross_corr": "cross_corr.png",
+                "pdf": "pdf.png", "phase_diagram": "phase_diagram.png",
+                "training": "training.png"}
+COLORS = {"true": "black", "model": "tab:blue", "baseline": "tab:orange"}
+K_LABEL = r"$k$ [$h\,$Mpc$^{-1}$]"
+LOG_T_LABEL = r"$\log_{10} T$ [K]"
+
+
+def _log_rho_label(density_units: str) -> str:
+    return r"$\log_{10} \rho$" + (f" [{density_units}]" if density_units else "")
+
+
+def _label_k_axis(ax) -> None:
+    """k label in h/Mpc; ticks at 1, 2, 5 x 10^n written as plain numbers, because the
+    default minor-tick labels collide on the one or two decades a box spans."""
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(K_LABEL)
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _central_slice(field: np.ndarray) -> np.ndarray:
+    """A 2D map to show: the field itself in 2D, its middle slice along axis 0 in 3D."""
+    if field.ndim == 3:
+        return field[field.shape[0] // 2]
+    if field.ndim != 2:
+        raise ValueError(f"maps need 2D or 3D fields, got a field of shape {field.shape}")
+    return field
+
+
+def maps_panel(density, true_t, pred_t, path, baseline_t=None, *, density_units: str = "",
+               box_size: float | None = None, n_samples: int = 3) -> Path:
+    """Rows of held-out samples: log10 rho, true / predicted (/ baseline) log10 T, and the
+    residuals pred - true (and baseline - true) in dex.
+
+    All T panels share one colour scale and all residual panels one symmetric scale (one
+    colour bar each column), so the eye compares like with like. 3D fields show their
+    middle slice along the first axis.
+    """
+    n_rows = min(n_samples, len(metrics.as_stack(true_t)))
+
+    def slices(stack):
+        return [_central_slice(field) for field in metrics.as_stack(stack)[:n_rows]]
+
+    rho, t_true, t_pred = slices(density), slices(true_t), slices(pred_t)
+    t_base = None if baseline_t is None else slices(baseline_t)
+    t_maps = t_true + t_pred + (t_base or [])
+    t_range = _range(t_maps)
+    columns = [(_log_rho_label(density_units), "cividis", _range(rho), rho),
+               ("true " + LOG_T_LABEL, "inferno", t_range, t_true),
+               ("model " + LOG_T_LABEL, "inferno", t_range, t_pred)]
+    residuals = [("model $-$ true [dex]", [p - t for p, t in zip(t_pred, t_true, strict=True)])]
+    if t_base is not None:
+        columns.append(("local baseline " + LOG_T_LABEL, "inferno", t_range, t_base))
+        residuals.append(("baseline $-$ true [dex]",
+                          [b - t for b, t in zip(t_base, t_true, strict=True)]))
+    res_max = max(float(np.abs(r).max()) for _, maps in residuals for r in maps) or 1.0
+    columns += [(title, "RdBu_r", (-res_max, res_max), maps) for title, maps in residuals]
+
+    fig = Figure(figsize=(2.6 * len(columns), 2.5 * n_rows + 0.8), layout="constrained")
+    axes = fig.subplots(n_rows, len(columns), squeeze=False, sharex=True, sharey=True)
+    extent = None if box_size is None else (0, box_size, 0, box_size)
+    for j, (title, cmap, (vmin, vmax), maps) in enumerate(columns):
+        for i, image in enumerate(maps):
+            ax = axes[i, j]
+            im = ax.imshow(image.T, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
+                           extent=extent)
+            ax.tick_params(labelsize=7)
+            if box_size is None:
+                ax.set_xticks([])
+                ax.set_yticks([])
+        axes[0, j].set_title(title, fontsize=9)
+        fig.colorbar(im, ax=axes[:, j], location="bottom", shrink=0.9)
+    if box_size is not None:
+        for ax in axes[-1]:
+            ax.set_xlabel("[Mpc/$h$]", fontsize=8)
+    return _save(fig, path)
+
+
+def _range(maps: list[np.ndarray]) -> tuple[float, float]:
+    return min(float(m.min()) for m in maps), max(float(m.max()) for m in maps)
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """Values with non-positive or missing entries masked, for log axes."""
+    values = np.asarray(values, np.float64)
+    return np.where(values > 0, values, np.nan)
+
+
+def power_figure(spec_model: dict, spec_baseline: dict, path) -> Path:
+    """Top: P(k) of log10 T fluctuations, true / model / baseline. Bottom: the transfer
+    function sqrt(P_pred / P_true), whose departure from 1 shows missing (or spurious)
+    small-scale power."""
+    k = spec_model["k"]
+    fig = Figure(figsize=(5.5, 5.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    top.loglog(k, _positive(spec_model["p_true"]), color=COLORS["true"], label="true")
+    top.loglog(k, _positive(spec_model["p_pred"]), color=COLORS["model"], label="model")
+    top.loglog(k, _positive(spec_baseline["p_pred"]), color=COLORS["baseline"], ls="--",
+               label="local baseline")
+    d = spec_model["ndim"]
+    top.set_ylabel(rf"$P(k)$ of $\log_{{10}} T$ [(Mpc/$h$)$^{{{d}}}$]")
+    top.legend(frameon=False)
+    bottom.semilogx(k, spec_model["transfer"], color=COLORS["model"], label="model")
+    bottom.semilogx(k, spec_baseline["transfer"], color=COLORS["baseline"], ls="--",
+                    label="local baseline")
+    bottom.axhline(1.0, color="gray", lw=0.8)
+    bottom.set_ylabel(r"$\sqrt{P_\mathrm{pred}/P_\mathrm{true}}$")
+    _label_k_axis(bottom)
+    return _save(fig, path)
+
+
+def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
+                      k_half_nyquist: float | None = None) -> Path:
+    """r(k) = P_pt / sqrt(P_pp P_tt): the fraction of the true fluctuations the prediction
+    gets in phase, scale by scale, model against baseline. A dotted line marks k_N / 2
+    (default: from `spec_model["k_nyquist"]`), beyond which the grid resolves little."""
+    k = spec_model["k"]
+    k_half = spec_model["k_nyquist"] / 2 if k_half_nyquist is None else k_half_nyquist
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    ax.semilogx(k, spec_model["cross_corr"], color=COLORS["model"], label="model")
+    ax.semilogx(k, spec_baseline["cross_corr"], color=COLORS["baseline"], ls="--",
+                label="local baseline")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.axvline(k_half, color="gray", ls=":", lw=1, label=r"$k_\mathrm{Nyq}/2$")
+    lowest = np.concatenate([spec_model["cross_corr"], spec_baseline["cross_corr"]])
+    lowest = lowest[np.isfinite(lowest)]
+    ax.set_ylim(min(0.0, float(lowest.min())) if lowest.size else 0.0, 1.05)
+    _label_k_axis(ax)
+    ax.set_ylabel(r"$r(k)$ of $\log_{10} T$")
+    ax.legend(frameon=False, loc="lower left")
+    return _save(fig, path)
+
+
+def _edges(reference, n_bins: int) -> np.ndarray:
+    """Bins spanning the 0.05-99.95 percentile range of `reference` (the truth), padded by
+    5%: extreme outliers of a bad prediction would otherwise squash the plot."""
+    lo, hi = np.percentile(np.asarray(reference).ravel(), [0.05, 99.95])
+    pad = 0.05 * (hi - lo) or 0.5
+    return np.linspace(lo - pad, hi + pad, n_bins + 1)
+
+
+def pdf_figure(true_log_t, pred_log_t, path, baseline_log_t=None, *, n_bins: int = 80) -> Path:
+    """One-point PDFs of log10 T: true, model and baseline (log y, to show the tails; the
+    baseline's is usually too narrow, as a conditional mean smooths out the scatter)."""
+    edges = _edges(true_log_t, n_bins)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    curves = [("true", true_log_t, "-"), ("model", pred_log_t, "-")]
+    curves += [] if baseline_log_t is None else [("baseline", baseline_log_t, "--")]
+    for name, values, style in curves:
+        ax.semilogy(centres, _positive(metrics.one_point_pdf(values, edges)),
+                    color=COLORS[name], ls=style,
+                    label="local baseline" if name == "baseline" else name)
+    ax.set_xlabel(LOG_T_LABEL)
+    ax.set_ylabel(r"PDF [dex$^{-1}$]")
+    ax.legend(frameon=False)
+    return _save(fig, path)
+
+
+def _sorted_curve(x: np.ndarray, y: np.ndarray, n_points: int = 2000):
+    """(x, y) points at evenly spaced ranks of x: the exact curve of a function y(x)."""
+    x, y = np.asarray(x).ravel(), np.asarray(y).ravel()
+    order = np.argsort(x)
+    picks = order[np.linspace(0, len(order) - 1, min(n_points, len(order))).astype(int)]
+    return x[picks], y[picks]
+
+
+def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=None, *,
+                         density_units: str = "", n_bins: int = 100) -> Path:
+    """T-rho phase diagrams, true and predicted side by side on one colour scale; the local
+    baseline T(rho) is drawn on both as a curve (it is a function of rho alone)."""
+    log_rho, true_log_t, pred_log_t = (metrics.as_stack(a)
+                                       for a in (log_rho, true_log_t, pred_log_t))
+    edges_x = _edges(log_rho, n_bins)
+    edges_y = _edges(true_log_t, n_bins)
+    hists = [metrics.joint_histogram(log_rho, t, edges_x, edges_y)
+             for t in (true_log_t, pred_log_t)]
+    positive = np.concatenate([h[h > 0] for h in hists])
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    for ax, hist, title in zip(axes, hists, ("true", "model"), strict=True):
+        mesh = ax.pcolormesh(edges_x, edges_y, np.where(hist > 0, hist, np.nan).T,
+                             norm=norm, cmap="viridis")
+        if baseline_log_t is not None:
+            ax.plot(*_sorted_curve(log_rho, baseline_log_t), color=COLORS["baseline"],
+                    lw=1.5, label=r"local baseline $\langle \log_{10} T | \rho \rangle$")
+            ax.legend(frameon=False, loc="upper left", fontsize=8)
+        ax.set_title(title)
+        ax.set_xlabel(_log_rho_label(density_units))
+    axes[0].set_ylabel(LOG_T_LABEL)
+    fig.colorbar(mesh, ax=axes, label="pixel density [dex$^{-2}$]")
+    return _save(fig, path)
+
+
+def read_metrics(metrics_jsonl_path) -> list[dict]:
+    """The logged records of a metrics.jsonl; a truncated last line (a crash mid-write) and
+    blank lines are skipped."""
+    records = []
+    for line in Path(metrics_jsonl_path).read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def training_curves(metrics_jsonl_path, path, *, baseline_mse: float | None = None) -> Path:
+    """Train and validation loss against step (log y), from whatever records carry them;
+    with `baseline_mse`, the local baseline's test MSE as the level to beat."""
+    records = read_metrics(metrics_jsonl_path)
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for key, color, marker in (("train_loss", COLORS["model"], None),
+                               ("val_loss", "tab:green", "o")):
+        points = [(r["step"], r[key]) for r in records
+                  if isinstance(r.get("step"), int | float) and isinstance(r.get(key), int | float)
+                  and r[key] > 0]
+        if points:
+            steps, values = zip(*points, strict=True)
+            ax.plot(steps, values, color=color, marker=marker, ms=3, label=key.replace("_", " "))
+    if baseline_mse is not None and baseline_mse > 0:
+        ax.axhline(baseline_mse, color=COLORS["baseline"], ls="--", label="local baseline MSE")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (normalized space)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no losses logged yet", transform=ax.transAxes, ha="center")
+    return _save(fig, path)
+
+
+def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
+              spec_model: dict, spec_baseline: dict, metrics_jsonl=None,
+              baseline_mse: float | None = None, density_units: str = "",
+              box_size: float | None = None) -> dict[str, Path]:
+    """Writes every figure under `figures_dir` with the fixed names of `FIGURE_NAMES`.
+
+    The stacks are the test set as log10 fields; the spectra come from
+    `metrics.spectral_comparison` of (pred, true) and (baseline, true). maps.png is
+    written for 2D and 3D fields (there are no maps of 1D ones), training.png when
+    `metrics_jsonl` exists. Returns {figure: path}.
+    """
+    out = Path(figures_dir)
+    paths = {}
+    if metrics.as_stack(true_log_t).ndim > 2:
+        paths["maps"] = maps_panel(log_rho, true_log_t, pred_log_t, out / FIGURE_NAMES["maps"],
+                                   baseline_log_t, density_units=density_units,
+                                   box_size=box_size)
+    paths.update({
+        "power": power_figure(spec_model, spec_baseline, out / FIGURE_NAMES["power"]),
+        "cross_corr": cross_corr_figure(spec_model, spec_baseline,
+                                        out / FIGURE_NAMES["cross_corr"]),
+        "pdf": pdf_figure(true_log_t, pred_log_t, out / FIGURE_NAMES["pdf"], baseline_log_t),
+        "phase_diagram": phase_diagram_figure(log_rho, true_log_t, pred_log_t,
+                                              out / FIGURE_NAMES["phase_diagram"],
+                                              baseline_log_t, density_units=density_units),
+    })
+    if metrics_jsonl is not None and Path(metrics_jsonl).exists():
+        paths["training"] = training_curves(metrics_jsonl, out / FIGURE_NAMES["training"],
+                                            baseline_mse=baseline_mse)
+    return paths

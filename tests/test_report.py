@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+
+from fieldnet import metrics, report
+
+BOX = 25.0
+PNG_MAGIC = b"\x89PNG"
+
+
+def is_png(path):
+    with open(path, "rb") as f:
+        return f.read(4) == PNG_MAGIC
+
+
+def fake_test_set(shape):
+    """log10 rho, true / predicted / baseline log10 T with a T-rho relation plus scatter."""
+    rng = np.random.default_rng(0)
+    log_rho = rng.normal(size=shape)
+    true_t = 4.0 + 0.6 * log_rho + 0.2 * rng.normal(size=shape)
+    pred_t = true_t + 0.1 * rng.normal(size=shape)
+    baseline_t = 4.0 + 0.6 * log_rho
+    return log_rho, true_t, pred_t, baseline_t
+
+
+@pytest.fixture(scope="module")
+def test_set_2d():
+    log_rho, true_t, pred_t, baseline_t = fake_test_set((3, 32, 32))
+    return {"log_rho": log_rho, "true_log_t": true_t, "pred_log_t": pred_t,
+            "baseline_log_t": baseline_t,
+            "spec_model": metrics.spectral_comparison(pred_t, true_t, BOX),
+            "spec_baseline": metrics.spectral_comparison(baseline_t, true_t, BOX)}
+
+
+def test_each_figure_writes_a_png(tmp_path, test_set_2d):
+    s = test_set_2d
+    paths = [
+        report.maps_panel(s["log_rho"], s["true_log_t"], s["pred_log_t"], tmp_path / "m.png",
+                          s["baseline_log_t"], density_units="mean density", box_size=BOX),
+        report.power_figure(s["spec_model"], s["spec_baseline"], tmp_path / "p.png"),
+        report.cross_corr_figure(s["spec_model"], s["spec_baseline"], tmp_path / "c.png"),
+        report.pdf_figure(s["true_log_t"], s["pred_log_t"], tmp_path / "d.png",
+                          s["baseline_log_t"]),
+        report.phase_diagram_figure(s["log_rho"], s["true_log_t"], s["pred_log_t"],
+                                    tmp_path / "h.png", s["baseline_log_t"]),
+    ]
+    for path in paths:
+        assert path.stat().st_size > 1000 and is_png(path)
+
+
+def test_maps_of_3d_fields_show_a_slice(tmp_path):
+    log_rho, true_t, pred_t, _ = fake_test_set((2, 16, 16, 16, 1))
+    path = report.maps_panel(log_rho, true_t, pred_t, tmp_path / "maps3d.png")
+    assert is_png(path)
+    with pytest.raises(ValueError, match="2D or 3D"):
+        report.maps_panel(log_rho[:, 0, 0], true_t[:, 0, 0], pred_t[:, 0, 0], tmp_path / "x.png")
+
+
+def test_training_curves_tolerate_missing_keys(tmp_path):
+    records = [{"step": 0, "train_loss": 1.0, "lr": 1e-3}, {"step": 10, "train_loss": 0.5},
+               {"step": 10, "val_loss": 0.6}, {"samples_per_s": 100.0}, {"step": 20}]
+    metrics_file = tmp_path / "metrics.jsonl"
+    metrics_file.write_text("\n".join(json.dumps(r) for r in records) + '\n{"step": 30, "tr')
+    assert len(report.read_metrics(metrics_file)) == len(records)
+    assert is_png(report.training_curves(metrics_file, tmp_path / "t.png", baseline_mse=0.7))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert is_png(report.training_curves(empty, tmp_path / "t0.png"))
+
+
+def test_write_all_uses_the_fixed_names(tmp_path, test_set_2d):
+    metrics_file = tmp_path / "metrics.jsonl"
+    metrics_file.write_text(json.dumps({"step": 1, "train_loss": 0.3}) + "\n")
+    paths = report.write_all(tmp_path / "figures", metrics_jsonl=metrics_file,
+                             density_units="mean density", **test_set_2d)
+    assert {p.name for p in paths.values()} == set(report.FIGURE_NAMES.values())
+    assert all(p.parent == tmp_path / "figures" and is_png(p) for p in paths.values())
