@@ -1,0 +1,68 @@
+"""Throughput of one U-Net training step (forward + backward + AdamW update).
+
+    python -m benchmarks.train_step [--cases 2d128,3d32] [--batch 8] [--repeats 5] [--dtype float32]
+
+Prints samples/s per case (median over repeats, after a compile/warm-up step) for the
+default U-Net (width 16, depth 3, periodic). This is the consumption rate the data loader
+has to keep up with (compare `python -m benchmarks.loader_throughput`).
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import jax
+import numpy as np
+from flax import nnx
+
+from fieldnet import models, train
+
+CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "3d32": (3, 32), "3d64": (3, 64)}
+
+
+def time_case(ndim: int, size: int, batch: int, repeats: int, steps: int, dtype: str) -> dict:
+    model = models.UNet(1, 1, ndim, width=16, depth=3, dtype=dtype, rngs=nnx.Rngs(0))
+    cfg = train.default_config()
+    batch_sharding, replicated = train.data_mesh()
+    graphdef, eval_graphdef, state = train.split_model(model)
+    tx = train.optimizer(cfg)
+    state["opt_state"] = tx.init(state["params"])
+    state = jax.device_put(state, replicated)
+    fns = train.step_functions(graphdef, eval_graphdef, tx, train.mse_loss, replicated)
+    rng = np.random.default_rng(0)
+    shape = (batch, *([size] * ndim), 1)
+    b = train.global_batch({"x": rng.normal(size=shape).astype(np.float32),
+                            "y": rng.normal(size=shape).astype(np.float32)}, batch_sharding)
+    state, loss, _ = fns.train(state, b)
+    loss.block_until_ready()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            state, loss, _ = fns.train(state, b)
+        loss.block_until_ready()
+        rates.append(steps * batch / (time.perf_counter() - start))
+    return {"case": f"{ndim}D {size}^{ndim}", "batch": batch, "dtype": dtype,
+            "samples_per_s": statistics.median(rates), "device": str(jax.devices()[0]),
+            "n_devices": jax.device_count(), "machine": platform.processor() or platform.machine()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="2d128,3d32")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
+    parser.add_argument("--dtype", default="float32", choices=sorted(models.DTYPES))
+    args = parser.parse_args()
+    for name in args.cases.split(","):
+        if name not in CASES:
+            parser.error(f"unknown case {name!r}; choose from {sorted(CASES)}")
+        print(json.dumps(time_case(*CASES[name], args.batch, args.repeats, args.steps,
+                                   args.dtype)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The density -> temperature job end to end, on a tiny simulated dataset."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.configs import density_to_temp
+from fieldnet import experiment
+from fieldnet.errors import FieldnetError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT_KEYS = {"mse", "baseline_mse", "pixel_corr", "k", "cross_corr", "power_ratio",
+                 "baseline_cross_corr"}
+
+
+def tiny_config(tmp_path):
+    c = density_to_temp.get_config("quick")
+    c.data.path = str(tmp_path / "data" / "sim.h5")
+    c.simulate.n_sims = 6
+    c.simulate.grid = 32
+    c.train.num_steps = 20
+    c.train.eval_every = c.train.checkpoint_every = 10
+    c.train.progress = False
+    return c
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("experiment")
+    config = tiny_config(tmp)
+    report = experiment.train_and_evaluate(config, tmp / "run")
+    return config, tmp / "run", report
+
+
+def test_writes_the_documented_workdir(run):
+    _, workdir, report = run
+    for name in ("config.json", "metrics.jsonl", "eval.json", "normalizer.json"):
+        assert (workdir / name).is_file(), name
+    assert (workdir / "checkpoints" / "best").is_dir()
+    figures = {p.name for p in (workdir / "figures").glob("*.png")}
+    assert {"maps.png", "power.png", "cross_corr.png", "pdf.png", "phase_diagram.png",
+            "training.png"} <= figures
+    saved = json.loads((workdir / "eval.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert CONTRACT_KEYS <= set(saved["test"])
+    assert saved["train_steps"] == 20 and saved["n_test"] >= 1
+    test = saved["test"]
+    assert len(test["k"]) == len(test["cross_corr"]) == len(test["power_ratio"])
+    assert 0 < test["mse"] < 10 and -1 <= test["pixel_corr"] <= 1
+
+
+def test_rerun_resumes_without_retraining(run):
+    config, workdir, report = run
+    again = experiment.train_and_evaluate(config, workdir)
+    assert again["test"]["mse"] == pytest.approx(report["test"]["mse"], rel=1e-6)
+
+
+def test_workdir_of_another_config_is_refused(run):
+    config, workdir, _ = run
+    other = tiny_config(workdir.parent)
+    other.model.width = 4
+    with pytest.raises(FieldnetError, match="different config.*model.width"):
+        experiment.prepare_workdir(other, workdir)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "experiments.density_to_temp", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_missing_data_is_one_line(tmp_path):
+    config = "experiments/configs/density_to_temp_camels.py"
+    proc = cli(f"--config={config}", f"--config.data.path={tmp_path}/nope.h5",
+               f"--workdir={tmp_path}/run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path}/nope.h5: no such data file "
+                                                "(data.path)"]
+
+
+def test_cli_unknown_config_key_fails_at_start(tmp_path):
+    proc = cli("--config=experiments/configs/density_to_temp.py", "--config.train.num_stepz=3",
+               f"--workdir={tmp_path}/run")
+    assert proc.returncode != 0
+    assert "num_stepz" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
