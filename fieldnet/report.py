@@ -41,7 +41,7 @@ def _label_k_axis(ax) -> None:
     ax.set_xlabel(K_LABEL)
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -103,7 +103,7 @@ def maps_panel(density, true_t, pred_t, path, baseline_t=None, *, density_units:
     if box_size is not None:
         for ax in axes[-1]:
             ax.set_xlabel("[Mpc/$h$]", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _range(maps: list[np.ndarray]) -> tuple[float, float]:
@@ -136,7 +136,7 @@ def power_figure(spec_model: dict, spec_baseline: dict, path) -> Path:
     bottom.axhline(1.0, color="gray", lw=0.8)
     bottom.set_ylabel(r"$\sqrt{P_\mathrm{pred}/P_\mathrm{true}}$")
     _label_k_axis(bottom)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
@@ -159,7 +159,7 @@ def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
     _label_k_axis(ax)
     ax.set_ylabel(r"$r(k)$ of $\log_{10} T$")
     ax.legend(frameon=False, loc="lower left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _edges(reference, n_bins: int) -> np.ndarray:
@@ -186,7 +186,7 @@ def pdf_figure(true_log_t, pred_log_t, path, baseline_log_t=None, *, n_bins: int
     ax.set_xlabel(LOG_T_LABEL)
     ax.set_ylabel(r"PDF [dex$^{-1}$]")
     ax.legend(frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _sorted_curve(x: np.ndarray, y: np.ndarray, n_points: int = 2000):
@@ -222,7 +222,7 @@ def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=N
         ax.set_xlabel(_log_rho_label(density_units))
     axes[0].set_ylabel(LOG_T_LABEL)
     fig.colorbar(mesh, ax=axes, label="pixel density [dex$^{-2}$]")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def read_metrics(metrics_jsonl_path) -> list[dict]:
@@ -262,7 +262,7 @@ def training_curves(metrics_jsonl_path, path, *, baseline_mse: float | None = No
         ax.legend(frameon=False)
     else:
         ax.text(0.5, 0.5, "no losses logged yet", transform=ax.transAxes, ha="center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,

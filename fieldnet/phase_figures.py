@@ -1,0 +1,49 @@
+"""Figures of the phase study: P(ordered | T) per lattice size, and T_c(L) against L."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from fieldnet.phases import ONSAGER_TC, Curve, Extrapolation
+from fieldnet.report import save_figure
+
+
+def phase_curves(curves: list[Curve], path, *, ordered_below: float,
+                 disordered_above: float) -> Path:
+    """The classifier's P(ordered | T) for each L; shaded: the training temperatures."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    low = min(c.temperatures.min() for c in curves)
+    high = max(c.temperatures.max() for c in curves)
+    ax.axvspan(low, ordered_below, color="0.92")
+    ax.axvspan(disordered_above, high, color="0.92", label="training temperatures")
+    for c in curves:
+        ax.plot(c.temperatures, c.p_ordered, marker="o", ms=3, label=f"L = {c.L}")
+    ax.axvline(ONSAGER_TC, color="k", ls="--", lw=1, label=r"Onsager $T_c$")
+    ax.axhline(0.5, color="0.5", lw=0.8)
+    ax.set_xlabel(r"temperature $T$ [$J/k_B$]")
+    ax.set_ylabel(r"$P(\mathrm{ordered}\mid T)$")
+    ax.legend(frameon=False, fontsize=8)
+    return save_figure(fig, path)
+
+
+def tc_extrapolation(sizes, per_size: dict, fit: Extrapolation, path, *, nu: float) -> Path:
+    """T_c(L) with bootstrap errors against L^(-1/nu), the fit, and Onsager's value."""
+    x = np.asarray(sizes, float) ** (-1.0 / nu)
+    y = np.array([per_size[str(L)]["tc"] for L in sizes])
+    err = np.array([per_size[str(L)]["tc_err"] for L in sizes])
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label=r"$T_c(L)$, 1/2 crossing")
+    grid = np.linspace(0, x.max() * 1.05, 50)
+    ax.plot(grid, fit.tc + fit.slope * grid, color="tab:blue", lw=1,
+            label=rf"fit: $T_c = {fit.tc:.4f} \pm {fit.tc_err:.4f}$")
+    ax.errorbar([0], [fit.tc], yerr=[fit.tc_err], fmt="s", color="tab:blue", capsize=3)
+    ax.axhline(ONSAGER_TC, color="k", ls="--", lw=1, label=rf"Onsager $T_c = {ONSAGER_TC:.4f}$")
+    ax.set_xlabel(rf"$L^{{-1/\nu}}$ ($\nu = {nu:g}$)")
+    ax.set_ylabel(r"$T_c$ [$J/k_B$]")
+    ax.legend(frameon=False, fontsize=8)
+    return save_figure(fig, path)
