@@ -6,10 +6,17 @@ import json
 import sys
 from collections.abc import Callable
 
-from absl import flags, logging
+from absl import app, flags, logging
+from ml_collections import config_flags
 
 from fieldnet.errors import FieldnetError
 from fieldnet.train import TrainingInterrupted
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (default runs/<config.name>); "
+                               "an existing run there is resumed.")
+flags.mark_flags_as_required(["config"])
 
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0, for a "
                                    "multi-process run (jax.distributed.initialize).")
@@ -42,6 +49,15 @@ def initialize_distributed() -> None:
 
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+
+
+def start(work: Callable[[], Callable]) -> None:
+    """The command line: parses flags, then runs `work()(config, workdir)`.
+
+    `work` imports the study lazily, so `--help` and flag errors answer at once.
+    """
+    app.run(lambda argv: run(lambda: work()(_CONFIG.value, _WORKDIR.value), argv),
+            flags_parser=parse_flags)
 
 
 def run(work: Callable[[], dict], argv) -> None:

@@ -104,8 +104,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     """Makes the data if needed, trains (resuming), evaluates; returns eval.json's content."""
     import jax
 
-    workdir = prepare_workdir(config, workdir)
     ensure_data(config)
+    workdir = prepare_workdir(config, workdir)
     with open_dataset(config, workdir, process_index=jax.process_index(),
                       process_count=jax.process_count()) as ds:
         model = build_model(config, ds)

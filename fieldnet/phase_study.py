@@ -106,8 +106,8 @@ def ensure_data(config: ml_collections.ConfigDict) -> Path:
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str | Path | None = None) -> dict:
-    workdir = prepare_workdir(config, workdir)
     ensure_data(config)
+    workdir = prepare_workdir(config, workdir)
     data = IsingData(config)
     try:
         model = models.build(config.model, rngs=nnx.Rngs(config.seed), in_channels=1,

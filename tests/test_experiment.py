@@ -78,6 +78,7 @@ def test_cli_missing_data_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path}/nope.h5: no such data file "
                                                 "(data.path)"]
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_unknown_config_key_fails_at_start(tmp_path):
