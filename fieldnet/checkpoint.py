@@ -20,12 +20,15 @@ class Checkpoints:
     def __init__(self, directory: str | Path, keep: int = 3):
         directory = Path(directory).absolute()
         self.directory = directory
+        # Both managers save the same step; in a multi-process run their barriers need
+        # distinct names.
         self.latest = ocp.CheckpointManager(
-            directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep,
-                                                                       create=True))
+            directory / "latest", options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, multiprocessing_options=_barriers("latest")))
         self.best = ocp.CheckpointManager(
             directory / "best", options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, best_fn=lambda m: m["val_loss"], best_mode="min", create=True))
+                max_to_keep=1, best_fn=lambda m: m["val_loss"], best_mode="min", create=True,
+                multiprocessing_options=_barriers("best")))
 
     def latest_step(self, best: bool = False) -> int | None:
         return self.best.best_step() if best else self.latest.latest_step()
@@ -60,3 +63,7 @@ class Checkpoints:
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+
+
+def _barriers(prefix: str) -> ocp.options.MultiprocessingOptions:
+    return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix)

@@ -87,3 +87,20 @@ def test_cli_unknown_config_key_fails_at_start(tmp_path):
     assert proc.returncode != 0
     assert "num_stepz" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_sweep_tabulates_each_variation(run, tmp_path):
+    from fieldnet import sweep
+
+    config, _, _ = run
+    config = sweep.apply_overrides(config, {"train.num_steps": 10, "train.eval_every": 5,
+                                            "train.checkpoint_every": 5})
+    variations = {"periodic": {}, "zero": {"model.padding": "zero"}}
+    rows = sweep.run_sweep(config, variations, tmp_path, experiment.train_and_evaluate)
+    assert [r["variation"] for r in rows] == ["periodic", "zero"]
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert len(table) == 4 and "model.padding=zero" in table[3]
+    assert (tmp_path / "table.csv").read_text().count("\n") == 3
+    assert json.loads((tmp_path / "zero" / "config.json").read_text())["model"]["padding"] == "zero"
+    with pytest.raises(FieldnetError, match="bad override"):
+        sweep.apply_overrides(config, {"model.wdth": 3})

@@ -75,6 +75,27 @@ def test_four_devices_give_the_same_training(reference, tmp_path):
     assert_same_params(tmp_path, reference, rtol=1e-4)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_give_the_same_training(reference, tmp_path):
+    """jax.distributed on localhost: each process feeds half of every global batch."""
+    train_worker.make_data(tmp_path / "data.h5")
+    address = f"127.0.0.1:{free_port()}"
+    procs = [worker(tmp_path, "--coordinator", address, "--num-processes", "2",
+                    "--process-id", str(i), wait=False) for i in (1, 0)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        assert '"devices": 2' in out
+    assert_same_params(tmp_path, reference, rtol=1e-4)
+
+
 def test_kill9_then_restart_ends_like_an_uninterrupted_run(reference, tmp_path):
     proc = worker(tmp_path, "--sleep", "0.3", wait=False)
     wait_for_checkpoint(tmp_path, 10, proc)

@@ -48,10 +48,17 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--sleep", type=float, default=0.0, help="pause per step (s)")
+    parser.add_argument("--coordinator", help="host:port of process 0 (multi-process run)")
+    parser.add_argument("--num-processes", type=int, default=1)
+    parser.add_argument("--process-id", type=int, default=0)
     args = parser.parse_args()
+    if args.coordinator:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    if not (args.workdir / "data.h5").exists():
+    if not (args.workdir / "data.h5").exists() and jax.process_index() == 0:
         make_data(args.workdir / "data.h5")
+    while not (args.workdir / "data.h5").exists():
+        time.sleep(0.1)
     data_cfg, train_cfg = config(args.workdir, args.steps, args.lr)
     ds = data.FieldDataset(data_cfg, process_index=jax.process_index(),
                            process_count=jax.process_count())
@@ -68,7 +75,8 @@ def main():
     print(json.dumps({"final_step": result.final_step,
                       "param_sum": float(sum(np.abs(np.asarray(p)).sum() for p in params)),
                       "devices": jax.device_count()}))
-    np.savez(args.workdir / "params.npz", *[np.asarray(p) for p in params])
+    if jax.process_index() == 0:
+        np.savez(args.workdir / "params.npz", *[np.asarray(p) for p in params])
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.path = "runs/data/ising_L16-64.h5"
+    c.data.path = "runs/data/ising_L16-64_c16.h5"
     c.data.lattice_sizes = (16, 24, 32, 48, 64)
     c.data.ordered_below = 2.0          # training labels: T <= this is ordered
     c.data.disordered_above = 2.6       # and T >= this disordered; nothing in between
@@ -31,7 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.generate = ml_collections.ConfigDict()
     c.generate.enabled = True
     c.generate.samples = 200            # per (L, T)
-    c.generate.chains = 8
+    c.generate.chains = 16
     c.generate.seed = 0
     c.generate.n_temps = 0              # 0: the default grid, denser near T_c
     c.generate.t_min = 1.0

@@ -1,0 +1,46 @@
+"""Run the density -> temperature study under a list of config overrides; tabulate it.
+
+    python -m experiments.sweep --config experiments/configs/density_to_temp.py \
+        --variations experiments/configs/density_to_temp_variations.py --workdir runs/sweep
+
+Writes runs/sweep/<variation>/ (a full run each) and runs/sweep/table.md, table.csv.
+Rerunning resumes: finished variations are evaluated again from their checkpoints.
+"""
+
+import importlib.util
+from pathlib import Path
+
+from absl import flags
+
+from experiments import launch
+
+_VARIATIONS = flags.DEFINE_string("variations", None, "Python file with get_variations() -> "
+                                  "{name: {dotted.key: value}}.")
+flags.mark_flags_as_required(["variations"])
+
+
+def load_variations(path: str) -> dict:
+    from fieldnet.errors import FieldnetError
+
+    if not Path(path).is_file():
+        raise FieldnetError(f"{path}: no such variations file")
+    spec = importlib.util.spec_from_file_location("variations", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_variations()
+
+
+def study():
+    from fieldnet import experiment, sweep
+
+    def run(config, workdir):
+        out = workdir or Path("runs") / f"{config.name}_sweep"
+        rows = sweep.run_sweep(config, load_variations(_VARIATIONS.value), out,
+                               experiment.train_and_evaluate)
+        return {"table": str(Path(out) / "table.md"), "variations": len(rows)}
+
+    return run
+
+
+if __name__ == "__main__":
+    launch.start(study)
