@@ -19,6 +19,7 @@ COLUMNS = ("variation", "overrides", "mse", "baseline_mse", "pixel_corr",
 def apply_overrides(base: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
     """A copy of `base` with dotted-key overrides; unknown keys fail in one line."""
     config = base.copy_and_resolve_references()
+    config.lock()  # an override may change a value, never invent a key
     try:
         config.update_from_flattened_dict(overrides)
     except (KeyError, AttributeError, TypeError) as err:

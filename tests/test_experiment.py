@@ -93,7 +93,8 @@ def test_sweep_tabulates_each_variation(run, tmp_path):
     from fieldnet import sweep
 
     config, _, _ = run
-    config = sweep.apply_overrides(config, {"train.num_steps": 10, "train.eval_every": 5,
+    config = sweep.apply_overrides(config, {"train.num_steps": 10, "train.warmup_steps": 2,
+                                            "train.eval_every": 5,
                                             "train.checkpoint_every": 5})
     variations = {"periodic": {}, "zero": {"model.padding": "zero"}}
     rows = sweep.run_sweep(config, variations, tmp_path, experiment.train_and_evaluate)

@@ -144,6 +144,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
     assert all(np.isfinite(p).all() for p in jax.tree.leaves(nnx.state(fresh, nnx.Param)))
 
+    # A corrupt checkpoint is a one-line error, and nothing is deleted.
+    files = sorted((tmp_path / "checkpoints" / "latest" / "5").rglob("_METADATA"))
+    assert files
+    for f in files:
+        f.write_bytes(b"\xa7 not a checkpoint")
+    with pytest.raises(FieldnetError, match="checkpoints/latest/5: cannot restore"):
+        train.restore_params(fresh, tmp_path, train_cfg, best=False)
+    assert all(f.exists() for f in files)
+
 
 def test_bad_train_config_fails_at_start(tmp_path):
     _, train_cfg = train_worker.config(tmp_path, 10, 3e-3)
