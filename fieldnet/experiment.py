@@ -99,6 +99,13 @@ def build_model(config: ml_collections.ConfigDict, ds: data.FieldDataset) -> nnx
     return model
 
 
+def model_io(ds: data.FieldDataset) -> dict:
+    """What the run's model maps, for inference on other files (fieldnet.inference)."""
+    return {"ndim": ds.ndim, "in_channels": ds.in_channels, "out_channels": ds.out_channels,
+            "input_names": ds.input_names, "target_names": ds.target_names,
+            "target_units": [f.units for f in ds.targets], "box_size": ds.box_size}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str | Path | None = None) -> dict:
     """Makes the data if needed, trains (resuming), evaluates; returns eval.json's content."""
@@ -109,6 +116,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     with open_dataset(config, workdir, process_index=jax.process_index(),
                       process_count=jax.process_count()) as ds:
         model = build_model(config, ds)
+        write_json(workdir / "model_io.json", model_io(ds))
         tc = config.train
         val = [ds.batch("val", tc.batch_size, config.seed, step=i) for i in range(tc.val_batches)]
         result = train.fit(

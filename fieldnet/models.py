@@ -78,7 +78,7 @@ class UNet(nnx.Module):
                  global_residual: bool = False, dtype=None, rngs: nnx.Rngs):
         self.ndim = layers.check_ndim(ndim)
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
-        _check_choice("padding", padding, MODEL_PADDINGS)
+        self.padding = _check_choice("padding", padding, MODEL_PADDINGS)
         _check_choice("symmetry", symmetry, SYMMETRIES)
         if global_residual and in_channels != out_channels:
             raise ValueError("global_residual adds the input to the output, so it needs "

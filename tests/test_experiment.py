@@ -105,3 +105,35 @@ def test_sweep_tabulates_each_variation(run, tmp_path):
     assert json.loads((tmp_path / "zero" / "config.json").read_text())["model"]["padding"] == "zero"
     with pytest.raises(FieldnetError, match="bad override"):
         sweep.apply_overrides(config, {"model.wdth": 3})
+
+
+def test_predict_cli_matches_the_evaluation(run, tmp_path):
+    """Tiled prediction of the run's data file through the command line, in physical units."""
+    import h5py
+    import numpy as np
+
+    config, workdir, _ = run
+    out = tmp_path / "pred.h5"
+    args = ["--workdir", str(workdir), "--input", config.data.path, "--output", str(out),
+            "--tile", "16", "--batch", "4"]
+    proc = subprocess.run([sys.executable, "-m", "experiments.predict", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(out) as f, h5py.File(config.data.path) as src:
+        pred = f["fields/temperature"][...]
+        assert pred.shape == src["fields/temperature"].shape
+        assert f.attrs["run"] == str(workdir.absolute())
+        assert f.attrs["checkpoint_step"] > 0 and len(f.attrs["config_sha256"]) == 64
+        assert f["fields/temperature"].attrs["units"] == src["fields/temperature"].attrs["units"]
+        true = src["fields/temperature"][...]
+    # A trained model's temperatures correlate with the truth in log space.
+    assert np.corrcoef(np.log10(pred).ravel(), np.log10(true).ravel())[0, 1] > 0.3
+    again = subprocess.run([sys.executable, "-m", "experiments.predict", *args], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+    missing = subprocess.run([sys.executable, "-m", "experiments.predict", "--workdir",
+                              str(tmp_path), "--input", config.data.path, "--output",
+                              str(tmp_path / "x.h5")], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert missing.returncode == 2 and "not a trained run folder" in missing.stderr
+    assert not (tmp_path / "x.h5").exists()

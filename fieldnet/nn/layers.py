@@ -45,6 +45,13 @@ def activation(name: str):
     return ACTIVATIONS[name]
 
 
+def _weight_and_bias(rngs: nnx.Rngs, shape: tuple[int, ...], fan_in: int, use_bias: bool):
+    """Truncated-normal weights of variance 1/fan_in (shape ends with out_channels), zero bias."""
+    std = 1.0 / math.sqrt(fan_in)
+    weight = nnx.Param(std * jax.random.truncated_normal(rngs.params(), -2, 2, shape))
+    return weight, nnx.Param(jnp.zeros((shape[-1],))) if use_bias else None
+
+
 def _cast(dtype, *arrays):
     return arrays if dtype is None else tuple(a.astype(dtype) for a in arrays)
 
@@ -71,9 +78,7 @@ class Conv(nnx.Module):
             shape = (n_orbits, in_channels, out_channels)
         else:
             shape = (kernel_size,) * ndim + (in_channels, out_channels)
-        std = 1.0 / math.sqrt(fan_in)
-        self.weight = nnx.Param(std * jax.random.truncated_normal(rngs.params(), -2, 2, shape))
-        self.bias = nnx.Param(jnp.zeros((out_channels,))) if use_bias else None
+        self.weight, self.bias = _weight_and_bias(rngs, shape, fan_in, use_bias)
 
     @property
     def kernel(self):
@@ -118,9 +123,7 @@ class ConvTranspose(nnx.Module):
         # the same channel mix.
         shape = (in_channels, out_channels) if symmetric else (2,) * ndim + (in_channels,
                                                                               out_channels)
-        std = 1.0 / math.sqrt(in_channels)
-        self.weight = nnx.Param(std * jax.random.truncated_normal(rngs.params(), -2, 2, shape))
-        self.bias = nnx.Param(jnp.zeros((out_channels,))) if use_bias else None
+        self.weight, self.bias = _weight_and_bias(rngs, shape, in_channels, use_bias)
 
     @property
     def kernel(self):
@@ -151,10 +154,8 @@ class ChannelMixer(nnx.Module):
                  rngs: nnx.Rngs):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.dtype = dtype
-        std = 1.0 / math.sqrt(in_channels)
-        self.weight = nnx.Param(std * jax.random.truncated_normal(
-            rngs.params(), -2, 2, (in_channels, out_channels)))
-        self.bias = nnx.Param(jnp.zeros((out_channels,))) if use_bias else None
+        self.weight, self.bias = _weight_and_bias(rngs, (in_channels, out_channels), in_channels,
+                                                  use_bias)
 
     def __call__(self, x):
         x, w = _cast(self.dtype, x, self.weight[...])

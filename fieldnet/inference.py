@@ -1,0 +1,178 @@
+"""Full-field inference by exact periodic tiling, for fields larger than memory.
+
+    y = predict_field(model, field, tile=64, batch=8)  # (*spatial, C_in) -> (*spatial, C_out)
+
+The field is cut into cores of `tile` pixels; each is cut out with a periodic halo of the
+model's receptive field (rounded up to a multiple of its stride, so every tile sits on the
+same downsampling grid as the whole field), run in batches, and only the cores are kept.
+Each output pixel then sees exactly the inputs it sees in a whole-field prediction, so the
+two agree to float rounding. Peak memory is set by `tile` and `batch`, not by the field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+
+import jax
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from fieldnet.errors import FieldnetError
+from fieldnet.receptive import receptive_field
+
+
+def tile_plan(size: int, tile: int, stride: int) -> list[int]:
+    """Core start positions along one axis: multiples of `tile`, the last one moved back
+    so that it ends at the edge (all cores have the same size; overlaps are harmless)."""
+    starts = list(range(0, size - tile + 1, tile))
+    if starts[-1] + tile < size:
+        starts.append(size - tile)
+    if any(s % stride for s in starts):
+        raise FieldnetError(f"tile starts {starts} must be multiples of the stride {stride}")
+    return starts
+
+
+def _check(model, field: np.ndarray, tile: int, batch: int) -> tuple[int, int]:
+    if getattr(model, "padding", "periodic") != "periodic":
+        raise FieldnetError("tiled inference is exact only for padding='periodic' models")
+    ndim = model.ndim
+    if field.ndim != ndim + 1 or field.shape[-1] != model.in_channels:
+        raise FieldnetError(f"expected a field of shape (*spatial, {model.in_channels}) with "
+                            f"{ndim} spatial axes, got {field.shape}")
+    stride = model.stride
+    bad = [s for s in field.shape[:-1] if s % stride]
+    if bad:
+        raise FieldnetError(f"field size {field.shape[:-1]} is not divisible by the model's "
+                            f"stride {stride}; crop or pad it to a multiple of {stride}")
+    if tile < stride or tile % stride or batch < 1:
+        raise FieldnetError(f"tile must be a positive multiple of the stride {stride} and "
+                            f"batch ≥ 1, got tile={tile}, batch={batch}")
+    if not np.isfinite(field).all():
+        raise FieldnetError(f"the field contains {np.size(field) - np.isfinite(field).sum()} "
+                            "NaN/Inf values")
+    halo = math.ceil(receptive_field(model) / stride) * stride
+    return stride, halo
+
+
+def _tiles(field: np.ndarray, starts: list[tuple[int, ...]], tile: int,
+           halo: int) -> np.ndarray:
+    out = []
+    for start in starts:
+        window = field
+        for axis, s in enumerate(start):
+            window = np.take(window, np.arange(s - halo, s + tile + halo), axis=axis, mode="wrap")
+        out.append(window)
+    return np.stack(out)
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def predict_field(model: nnx.Module, field, tile: int = 64, batch: int = 8, *,
+                  progress: bool = False) -> np.ndarray:
+    """Prediction for one whole periodic field (*spatial, C_in), no batch axis."""
+    field = np.asarray(field, np.float32)
+    stride, halo = _check(model, field, tile, batch)
+    spatial = field.shape[:-1]
+    tile = min(tile, *spatial)
+    per_axis = [tile_plan(n, tile, stride) for n in spatial]
+    starts = list(itertools.product(*per_axis))
+    model.eval()
+    graphdef, state = nnx.split(model)
+    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+    out = np.empty((*spatial, model.out_channels), np.float32)
+    core = (slice(None),) + (slice(halo, halo + tile),) * len(spatial)
+    with tqdm(total=len(starts), desc="tiles", unit="tile", disable=not progress) as bar:
+        for group in _batches(starts, batch):
+            x = _tiles(field, group, tile, halo)
+            if len(group) < batch:  # one compiled shape for every batch
+                x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]), x.dtype)])
+            y = np.asarray(forward(state, x))[core]
+            for start, pred in zip(group, y, strict=False):
+                out[tuple(slice(s, s + tile) for s in start)] = pred
+            bar.update(len(group))
+    return out
+
+
+def load_run(workdir) -> tuple[nnx.Module, object, dict]:
+    """The model of a run with its best checkpoint, its normalizer, and what it maps."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import ml_collections
+
+    from fieldnet import models, train
+    from fieldnet.transforms import Normalizer
+
+    workdir = Path(workdir)
+    for name in ("config.json", "model_io.json"):
+        if not (workdir / name).is_file():
+            raise FieldnetError(f"{workdir}: not a trained run folder (no {name})")
+    text = (workdir / "config.json").read_text()
+    config = ml_collections.ConfigDict(json.loads(text))
+    io = json.loads((workdir / "model_io.json").read_text())
+    model = models.build(config.model, rngs=nnx.Rngs(0), in_channels=io["in_channels"],
+                         out_channels=io["out_channels"], ndim=io["ndim"])
+    step = train.restore_params(model, workdir, config.train, best=True)
+    io["provenance"] = {"run": str(workdir.absolute()), "checkpoint_step": step,
+                        "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    return model, Normalizer.load(workdir / "normalizer.json"), io
+
+
+def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
+                 tile: int = 64, batch: int = 8, overwrite: bool = False,
+                 progress: bool = True) -> dict:
+    """Predicts every sample of `input_path` with a trained run; writes physical units.
+
+    Reads fieldnet-format files (/fields/<name>, a leading sample axis) or any HDF5 dataset
+    path (with or without a sample axis). The output is written under a temporary name and
+    renamed when complete, so an error leaves nothing behind.
+    """
+    from fieldnet import h5format
+    from fieldnet.data import parse_names
+
+    model, normalizer, io = load_run(workdir)
+    names = parse_names(fields) if fields else io["input_names"]
+    if len(names) != len(io["input_names"]):
+        raise FieldnetError(f"the run takes {len(io['input_names'])} input field(s) "
+                            f"{io['input_names']}, got {names}")
+    with h5format.open_file(input_path) as f:
+        fieldnet_format = h5format.is_fieldnet(f)
+        datasets = []
+        for name in names:
+            path = f"fields/{name}" if fieldnet_format else name
+            if path not in f:
+                raise FieldnetError(f"{input_path}: no dataset {path!r}")
+            datasets.append(f[path])
+        shape = datasets[0].shape
+        if any(d.shape != shape for d in datasets):
+            raise FieldnetError(f"{input_path}: input fields differ in shape")
+        batched = len(shape) == io["ndim"] + 1
+        n = shape[0] if batched else 1
+        spatial = shape[1:] if batched else shape
+        box = float(f.attrs.get("box_size", io["box_size"]))
+        sim_index = f["sim_index"][...] if fieldnet_format and "sim_index" in f else np.zeros(n)
+        with h5format.create(output_path, ndim=io["ndim"], box_size=box, source="fieldnet.predict",
+                             overwrite=overwrite) as out:
+            out.attrs.update(source_file=str(input_path), **io["provenance"])
+            outputs = [h5format.add_field(out, name, (n, *spatial), units=io["target_units"][k],
+                                          description=f"predicted by {io['provenance']['run']}")
+                       for k, name in enumerate(io["target_names"])]
+            for i in tqdm(range(n), desc="samples", disable=not progress or n == 1):
+                x = np.stack([d[i] if batched else d[...] for d in datasets], axis=-1)
+                where = f"{input_path}:{names}[{i}]"
+                if not np.isfinite(x).all():
+                    raise FieldnetError(f"{where}: NaN/Inf values in the input")
+                z = normalizer.forward_channels(io["input_names"], x)
+                y = predict_field(model, z, tile, batch, progress=progress and n == 1)
+                y = normalizer.inverse_channels(io["target_names"], y)
+                for k, dataset in enumerate(outputs):
+                    dataset[i] = y[..., k]
+            h5format.add_index(out, sim_index)
+    return {"output": str(output_path), "samples": n, **io["provenance"]}

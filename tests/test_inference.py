@@ -1,0 +1,46 @@
+"""Tiled full-field inference equals whole-field inference."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from fieldnet import models
+from fieldnet.errors import FieldnetError
+from fieldnet.inference import predict_field, tile_plan
+
+
+def whole(model, field):
+    return np.asarray(model(jnp.asarray(field)[None]))[0]
+
+
+@pytest.mark.parametrize("ndim,size,tiles", [(2, 64, (16, 24, 40, 64)), (3, 24, (8, 12, 16))])
+def test_tiled_equals_whole_field(ndim, size, tiles):
+    model = models.UNet(1, 2, ndim, width=4, depth=2, rngs=nnx.Rngs(0))
+    field = np.random.default_rng(0).normal(size=(*([size] * ndim), 1)).astype(np.float32)
+    reference = whole(model, field)
+    for tile in tiles:
+        tiled = predict_field(model, field, tile=tile, batch=3)
+        assert tiled.shape == reference.shape
+        rel = np.abs(tiled - reference).max() / np.abs(reference).max()
+        assert rel <= 1e-5, (tile, rel)
+
+
+def test_tile_plan_covers_the_axis():
+    assert tile_plan(64, 24, 4) == [0, 24, 40]
+    assert tile_plan(64, 64, 4) == [0]
+    with pytest.raises(FieldnetError):
+        tile_plan(64, 22, 4)
+
+
+def test_bad_fields_are_refused():
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    with pytest.raises(FieldnetError, match="not divisible by the model's stride 4"):
+        predict_field(model, np.ones((30, 32, 1)), tile=16)
+    with pytest.raises(FieldnetError, match="NaN"):
+        predict_field(model, np.full((32, 32, 1), np.nan), tile=16)
+    with pytest.raises(FieldnetError, match=r"shape \(\*spatial, 1\)"):
+        predict_field(model, np.ones((32, 32)), tile=16)
+    zero = models.UNet(1, 1, 2, width=4, depth=2, padding="zero", rngs=nnx.Rngs(0))
+    with pytest.raises(FieldnetError, match="periodic"):
+        predict_field(zero, np.ones((32, 32, 1)), tile=16)
