@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import numpy as np
 from flax import nnx
 
 from fieldnet import metrics, report
 from fieldnet.baseline import LocalBaseline
+from fieldnet.inference import jitted_forward
 
 
 def predict_stack(model: nnx.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
     """Model outputs for a stack of whole fields (N, *spatial, C), a batch at a time."""
-    model.eval()
-    graphdef, state = nnx.split(model)
-    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
-    return np.concatenate([np.asarray(forward(state, x[i:i + batch_size]))
+    forward = jitted_forward(model)
+    return np.concatenate([np.asarray(forward(x[i:i + batch_size]))
                            for i in range(0, len(x), batch_size)])
 
 

@@ -73,6 +73,14 @@ def _batches(items: list, size: int) -> Iterator[list]:
         yield items[i:i + size]
 
 
+def jitted_forward(model: nnx.Module):
+    """`model(x)` in eval mode (dropout off) as one jitted function of x."""
+    model.eval()
+    graphdef, state = nnx.split(model)
+    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+    return lambda x: forward(state, x)
+
+
 def predict_field(model: nnx.Module, field, tile: int = 64, batch: int = 8, *,
                   progress: bool = False) -> np.ndarray:
     """Prediction for one whole periodic field (*spatial, C_in), no batch axis."""
@@ -82,9 +90,7 @@ def predict_field(model: nnx.Module, field, tile: int = 64, batch: int = 8, *,
     tile = min(tile, *spatial)
     per_axis = [tile_plan(n, tile, stride) for n in spatial]
     starts = list(itertools.product(*per_axis))
-    model.eval()
-    graphdef, state = nnx.split(model)
-    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+    forward = jitted_forward(model)
     out = np.empty((*spatial, model.out_channels), np.float32)
     core = (slice(None),) + (slice(halo, halo + tile),) * len(spatial)
     with tqdm(total=len(starts), desc="tiles", unit="tile", disable=not progress) as bar:
@@ -92,7 +98,7 @@ def predict_field(model: nnx.Module, field, tile: int = 64, batch: int = 8, *,
             x = _tiles(field, group, tile, halo)
             if len(group) < batch:  # one compiled shape for every batch
                 x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]), x.dtype)])
-            y = np.asarray(forward(state, x))[core]
+            y = np.asarray(forward(x))[core]
             for start, pred in zip(group, y, strict=False):
                 out[tuple(slice(s, s + tile) for s in start)] = pred
             bar.update(len(group))
