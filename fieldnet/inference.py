@@ -11,6 +11,7 @@ two agree to float rounding. Peak memory is set by `tile` and `batch`, not by th
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterator
@@ -73,12 +74,18 @@ def _batches(items: list, size: int) -> Iterator[list]:
         yield items[i:i + size]
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(graphdef, state, x):
+    return nnx.merge(graphdef, state)(x)
+
+
 def jitted_forward(model: nnx.Module):
-    """`model(x)` in eval mode (dropout off) as one jitted function of x."""
+    """`model(x)` in eval mode (dropout off) as one jitted function of x. The compiled code
+    is cached by architecture and input shape, so later calls on a model of the same
+    architecture (any weights) do not compile again."""
     model.eval()
     graphdef, state = nnx.split(model)
-    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
-    return lambda x: forward(state, x)
+    return lambda x: _forward(graphdef, state, x)
 
 
 def predict_field(model: nnx.Module, field, tile: int = 64, batch: int = 8, *,
