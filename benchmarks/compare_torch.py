@@ -1,0 +1,221 @@
+"""Side-by-side training-step throughput: fieldnet (JAX) against the same U-Net in PyTorch.
+
+    pip install -e ".[bench]"          # on a CPU-only machine: pip install torch==2.13.0
+    python -m benchmarks.compare_torch [--cases 2d64,2d128,2d256,3d32,3d64] [--batch 8]
+        [--repeats 7] [--steps 3] [--dtype float32|bfloat16] [--torch-compile]
+        [--out results.jsonl]
+
+One process builds both models with the same parameters (checked: same parameter count,
+same forward output), then alternates timed repeats of the JAX and the PyTorch training
+steps (forward + backward + clipped AdamW update, MSE loss, same batch), so both see the
+same machine load. Per case it prints a JSON line: samples/s of each (median over
+repeats), `jax_over_torch` (the throughput ratio; > 1 means JAX is faster), FLOPs per
+step counted from the architecture (forward + backward convolutions and matrix products),
+the achieved FLOP/s and, on a GPU with a known peak, MFU.
+
+On the GPU the PyTorch side runs channels_last and, for bfloat16, autocast (AMP); the JAX
+side runs `dtype="bfloat16"` compute with float32 parameters. `--batch-sweep 8,16,32`
+instead times JAX alone at several batches (the scaling data for `benchmarks.scaling_plot`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import time
+from collections.abc import Iterator
+
+import jax
+import numpy as np
+import torch
+from flax import nnx
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks import torch_unet
+from fieldnet import models, train
+
+CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "2d512": (2, 512),
+         "3d32": (3, 32), "3d64": (3, 64), "3d128": (3, 128)}
+# Dense peak FLOP/s by device name fragment: (float32 without tensor cores, bfloat16).
+PEAKS = {"H100": (67e12, 989e12), "H200": (67e12, 989e12), "A100": (19.5e12, 312e12)}
+
+
+def _jax_step(model, batch: int, shape, dtype: str):
+    cfg = train.default_config()
+    batch_sharding, replicated = train.data_mesh()
+    graphdef, eval_graphdef, state = train.split_model(model)
+    tx = train.optimizer(cfg)
+    state["opt_state"] = tx.init(state["params"])
+    state = jax.device_put(state, replicated)
+    fns = train.step_functions(graphdef, eval_graphdef, tx, train.mse_loss, replicated)
+    rng = np.random.default_rng(1)
+    full = (batch, *shape, 1)
+    b = train.global_batch({"x": rng.normal(size=full).astype(np.float32),
+                            "y": rng.normal(size=full).astype(np.float32)}, batch_sharding)
+    box = {"state": state}
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            box["state"], loss, _ = fns.train(box["state"], b)
+        loss.block_until_ready()
+
+    return run
+
+
+def _torch_step(model, batch: int, shape, dtype: str, device: str, compile_: bool):
+    cfg = train.default_config()
+    gpu = device == "cuda"
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}[len(shape) + 2]
+    model = model.to(device)
+    if gpu:
+        model = model.to(memory_format=fmt)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
+                            weight_decay=cfg.weight_decay)
+    step_model = torch.compile(model) if compile_ else model
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((batch, 1, *shape), generator=g).to(device)
+    y = torch.randn((batch, 1, *shape), generator=g).to(device)
+    if gpu:
+        x, y = x.to(memory_format=fmt), y.to(memory_format=fmt)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if gpu and dtype == "bfloat16"
+           else contextlib.nullcontext())
+
+    def one() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with amp:
+            loss = torch.nn.functional.mse_loss(step_model(x).float(), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        return loss
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            loss = one()
+        loss.item()  # waits for the device
+
+    return run
+
+
+def step_flops(torch_model, batch: int, shape) -> float:
+    """Forward + backward FLOPs of one training step, counted on the CPU at batch 1 (convolution
+    and matrix-product FLOPs are linear in the batch)."""
+    x = torch.zeros((1, 1, *shape))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        torch_model(x).sum().backward()
+    torch_model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops()) * batch
+
+
+def check_same_function(jax_model, torch_model, shape) -> float:
+    """Relative difference of the two models' outputs on one random field."""
+    x = np.random.default_rng(0).normal(size=(1, *shape, 1)).astype(np.float32)
+    with jax.default_matmul_precision("highest"):  # no TF32 on a GPU for this check
+        yj = np.asarray(jax_model(x))
+    with torch.no_grad():
+        yt = torch_model(torch.from_numpy(np.moveaxis(x, -1, 1))).numpy()
+    return float(np.abs(yj - np.moveaxis(yt, 1, -1)).max() / np.abs(yj).max())
+
+
+def _timed(run, steps: int) -> float:
+    start = time.perf_counter()
+    run(steps)
+    return time.perf_counter() - start
+
+
+def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
+            compile_: bool, width: int = 16, depth: int = 3) -> dict:
+    ndim, size = CASES[name]
+    shape = (size,) * ndim
+    jm = models.UNet(1, 1, ndim, width=width, depth=depth, dtype=dtype, rngs=nnx.Rngs(0))
+    tm = torch_unet.load_from_jax(torch_unet.UNet(1, 1, ndim, width=width, depth=depth), jm)
+    n_jax, n_torch = models.layers.param_count(jm), torch_unet.param_count(tm)
+    if n_jax != n_torch:
+        raise SystemExit(f"parameter counts differ: JAX {n_jax}, PyTorch {n_torch}")
+    diff = check_same_function(models.UNet(1, 1, ndim, width=width, depth=depth,
+                                           rngs=nnx.Rngs(0)), tm, (16,) * ndim)
+    if diff > 1e-4:
+        raise SystemExit(f"the two models disagree: relative difference {diff:.2e}")
+    flops = step_flops(tm, batch, shape)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    run_jax = _jax_step(jm, batch, shape, dtype)
+    run_torch = _torch_step(tm, batch, shape, dtype, device, compile_)
+    run_jax(1)      # compile
+    run_torch(2)    # warm-up (and compile)
+    t_jax, t_torch = [], []
+    for _ in range(repeats):   # alternating, so both see the same machine load
+        t_jax.append(_timed(run_jax, steps))
+        t_torch.append(_timed(run_torch, steps))
+    jax_rate = steps * batch / statistics.median(t_jax)
+    torch_rate = steps * batch / statistics.median(t_torch)
+    jax_flops = flops * jax_rate / batch
+    result = {"case": name, "batch": batch, "dtype": dtype, "width": width, "params": n_jax,
+              "jax_samples_per_s": round(jax_rate, 3), "torch_samples_per_s": round(torch_rate, 3),
+              "jax_over_torch": round(jax_rate / torch_rate, 3),
+              "gflop_per_step": round(flops / 1e9, 2),
+              "jax_tflop_per_s": round(jax_flops / 1e12, 4),
+              "torch_tflop_per_s": round(flops * torch_rate / batch / 1e12, 4),
+              "max_output_diff": diff, "torch_compile": compile_,
+              "jax_device": jax.devices()[0].device_kind, "torch_device": device,
+              "jax": jax.__version__, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "machine": platform.machine()}
+    peak = next((p for k, p in PEAKS.items() if k in jax.devices()[0].device_kind), None)
+    if peak is not None:
+        result["jax_mfu"] = round(jax_flops / peak[dtype == "bfloat16"], 4)
+        result["torch_mfu"] = round(flops * torch_rate / batch / peak[dtype == "bfloat16"], 4)
+    return result
+
+
+def batch_sweep(name: str, batches: list[int], repeats: int, steps: int, dtype: str,
+                width: int = 16) -> Iterator[dict]:
+    """JAX step time against batch size (and, across cases, against pixels), row by row."""
+    ndim, size = CASES[name]
+    for batch in batches:
+        jm = models.UNet(1, 1, ndim, width=width, depth=3, dtype=dtype, rngs=nnx.Rngs(0))
+        run = _jax_step(jm, batch, (size,) * ndim, dtype)
+        try:
+            run(1)
+        except Exception as err:  # noqa: BLE001 - out of memory ends the sweep
+            yield {"case": name, "batch": batch, "dtype": dtype, "error": str(err)[:200]}
+            return
+        t = statistics.median(_timed(run, steps) for _ in range(repeats))
+        yield {"case": name, "batch": batch, "dtype": dtype, "width": width,
+               "pixels": size**ndim, "s_per_step": round(t / steps, 5),
+               "jax_samples_per_s": round(steps * batch / t, 3)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="2d64,2d128,2d256,3d32,3d64")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
+    parser.add_argument("--dtype", default="float32", choices=sorted(models.DTYPES))
+    parser.add_argument("--width", type=int, default=16, help="U-Net base width (depth 3)")
+    parser.add_argument("--torch-compile", action="store_true")
+    parser.add_argument("--batch-sweep", default="", help="e.g. 8,16,32: JAX alone")
+    parser.add_argument("--out", default="", help="also append the JSON lines to this file")
+    args = parser.parse_args()
+    for name in args.cases.split(","):
+        if name not in CASES:
+            parser.error(f"unknown case {name!r}; choose from {sorted(CASES)}")
+        if args.batch_sweep:
+            rows = batch_sweep(name, [int(b) for b in args.batch_sweep.split(",")],
+                               args.repeats, args.steps, args.dtype, args.width)
+        else:
+            rows = [compare(name, args.batch, args.repeats, args.steps, args.dtype,
+                            args.torch_compile, width=args.width)]
+        for row in rows:
+            line = json.dumps(row)
+            print(line, flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
