@@ -28,7 +28,7 @@ K_LABEL = r"$k$ [$h\,$Mpc$^{-1}$]"
 LOG_T_LABEL = r"$\log_{10} T$ [K]"
 
 
-def _log_rho_label(density_units: str) -> str:
+def log_rho_label(density_units: str) -> str:
     return r"$\log_{10} \rho$" + (f" [{density_units}]" if density_units else "")
 
 
@@ -41,14 +41,18 @@ def _label_k_axis(ax) -> None:
     ax.set_xlabel(K_LABEL)
 
 
-def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike | None) -> Path | Figure:
+    """Writes fig to path (the format from its suffix) and returns the path; with path None
+    returns the Figure unsaved, so a caller can title it or save it in several formats."""
+    if path is None:
+        return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
 
 
-def _central_slice(field: np.ndarray) -> np.ndarray:
+def central_slice(field: np.ndarray) -> np.ndarray:
     """A 2D map to show: the field itself in 2D, its middle slice along axis 0 in 3D."""
     if field.ndim == 3:
         return field[field.shape[0] // 2]
@@ -69,13 +73,13 @@ def maps_panel(density, true_t, pred_t, path, baseline_t=None, *, density_units:
     n_rows = min(n_samples, len(metrics.as_stack(true_t)))
 
     def slices(stack):
-        return [_central_slice(field) for field in metrics.as_stack(stack)[:n_rows]]
+        return [central_slice(field) for field in metrics.as_stack(stack)[:n_rows]]
 
     rho, t_true, t_pred = slices(density), slices(true_t), slices(pred_t)
     t_base = None if baseline_t is None else slices(baseline_t)
     t_maps = t_true + t_pred + (t_base or [])
     t_range = _range(t_maps)
-    columns = [(_log_rho_label(density_units), "cividis", _range(rho), rho),
+    columns = [(log_rho_label(density_units), "cividis", _range(rho), rho),
                ("true " + LOG_T_LABEL, "inferno", t_range, t_true),
                ("model " + LOG_T_LABEL, "inferno", t_range, t_pred)]
     residuals = [("model $-$ true [dex]", [p - t for p, t in zip(t_pred, t_true, strict=True)])]
@@ -162,7 +166,7 @@ def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
     return save_figure(fig, path)
 
 
-def _edges(reference, n_bins: int) -> np.ndarray:
+def histogram_edges(reference, n_bins: int) -> np.ndarray:
     """Bins spanning the 0.05-99.95 percentile range of `reference` (the truth), padded by
     5%: extreme outliers of a bad prediction would otherwise squash the plot."""
     lo, hi = np.percentile(np.asarray(reference).ravel(), [0.05, 99.95])
@@ -173,7 +177,7 @@ def _edges(reference, n_bins: int) -> np.ndarray:
 def pdf_figure(true_log_t, pred_log_t, path, baseline_log_t=None, *, n_bins: int = 80) -> Path:
     """One-point PDFs of log10 T: true, model and baseline (log y, to show the tails; the
     baseline's is usually too narrow, as a conditional mean smooths out the scatter)."""
-    edges = _edges(true_log_t, n_bins)
+    edges = histogram_edges(true_log_t, n_bins)
     centres = 0.5 * (edges[1:] + edges[:-1])
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.subplots()
@@ -203,8 +207,8 @@ def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=N
     baseline T(rho) is drawn on both as a curve (it is a function of rho alone)."""
     log_rho, true_log_t, pred_log_t = (metrics.as_stack(a)
                                        for a in (log_rho, true_log_t, pred_log_t))
-    edges_x = _edges(log_rho, n_bins)
-    edges_y = _edges(true_log_t, n_bins)
+    edges_x = histogram_edges(log_rho, n_bins)
+    edges_y = histogram_edges(true_log_t, n_bins)
     hists = [metrics.joint_histogram(log_rho, t, edges_x, edges_y)
              for t in (true_log_t, pred_log_t)]
     positive = np.concatenate([h[h > 0] for h in hists])
@@ -219,7 +223,7 @@ def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=N
                     lw=1.5, label=r"local baseline $\langle \log_{10} T | \rho \rangle$")
             ax.legend(frameon=False, loc="upper left", fontsize=8)
         ax.set_title(title)
-        ax.set_xlabel(_log_rho_label(density_units))
+        ax.set_xlabel(log_rho_label(density_units))
     axes[0].set_ylabel(LOG_T_LABEL)
     fig.colorbar(mesh, ax=axes, label="pixel density [dex$^{-2}$]")
     return save_figure(fig, path)

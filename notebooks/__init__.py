@@ -1,0 +1,2 @@
+"""Notebooks that reproduce every figure (jupytext percent-format sources) and
+`make_figures`, which executes them all."""

@@ -1,0 +1,85 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Two-point statistics: model against the local baseline
+#
+# The power spectrum of log T fluctuations with the transfer function
+# $\sqrt{P_\mathrm{pred}/P_\mathrm{true}}$, and the cross-correlation coefficient
+# $r(k) = P_{pt}/\sqrt{P_{pp}P_{tt}}$, for the network and for the best local mapping
+# T(ρ), on the run's held-out simulations. r(k) is drawn from the run's `eval.json`; P(k) is
+# remade from the best checkpoint and its ratio checked against `eval.json`.
+#
+# **Parameters.** `WORKDIR`: a `density_to_temp` run (`None`: a small run made here);
+# `FIGDIR`; `QUICK`; environment variables `FIELDNET_DENSITY_WORKDIR`, `FIELDNET_FIGDIR`,
+# `FIELDNET_QUICK`.
+
+# %%
+import os
+
+import numpy as np
+
+from fieldnet import notebook_figures as nbf
+from fieldnet import report, sweep
+
+# %% tags=["parameters"]
+WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")
+FIGDIR = os.environ.get("FIELDNET_FIGDIR", "notebooks/figures")
+QUICK = os.environ.get("FIELDNET_QUICK", "1") != "0"
+
+# %%
+nbf.use_repository_root()
+workdir = nbf.density_run(WORKDIR, QUICK)
+evaluation = nbf.load_eval(workdir)
+test = evaluation["test"]
+held_out = nbf.held_out(workdir)
+nbf.check_against_eval(held_out.summary, evaluation)
+
+# %% [markdown]
+# The summary numbers are those of the sweep table (`fieldnet.sweep.table_row`): r(k)
+# averaged over the bins up to half the Nyquist wavenumber, where the grid resolves the field.
+
+# %%
+row = sweep.table_row(str(workdir), {}, evaluation)
+numbers = {key: row[key] for key in ("mse", "baseline_mse", "pixel_corr",
+                                     "mean_r_to_half_nyquist",
+                                     "baseline_mean_r_to_half_nyquist", "train_steps")}
+numbers["k_nyquist"] = test["k_nyquist"]
+nbf.print_numbers(numbers)
+
+# %%
+ratio_saved = np.array(test["power_ratio"], float)
+ratio_again = np.asarray(held_out.spec_model["power_ratio"], float)
+assert np.allclose(ratio_again, ratio_saved, rtol=nbf.RECOMPUTE_RTOL, equal_nan=True)
+
+fig = nbf.drawn(report.power_figure, held_out.spec_model, held_out.spec_baseline, None)
+nbf.title(fig, f"MSE {nbf.fmt(numbers['mse'])} (local baseline "
+               f"{nbf.fmt(numbers['baseline_mse'])}); {evaluation['n_test']} test maps")
+nbf.show(nbf.save(fig, FIGDIR, "statistics_power", numbers))
+
+# %%
+def as_array(values):
+    return np.array([np.nan if v is None else v for v in values], float)
+
+
+spec_model = {"k": as_array(test["k"]), "cross_corr": as_array(test["cross_corr"]),
+              "k_nyquist": test["k_nyquist"]}
+spec_baseline = {"cross_corr": as_array(test["baseline_cross_corr"])}
+fig = nbf.drawn(report.cross_corr_figure, spec_model, spec_baseline, None)
+nbf.title(fig, r"mean $r(k \leq k_\mathrm{Nyq}/2)$: model "
+               f"{nbf.fmt(numbers['mean_r_to_half_nyquist'], 3)}, local baseline "
+               f"{nbf.fmt(numbers['baseline_mean_r_to_half_nyquist'], 3)}; pixel $r$ "
+               f"{nbf.fmt(numbers['pixel_corr'], 3)}")
+nbf.show(nbf.save(fig, FIGDIR, "statistics_cross_corr", numbers))

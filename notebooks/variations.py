@@ -1,0 +1,64 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Hyperparameter variations
+#
+# The comparison table of a sweep (`python -m experiments.sweep`: periodic against zero
+# padding, symmetry, depth, width, learning rate) and its test metrics against each varied
+# setting. Every number is read from the variations' `eval.json` (checked against the sweep's
+# `table.csv`).
+#
+# **Parameters.** `WORKDIR`: a sweep folder (with `table.csv` and one run per variation);
+# `None` runs the paper's variations on the small config here (`runs/notebooks/`; the
+# variations that change nothing on that config are left out). `FIGDIR`; `QUICK`;
+# environment variables `FIELDNET_SWEEP_WORKDIR`, `FIELDNET_FIGDIR`, `FIELDNET_QUICK`.
+
+# %%
+import os
+from pathlib import Path
+
+from IPython.display import Markdown
+
+from fieldnet import notebook_figures as nbf
+from fieldnet import sweep
+
+# %% tags=["parameters"]
+WORKDIR = os.environ.get("FIELDNET_SWEEP_WORKDIR")
+FIGDIR = os.environ.get("FIELDNET_FIGDIR", "notebooks/figures")
+QUICK = os.environ.get("FIELDNET_QUICK", "1") != "0"
+
+# %%
+nbf.use_repository_root()
+sweep_dir = nbf.sweep_run(WORKDIR, QUICK)
+rows = nbf.sweep_rows(sweep_dir)
+print(f"sweep: {sweep_dir}")
+table = (sweep_dir / "table.md").read_text()
+Path(FIGDIR).mkdir(parents=True, exist_ok=True)
+(Path(FIGDIR) / "variations_table.md").write_text(table)
+Markdown(table)
+
+# %% [markdown]
+# MSE is in the normalized target space (standardized log10 T); r is the Pearson correlation
+# of log10 T per pixel, and r(k) is averaged over the bins up to half the Nyquist wavenumber.
+# Dashed: the local baseline T(ρ), which is the same for every variation of the model.
+
+# %%
+numbers = {"variations": {r["variation"]: {k: r[k] for k in sweep.COLUMNS[2:]} for r in rows}}
+fig = nbf.variations_figure(rows)
+best = min(rows, key=lambda r: r["mse"])
+nbf.title(fig, f"{len(rows)} variations; lowest test MSE: {best['variation']} "
+               f"({nbf.fmt(best['mse'])}, local baseline {nbf.fmt(best['baseline_mse'])})")
+nbf.show(nbf.save(fig, FIGDIR, "variations_metrics", numbers))
