@@ -1,0 +1,35 @@
+"""The benchmark helpers: the PyTorch reference is the same function, the scaling fit."""
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from benchmarks import scaling_plot
+from fieldnet import models
+
+
+def test_scaling_exponent_recovers_a_power_law():
+    rows = [{"case": f"2d{n}", "batch": b, "pixels": n * n, "s_per_step": 1e-6 * (n * n * b) ** 0.8}
+            for n in (64, 128, 256) for b in (2, 8)]
+    assert scaling_plot.scaling_exponent(rows) == pytest.approx(0.8, abs=1e-9)
+    fig = scaling_plot.figure(rows)
+    assert len(fig.axes[0].lines) == 3 + 1  # one line per case and the linear guide
+
+
+@pytest.mark.parametrize("ndim,size", [(1, 32), (2, 16), (3, 8)])
+def test_torch_reference_computes_the_same_function(ndim, size):
+    torch = pytest.importorskip("torch")  # the `bench` extra
+    from benchmarks import torch_unet
+
+    jm = models.UNet(1, 1, ndim, width=4, depth=3, rngs=nnx.Rngs(3))
+    tm = torch_unet.load_from_jax(torch_unet.UNet(1, 1, ndim, width=4, depth=3), jm)
+    assert torch_unet.param_count(tm) == models.layers.param_count(jm)
+    x = np.random.default_rng(0).normal(size=(2, *(size,) * ndim, 1)).astype(np.float32)
+    want = np.asarray(jm(x))
+    with torch.no_grad():
+        got = np.moveaxis(tm(torch.from_numpy(np.moveaxis(x, -1, 1))).numpy(), 1, -1)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    # a periodic shift commutes with both, so the padding is circular in the reference too
+    with torch.no_grad():
+        shifted = tm(torch.from_numpy(np.moveaxis(np.roll(x, 8, axis=1), -1, 1))).numpy()
+    assert np.abs(np.moveaxis(shifted, 1, -1) - np.roll(got, 8, axis=1)).max() <= 1e-5
