@@ -8,10 +8,12 @@
 One process builds both models with the same parameters (checked: same parameter count,
 same forward output), then alternates timed repeats of the JAX and the PyTorch training
 steps (forward + backward + clipped AdamW update, MSE loss, same batch), so both see the
-same machine load. Per case it prints a JSON line: samples/s of each (median over
-repeats), `jax_over_torch` (the throughput ratio; > 1 means JAX is faster), FLOPs per
-step counted from the architecture (forward + backward convolutions and matrix products),
-the achieved FLOP/s and, on a GPU with a known peak, MFU.
+same machine load. On the CPU, 3D cases also time the JAX step with XLA's own
+convolution gradients (`FIELDNET_CPU_CONV_VJP=0`, see `fieldnet.nn.ops`) in the same
+alternation, and report the fast path's speedup. Per case it prints a JSON line:
+samples/s of each (median over repeats), `jax_over_torch` (the throughput ratio; > 1
+means JAX is faster), FLOPs per step counted from the architecture (forward + backward
+convolutions and matrix products), the achieved FLOP/s and, on a GPU with a known peak, MFU.
 
 On the GPU the PyTorch side runs channels_last and, for bfloat16, autocast (AMP); the JAX
 side runs `dtype="bfloat16"` compute with float32 parameters. `--batch-sweep 8,16,32`
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import statistics
 import time
@@ -36,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import torch_unet
 from fieldnet import models, train
+from fieldnet.nn import ops
 
 CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "2d512": (2, 512),
          "3d32": (3, 32), "3d64": (3, 64), "3d128": (3, 128)}
@@ -121,6 +125,20 @@ def check_same_function(jax_model, torch_model, shape) -> float:
     return float(np.abs(yj - np.moveaxis(yt, 1, -1)).max() / np.abs(yj).max())
 
 
+@contextlib.contextmanager
+def _environment(**values):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _timed(run, steps: int) -> float:
     start = time.perf_counter()
     run(steps)
@@ -142,16 +160,22 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
         raise SystemExit(f"the two models disagree: relative difference {diff:.2e}")
     flops = step_flops(tm, batch, shape)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    run_jax = _jax_step(jm, batch, shape, dtype)
-    run_torch = _torch_step(tm, batch, shape, dtype, device, compile_)
-    run_jax(1)      # compile
-    run_torch(2)    # warm-up (and compile)
-    t_jax, t_torch = [], []
-    for _ in range(repeats):   # alternating, so both see the same machine load
-        t_jax.append(_timed(run_jax, steps))
-        t_torch.append(_timed(run_torch, steps))
-    jax_rate = steps * batch / statistics.median(t_jax)
-    torch_rate = steps * batch / statistics.median(t_torch)
+    runs = {"jax": _jax_step(jm, batch, shape, dtype)}
+    runs["jax"](1)  # compile (the CPU convolution VJP is chosen while tracing)
+    if ops.use_cpu_vjp(np.zeros((1,) * 5), np.zeros((3,) * 5), 1, 1) and ndim == 3:
+        with _environment(FIELDNET_CPU_CONV_VJP="0"):  # the same step with XLA's gradients
+            runs["jax_xla_vjp"] = _jax_step(models.UNet(1, 1, ndim, width=width, depth=depth,
+                                                        dtype=dtype, rngs=nnx.Rngs(0)),
+                                            batch, shape, dtype)
+            runs["jax_xla_vjp"](1)
+    runs["torch"] = _torch_step(tm, batch, shape, dtype, device, compile_)
+    runs["torch"](2)  # warm-up (and compile)
+    times = {contender: [] for contender in runs}
+    for _ in range(repeats):   # alternating, so all see the same machine load
+        for contender, run in runs.items():
+            times[contender].append(_timed(run, steps))
+    rates = {contender: steps * batch / statistics.median(t) for contender, t in times.items()}
+    jax_rate, torch_rate = rates["jax"], rates["torch"]
     jax_flops = flops * jax_rate / batch
     result = {"case": name, "batch": batch, "dtype": dtype, "width": width, "params": n_jax,
               "jax_samples_per_s": round(jax_rate, 3), "torch_samples_per_s": round(torch_rate, 3),
@@ -160,6 +184,9 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
               "jax_tflop_per_s": round(jax_flops / 1e12, 4),
               "torch_tflop_per_s": round(flops * torch_rate / batch / 1e12, 4),
               "max_output_diff": diff, "torch_compile": compile_,
+              **({"jax_xla_vjp_samples_per_s": round(rates["jax_xla_vjp"], 3),
+                  "cpu_vjp_speedup": round(jax_rate / rates["jax_xla_vjp"], 3)}
+                 if "jax_xla_vjp" in rates else {}),
               "jax_device": jax.devices()[0].device_kind, "torch_device": device,
               "jax": jax.__version__, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "machine": platform.machine()}
