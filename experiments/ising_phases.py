@@ -2,7 +2,9 @@
 
     python -m experiments.ising_phases --config experiments/configs/ising.py [--workdir DIR]
 
-All the work is `fieldnet.phase_study.train_and_evaluate(config, workdir)`.
+All the work is `fieldnet.phase_study.train_and_evaluate(config, workdir)`. Each ensemble
+member trains in WORKDIR/member_k/ (a rerun resumes it); eval.json and figures/ are in
+WORKDIR.
 """
 
 from experiments import launch

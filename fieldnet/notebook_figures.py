@@ -557,16 +557,18 @@ def ising_curves(evaluation: dict) -> list[phases.Curve]:
 
 
 def ising_extrapolation(evaluation: dict, nu: float, corrections: int = 1):
-    """The finite-size fit for `phase_figures.tc_extrapolation`: the curve refitted on
-    eval.json's per-L crossings (`phases.finite_size_extrapolation`), with eval.json's T_c
-    and error, so that the figure shows the run's numbers. (With an ensemble of classifiers
-    the run weights its fit by the bootstrap errors alone, so the drawn slope may differ
-    slightly; T_c and its error are the run's.)"""
+    """The run's finite-size fit for `phase_figures.tc_extrapolation`, from eval.json's
+    `fit` (T_c, its error and the correction coefficients); runs that stored no
+    coefficients are refitted on their per-L crossings (`phases.finite_size_extrapolation`)."""
+    fit = evaluation.get("fit") or {}
+    if "coefficients" in fit:
+        return phases.Extrapolation(evaluation["tc"], evaluation["tc_err"],
+                                    list(fit["coefficients"]), fit["chi2"], fit["dof"])
     per_size = evaluation["per_L"]
     sizes = sorted(per_size, key=int)
     options = {"corrections": corrections} if corrections > 1 else {}
-    fit = phases.finite_size_extrapolation([int(L) for L in sizes],
-                                           [per_size[L]["tc"] for L in sizes],
-                                           [per_size[L]["tc_err"] for L in sizes], nu=nu,
-                                           **options)
-    return dataclasses.replace(fit, tc=evaluation["tc"], tc_err=evaluation["tc_err"])
+    refit = phases.finite_size_extrapolation([int(L) for L in sizes],
+                                             [per_size[L]["tc"] for L in sizes],
+                                             [per_size[L]["tc_err"] for L in sizes], nu=nu,
+                                             **options)
+    return dataclasses.replace(refit, tc=evaluation["tc"], tc_err=evaluation["tc_err"])

@@ -1,4 +1,5 @@
-"""Figures of the phase study: P(ordered | T) per lattice size, and T_c(L) against L."""
+"""Figures of the phase study: P(ordered | T) per lattice size, T_c(L) against L, and the
+training losses of the ensemble's members."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fieldnet.phases import ONSAGER_TC, Curve, Extrapolation
-from fieldnet.report import save_figure
+from fieldnet.report import read_metrics, save_figure
 
 
-def phase_curves(curves: list[Curve], path, *, ordered_below: float,
-                 disordered_above: float) -> Path:
-    """The classifier's P(ordered | T) for each L; shaded: the training temperatures."""
+def phase_curves(curves: list[Curve], path, *, ordered_below: float, disordered_above: float,
+                 members: list[list[Curve]] | None = None) -> Path:
+    """The ensemble's P(ordered | T) for each L, each member's faintly behind it; shaded:
+    the training temperatures."""
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     low = min(c.temperatures.min() for c in curves)
     high = max(c.temperatures.max() for c in curves)
     ax.axvspan(low, ordered_below, color="0.92")
     ax.axvspan(disordered_above, high, color="0.92", label="training temperatures")
-    for c in curves:
-        ax.plot(c.temperatures, c.p_ordered, marker="o", ms=3, label=f"L = {c.L}")
+    for i, c in enumerate(curves):
+        color = f"C{i % 10}"
+        for m in (members[i] if members and len(members[0]) > 1 else []):
+            ax.plot(m.temperatures, m.p_ordered, color=color, lw=0.7, alpha=0.35)
+        ax.plot(c.temperatures, c.p_ordered, color=color, marker="o", ms=3, label=f"L = {c.L}")
     ax.axvline(ONSAGER_TC, color="k", ls="--", lw=1, label=r"Onsager $T_c$")
     ax.axhline(0.5, color="0.5", lw=0.8)
     ax.set_xlabel(r"temperature $T$ [$J/k_B$]")
@@ -30,20 +35,54 @@ def phase_curves(curves: list[Curve], path, *, ordered_below: float,
     return save_figure(fig, path)
 
 
-def tc_extrapolation(sizes, per_size: dict, fit: Extrapolation, path, *, nu: float) -> Path:
-    """T_c(L) with bootstrap errors against L^(-1/nu), the fit, and Onsager's value."""
+def tc_extrapolation(sizes, per_size: dict, fit: Extrapolation, path, *, nu: float,
+                     tc_err: float | None = None) -> Path:
+    """T_c(L) against L^(-1/nu), with each member's T_c(L) faintly, the fit, and Onsager's
+    value; `tc_err` is the error shown on the extrapolated point (default: the fit's)."""
     x = np.asarray(sizes, float) ** (-1.0 / nu)
     y = np.array([per_size[str(L)]["tc"] for L in sizes])
     err = np.array([per_size[str(L)]["tc_err"] for L in sizes])
+    tc_err = fit.tc_err if tc_err is None else tc_err
     fig = Figure(figsize=(5.5, 4), layout="constrained")
     ax = fig.subplots()
+    members = [per_size[str(L)].get("members") or [] for L in sizes]
+    label = "single classifiers"
+    for xi, values in zip(x, members, strict=True):
+        values = [v for v in values if v is not None]
+        if len(values) > 1:
+            ax.plot(np.full(len(values), xi), values, "_", color="0.6", ms=8, label=label)
+            label = None
     ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label=r"$T_c(L)$, 1/2 crossing")
     grid = np.linspace(0, x.max() * 1.05, 50)
-    ax.plot(grid, fit.tc + fit.slope * grid, color="tab:blue", lw=1,
-            label=rf"fit: $T_c = {fit.tc:.4f} \pm {fit.tc_err:.4f}$")
-    ax.errorbar([0], [fit.tc], yerr=[fit.tc_err], fmt="s", color="tab:blue", capsize=3)
+    curve = fit.tc + sum(a * grid ** (n + 1) for n, a in enumerate(fit.coefficients))
+    ax.plot(grid, curve, color="tab:blue", lw=1,
+            label=rf"fit: $T_c = {fit.tc:.4f} \pm {tc_err:.4f}$")
+    ax.errorbar([0], [fit.tc], yerr=[tc_err], fmt="s", color="tab:blue", capsize=3)
     ax.axhline(ONSAGER_TC, color="k", ls="--", lw=1, label=rf"Onsager $T_c = {ONSAGER_TC:.4f}$")
     ax.set_xlabel(rf"$L^{{-1/\nu}}$ ($\nu = {nu:g}$)")
     ax.set_ylabel(r"$T_c$ [$J/k_B$]")
     ax.legend(frameon=False, fontsize=8)
+    return save_figure(fig, path)
+
+
+def training_curves(metrics_paths, path) -> Path:
+    """Training (lines) and validation (dots) cross-entropy of every member against step."""
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for k, metrics in enumerate(metrics_paths):
+        records = read_metrics(metrics) if Path(metrics).exists() else []
+        for key, style in (("train_loss", {"lw": 1}), ("val_loss", {"ls": "", "marker": "o",
+                                                                    "ms": 3})):
+            points = [(r["step"], r[key]) for r in records
+                      if isinstance(r.get(key), int | float) and r[key] > 0]
+            if points:
+                ax.plot(*zip(*points, strict=True), color=f"C{k % 10}", **style,
+                        label=f"member {k}" if key == "train_loss" else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no losses logged yet", transform=ax.transAxes, ha="center")
     return save_figure(fig, path)

@@ -4,7 +4,8 @@ A classifier trained only on configurations far below (ordered) and far above (d
 the transition is applied on a fine temperature grid; T_c(L) is where P(ordered | T) of
 lattice size L crosses 1/2, and the finite-size scaling T_c(L) = T_c + a L^(-1/nu)
 extrapolates to the infinite lattice. Errors come from a bootstrap over independent
-Monte Carlo chains (samples of one chain are correlated, so chains are the unit).
+Monte Carlo chains (samples of one chain are correlated, so chains are the unit) and, for
+an ensemble of classifiers, from the scatter between their training seeds.
 """
 
 from __future__ import annotations
@@ -71,27 +72,64 @@ def bootstrap_crossing(curve: Curve, n_boot: int, rng: np.random.Generator) -> t
 class Extrapolation:
     tc: float
     tc_err: float
-    slope: float
+    coefficients: list[float]  # of L^(-1/nu), L^(-2/nu), ...
     chi2: float
     dof: int
 
+    @property
+    def slope(self) -> float:
+        return self.coefficients[0]
 
-def finite_size_extrapolation(sizes, tcs, errs, nu: float = 1.0) -> Extrapolation:
-    """Weighted least squares of T_c(L) = T_c + a L^(-1/nu).
 
-    When the points scatter more than their errors allow (chi2/dof > 1), the error of T_c
-    is inflated by sqrt(chi2/dof) so that it stays honest.
+def finite_size_extrapolation(sizes, tcs, errs, nu: float = 1.0,
+                              corrections: int = 1) -> Extrapolation:
+    """Weighted least squares of T_c(L) = T_c + a_1 L^(-1/nu) + ... + a_n L^(-n/nu).
+
+    n = `corrections`. With n = 2 the fit allows the drift of a crossing at a fixed classifier
+    threshold: at T_c the order parameter falls as L^(-beta/nu), so the scaling variable of a
+    fixed threshold changes with L and the leading 1/L shift is not the whole story. When
+    the points scatter more than their errors allow (chi2/dof > 1), the error of T_c is
+    inflated by sqrt(chi2/dof) so that it stays honest.
     """
     x = np.asarray(sizes, float) ** (-1.0 / nu)
     y, s = np.asarray(tcs, float), np.asarray(errs, float)
-    if len(x) < 2:
-        raise ValueError("the finite-size extrapolation needs at least two lattice sizes")
+    if corrections < 1:
+        raise ValueError(f"the extrapolation needs at least one correction term, got "
+                         f"{corrections}")
+    if len(x) < corrections + 1:
+        raise ValueError(f"the finite-size extrapolation with {corrections} correction terms "
+                         f"needs at least {corrections + 1} lattice sizes, got {len(x)}")
     s = np.where(np.isfinite(s) & (s > 0), s, np.nanmax(s[np.isfinite(s)], initial=1e-3))
-    design = np.stack([np.ones_like(x), x], axis=1) / s[:, None]
+    basis = np.stack([x ** n for n in range(corrections + 1)], axis=1)
+    design = basis / s[:, None]
     coef, *_ = np.linalg.lstsq(design, y / s, rcond=None)
     cov = np.linalg.inv(design.T @ design)
-    chi2 = float(np.sum(((y - coef[0] - coef[1] * x) / s) ** 2))
-    dof = len(x) - 2
+    chi2 = float(np.sum(((y - basis @ coef) / s) ** 2))
+    dof = len(x) - corrections - 1
     inflate = math.sqrt(max(chi2 / dof, 1.0)) if dof > 0 else 1.0
-    return Extrapolation(float(coef[0]), float(math.sqrt(cov[0, 0]) * inflate), float(coef[1]),
-                         chi2, dof)
+    return Extrapolation(float(coef[0]), float(math.sqrt(cov[0, 0]) * inflate),
+                         [float(a) for a in coef[1:]], chi2, dof)
+
+
+@dataclass
+class EnsembleError:
+    error: float          # total standard error of the ensemble's estimate
+    seed_scatter: float   # standard deviation of the members' own estimates (NaN if < 2)
+
+
+def ensemble_error(statistical_err: float, member_estimates) -> EnsembleError:
+    """The error of an estimate made from an ensemble of K classifiers trained with different
+    seeds on the same data: the data's error (bootstrap over chains) and the standard error
+    of the mean over training seeds, sigma_seed / sqrt(K), in quadrature.
+
+    The members see the same chains, so their scatter is the training seed's alone and the
+    two parts are independent. Members without an estimate (NaN) are left out; with fewer
+    than two, the seed's part cannot be measured and only the data's error remains.
+    """
+    values = np.asarray(member_estimates, float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return EnsembleError(float(statistical_err), math.nan)
+    scatter = float(values.std(ddof=1))
+    return EnsembleError(float(math.sqrt(statistical_err ** 2 + scatter ** 2 / values.size)),
+                         scatter)

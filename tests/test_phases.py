@@ -60,7 +60,55 @@ def test_extrapolation_recovers_known_tc_and_inflates_bad_fits():
     assert scattered.tc_err > plain.tc_err * math.sqrt(scattered.chi2 / scattered.dof) * 0.99
 
 
-def test_study_runs_end_to_end(tmp_path):
+def test_two_term_extrapolation_removes_the_bias_of_a_next_order_correction():
+    """Crossings with an L^-2 correction: the one-term fit misses T_c by more than 3 sigma
+    even after its chi2 inflation, the two-term fit is unbiased with pulls of unit width."""
+    sizes = np.array([16, 24, 32, 48, 64])
+    rng = np.random.default_rng(3)
+    err = np.full(5, 0.003)
+    exact = 2.269 + 0.8 / sizes - 40.0 / sizes**2
+    one = phases.finite_size_extrapolation(sizes, exact, err)
+    assert abs(one.tc - 2.269) > 3 * one.tc_err
+    fits = [phases.finite_size_extrapolation(sizes, exact + rng.normal(0, 0.003, 5), err,
+                                             corrections=2) for _ in range(300)]
+    pulls = np.array([(f.tc - 2.269) / f.tc_err for f in fits])
+    assert abs(pulls.mean()) < 0.2 and 0.7 < pulls.std() < 1.3
+    assert fits[0].dof == 2 and len(fits[0].coefficients) == 2
+    with pytest.raises(ValueError, match="at least 3 lattice sizes"):
+        phases.finite_size_extrapolation(sizes[:2], exact[:2], err[:2], corrections=2)
+
+
+def test_ensemble_error_counts_the_seed_scatter():
+    """Members share the data (one common error) and scatter by seed: the combined error
+    gives pulls of unit width, the data's error alone does not."""
+    rng = np.random.default_rng(4)
+    data_err, seed_sigma, k = 0.004, 0.015, 8
+    pulls, naive = [], []
+    for _ in range(2000):
+        members = 2.269 + rng.normal(0, data_err) + rng.normal(0, seed_sigma, k)
+        combined = phases.ensemble_error(data_err, members)
+        pulls.append((members.mean() - 2.269) / combined.error)
+        naive.append((members.mean() - 2.269) / data_err)
+    assert 0.9 < np.std(pulls) < 1.15
+    assert np.std(naive) > 1.4
+    one = phases.ensemble_error(0.004, [2.25, 2.27, math.nan])
+    assert one.seed_scatter == pytest.approx(np.std([2.25, 2.27], ddof=1))
+    assert one.error == pytest.approx(math.hypot(0.004, one.seed_scatter / math.sqrt(2)))
+    alone = phases.ensemble_error(0.004, [2.25])
+    assert alone.error == 0.004 and math.isnan(alone.seed_scatter)
+
+
+def test_member_seeds_are_disjoint_between_runs():
+    c = ising.get_config()
+    c.ensemble.size = 4
+    first = phase_study.member_seeds(c)
+    c.seed = 1
+    assert len(set(first) | set(phase_study.member_seeds(c))) == 8
+    c.ensemble.size, c.seed = 1, 5
+    assert phase_study.member_seeds(c) == [5]
+
+
+def test_study_runs_end_to_end_and_resumes(tmp_path):
     c = ising.get_config("quick")
     c.data.path = str(tmp_path / "ising.h5")
     c.data.lattice_sizes = (8, 12)
@@ -68,11 +116,19 @@ def test_study_runs_end_to_end(tmp_path):
     c.generate.n_temps = 10
     c.train.num_steps = 30
     c.train.progress = False
+    assert c.ensemble.size == 2
     report = phase_study.train_and_evaluate(c, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert {"tc", "tc_err", "per_L"} <= set(saved)
+    assert {"tc", "tc_err", "per_L", "curves", "onsager_tc", "relative_error", "pull", "fit",
+            "references", "ensemble"} <= set(saved)
     assert set(saved["per_L"]) == {"8", "12"}
     assert all({"tc", "tc_err"} <= set(v) for v in saved["per_L"].values())
     assert 1.0 < report["tc"] < 3.5 and report["tc_err"] > 0
+    assert saved["ensemble"]["seeds"] == [0, 1] and len(saved["ensemble"]["tc"]) == 2
+    for k in range(2):
+        assert (tmp_path / "run" / f"member_{k}" / "checkpoints").is_dir()
     for name in ("p_ordered.png", "tc_vs_L.png", "training.png"):
         assert (tmp_path / "run" / "figures" / name).stat().st_size > 0
+    # A rerun finds every member trained and reproduces the estimate.
+    again = phase_study.train_and_evaluate(c, tmp_path / "run")
+    assert again["tc"] == report["tc"] and again["tc_err"] == report["tc_err"]
