@@ -5,7 +5,7 @@
 Generates the Monte Carlo dataset on first use (runs/data/, reused afterwards), trains an
 ensemble of 4 classifiers (seeds 4*seed .. 4*seed+3) on T <= 2.0 (ordered) and T >= 2.6
 (disordered) only, and extrapolates the 1/2 crossings of their mean P(ordered | T) to
-L -> infinity. About 8 minutes on a 2-core CPU once the data exist. Smoke run:
+L -> infinity. About 10 minutes on a 2-core CPU, Monte Carlo included. Smoke run:
 
     python -m experiments.ising_phases --config experiments/configs/ising.py:quick
 """
