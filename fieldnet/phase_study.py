@@ -29,6 +29,7 @@ from scipy.special import softmax
 from fieldnet import evaluate, models, phase_figures, phases, symmetry, train
 from fieldnet.errors import FieldnetError
 from fieldnet.experiment import prepare_workdir, write_json
+from fieldnet.metrics import to_json_value
 
 ORDERED, DISORDERED = 1, 0
 
@@ -186,7 +187,7 @@ def analyse(probabilities: list[dict], data: IsingData, config, workdir: Path,
     """
     an = config.analysis
     rng = np.random.default_rng(an.bootstrap_seed)
-    curves, member_curves, boot_errs, member_tcs = [], [], [], []
+    curves, member_curves, tcs, boot_errs, member_tcs = [], [], [], [], []
     for L in data.sizes:
         idx = data.eval_idx[L]
         temperature, chain = data.temperature[L][idx], data.chain[L][idx]
@@ -199,9 +200,9 @@ def analyse(probabilities: list[dict], data: IsingData, config, workdir: Path,
                    for p in probabilities]
         curves.append(curve)
         member_curves.append(members)
+        tcs.append(tc_L)
         boot_errs.append(err)
         member_tcs.append([phases.half_crossing(c.temperatures, c.p_ordered) for c in members])
-    tcs = [phases.half_crossing(c.temperatures, c.p_ordered) for c in curves]
     fit = phases.finite_size_extrapolation(data.sizes, tcs, boot_errs, nu=an.nu,
                                            corrections=an.corrections)
     member_fits = [phases.finite_size_extrapolation(data.sizes, column, boot_errs, nu=an.nu,
@@ -213,8 +214,8 @@ def analyse(probabilities: list[dict], data: IsingData, config, workdir: Path,
     for L, tc_L, err, column in zip(data.sizes, tcs, boot_errs, member_tcs, strict=True):
         size_total = phases.ensemble_error(err, column)
         per_size[str(L)] = {"tc": tc_L, "tc_err": size_total.error, "tc_err_bootstrap": err,
-                            "seed_scatter": _finite_or_none(size_total.seed_scatter),
-                            "members": [_finite_or_none(t) for t in column]}
+                            "seed_scatter": to_json_value(size_total.seed_scatter),
+                            "members": to_json_value(column)}
     figures = workdir / "figures"
     phase_figures.phase_curves(curves, figures / "p_ordered.png",
                                ordered_below=data.ordered_below,
@@ -232,13 +233,9 @@ def analyse(probabilities: list[dict], data: IsingData, config, workdir: Path,
                     "coefficients": fit.coefficients, "chi2": fit.chi2, "dof": fit.dof,
                     "nu": an.nu, "corrections": an.corrections},
             "ensemble": {"size": len(seeds), "seeds": seeds,
-                         "tc": [_finite_or_none(f.tc if f else math.nan) for f in member_fits],
-                         "seed_scatter": _finite_or_none(total.seed_scatter)},
+                         "tc": to_json_value([f.tc if f else math.nan for f in member_fits]),
+                         "seed_scatter": to_json_value(total.seed_scatter)},
             "curves": {str(c.L): {"T": c.temperatures.tolist(), "p_ordered": c.p_ordered.tolist()}
                        for c in curves},
             "references": {"fully_connected_L_le_60": 2.266, "zero_padded_cnn_review": 2.26}}
 
-
-def _finite_or_none(value: float) -> float | None:
-    """JSON has no NaN: a member whose curve never crosses 1/2 is recorded as null."""
-    return float(value) if np.isfinite(value) else None
