@@ -38,6 +38,7 @@ from flax import nnx
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import torch_unet
+from benchmarks.train_step import step_runner
 from fieldnet import models, train
 from fieldnet.nn import ops
 
@@ -45,28 +46,6 @@ CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "2d512": (2, 512
          "3d32": (3, 32), "3d64": (3, 64), "3d128": (3, 128)}
 # Dense peak FLOP/s by device name fragment: (float32 without tensor cores, bfloat16).
 PEAKS = {"H100": (67e12, 989e12), "H200": (67e12, 989e12), "A100": (19.5e12, 312e12)}
-
-
-def _jax_step(model, batch: int, shape, dtype: str):
-    cfg = train.default_config()
-    batch_sharding, replicated = train.data_mesh()
-    graphdef, eval_graphdef, state = train.split_model(model)
-    tx = train.optimizer(cfg)
-    state["opt_state"] = tx.init(state["params"])
-    state = jax.device_put(state, replicated)
-    fns = train.step_functions(graphdef, eval_graphdef, tx, train.mse_loss, replicated)
-    rng = np.random.default_rng(1)
-    full = (batch, *shape, 1)
-    b = train.global_batch({"x": rng.normal(size=full).astype(np.float32),
-                            "y": rng.normal(size=full).astype(np.float32)}, batch_sharding)
-    box = {"state": state}
-
-    def run(steps: int) -> None:
-        for _ in range(steps):
-            box["state"], loss, _ = fns.train(box["state"], b)
-        loss.block_until_ready()
-
-    return run
 
 
 def _torch_step(model, batch: int, shape, dtype: str, device: str, compile_: bool):
@@ -154,19 +133,21 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
     n_jax, n_torch = models.layers.param_count(jm), torch_unet.param_count(tm)
     if n_jax != n_torch:
         raise SystemExit(f"parameter counts differ: JAX {n_jax}, PyTorch {n_torch}")
-    diff = check_same_function(models.UNet(1, 1, ndim, width=width, depth=depth,
-                                           rngs=nnx.Rngs(0)), tm, (16,) * ndim)
+    # the check runs in float32: the model itself, or its float32 twin (same seed)
+    reference = jm if models.DTYPES[dtype] is None else models.UNet(
+        1, 1, ndim, width=width, depth=depth, rngs=nnx.Rngs(0))
+    diff = check_same_function(reference, tm, (16,) * ndim)
     if diff > 1e-4:
         raise SystemExit(f"the two models disagree: relative difference {diff:.2e}")
     flops = step_flops(tm, batch, shape)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    runs = {"jax": _jax_step(jm, batch, shape, dtype)}
+    runs = {"jax": step_runner(jm, batch, shape, seed=1)}
     runs["jax"](1)  # compile (the CPU convolution VJP is chosen while tracing)
-    if ops.use_cpu_vjp(np.zeros((1,) * 5), np.zeros((3,) * 5), 1, 1) and ndim == 3:
+    if ndim == 3 and ops.cpu_vjp_enabled():
         with _environment(FIELDNET_CPU_CONV_VJP="0"):  # the same step with XLA's gradients
-            runs["jax_xla_vjp"] = _jax_step(models.UNet(1, 1, ndim, width=width, depth=depth,
+            runs["jax_xla_vjp"] = step_runner(models.UNet(1, 1, ndim, width=width, depth=depth,
                                                         dtype=dtype, rngs=nnx.Rngs(0)),
-                                            batch, shape, dtype)
+                                            batch, shape, seed=1)
             runs["jax_xla_vjp"](1)
     runs["torch"] = _torch_step(tm, batch, shape, dtype, device, compile_)
     runs["torch"](2)  # warm-up (and compile)
@@ -203,7 +184,7 @@ def batch_sweep(name: str, batches: list[int], repeats: int, steps: int, dtype: 
     ndim, size = CASES[name]
     for batch in batches:
         jm = models.UNet(1, 1, ndim, width=width, depth=3, dtype=dtype, rngs=nnx.Rngs(0))
-        run = _jax_step(jm, batch, (size,) * ndim, dtype)
+        run = step_runner(jm, batch, (size,) * ndim, seed=1)
         try:
             run(1)
         except Exception as err:  # noqa: BLE001 - out of memory ends the sweep

@@ -22,8 +22,10 @@ from fieldnet import models, train
 CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "3d32": (3, 32), "3d64": (3, 64)}
 
 
-def time_case(ndim: int, size: int, batch: int, repeats: int, steps: int, dtype: str) -> dict:
-    model = models.UNet(1, 1, ndim, width=16, depth=3, dtype=dtype, rngs=nnx.Rngs(0))
+def step_runner(model, batch: int, shape, seed: int = 0):
+    """`run(steps)`: that many fieldnet training steps of `model` (AdamW on the default
+    schedule, MSE loss, data-parallel mesh) on one fixed random batch of `shape` fields,
+    waiting for the last. The first call compiles."""
     cfg = train.default_config()
     batch_sharding, replicated = train.data_mesh()
     graphdef, eval_graphdef, state = train.split_model(model)
@@ -31,18 +33,28 @@ def time_case(ndim: int, size: int, batch: int, repeats: int, steps: int, dtype:
     state["opt_state"] = tx.init(state["params"])
     state = jax.device_put(state, replicated)
     fns = train.step_functions(graphdef, eval_graphdef, tx, train.mse_loss, replicated)
-    rng = np.random.default_rng(0)
-    shape = (batch, *([size] * ndim), 1)
-    b = train.global_batch({"x": rng.normal(size=shape).astype(np.float32),
-                            "y": rng.normal(size=shape).astype(np.float32)}, batch_sharding)
-    state, loss, _ = fns.train(state, b)
-    loss.block_until_ready()
+    rng = np.random.default_rng(seed)
+    full = (batch, *shape, 1)
+    b = train.global_batch({"x": rng.normal(size=full).astype(np.float32),
+                            "y": rng.normal(size=full).astype(np.float32)}, batch_sharding)
+    box = {"state": state}
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            box["state"], loss, _ = fns.train(box["state"], b)
+        loss.block_until_ready()
+
+    return run
+
+
+def time_case(ndim: int, size: int, batch: int, repeats: int, steps: int, dtype: str) -> dict:
+    model = models.UNet(1, 1, ndim, width=16, depth=3, dtype=dtype, rngs=nnx.Rngs(0))
+    run = step_runner(model, batch, (size,) * ndim)
+    run(1)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(steps):
-            state, loss, _ = fns.train(state, b)
-        loss.block_until_ready()
+        run(steps)
         rates.append(steps * batch / (time.perf_counter() - start))
     return {"case": f"{ndim}D {size}^{ndim}", "batch": batch, "dtype": dtype,
             "samples_per_s": statistics.median(rates), "device": str(jax.devices()[0]),

@@ -64,10 +64,15 @@ def _conv3d_cpu_bwd(residuals, g):
 conv3d_cpu.defvjp(_conv3d_cpu_fwd, _conv3d_cpu_bwd)
 
 
+def cpu_vjp_enabled() -> bool:
+    """Whether 3D convolutions traced now take the CPU custom VJP (backend and switch)."""
+    return (jax.default_backend() == "cpu"
+            and os.environ.get("FIELDNET_CPU_CONV_VJP", "1") != "0")
+
+
 def use_cpu_vjp(x, kernel, stride: int, dilation: int) -> bool:
     return (x.ndim == 5 and stride == 1 and dilation == 1 and kernel.shape[0] > 1
-            and jax.default_backend() == "cpu"
-            and os.environ.get("FIELDNET_CPU_CONV_VJP", "1") != "0")
+            and cpu_vjp_enabled())
 
 
 def conv_nd(x, kernel, stride: int = 1, dilation: int = 1):
