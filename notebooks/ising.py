@@ -31,7 +31,6 @@ import os
 
 from fieldnet import notebook_figures as nbf
 from fieldnet import phase_figures
-from fieldnet.phases import ONSAGER_TC
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_ISING_WORKDIR")
@@ -46,7 +45,7 @@ evaluation = nbf.load_eval(workdir)
 nu = (evaluation.get("fit") or {}).get("nu", config.analysis.nu)
 numbers = {"tc": evaluation["tc"], "tc_err": evaluation["tc_err"],
            "onsager_tc": evaluation["onsager_tc"], "per_L": evaluation["per_L"]}
-pull = (numbers["tc"] - ONSAGER_TC) / numbers["tc_err"]
+pull = evaluation["pull"]
 summary = (f"$T_c(L\\to\\infty) = {numbers['tc']:.4f} \\pm {numbers['tc_err']:.4f}$ "
            f"$J/k_B$, Onsager ${numbers['onsager_tc']:.4f}$ ({pull:+.1f}$\\sigma$)")
 nbf.print_numbers(numbers)

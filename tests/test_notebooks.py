@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments.configs import density_to_temp, ising
+from experiments.configs import density_to_temp
 from fieldnet import experiment, phase_study, sweep
 from fieldnet import notebook_figures as nbf
 from fieldnet.errors import FieldnetError
 from notebooks import make_figures
+from tests.test_phases import tiny_study_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = 600
@@ -98,15 +99,8 @@ def test_density_notebooks_match_eval_json(tmp_path):
 
 
 def test_ising_notebook_matches_eval_json(tmp_path):
-    c = ising.get_config("quick")
-    c.data.path = str(tmp_path / "ising.h5")
-    c.data.lattice_sizes = (8, 12)
-    c.generate.samples = 32
-    c.generate.n_temps = 10
-    c.train.num_steps = 30
-    c.train.progress = False
     run = tmp_path / "run"
-    phase_study.train_and_evaluate(c, run)
+    phase_study.train_and_evaluate(tiny_study_config(tmp_path), run)
     figdir = run_notebooks(["ising"], {"ising": run}, tmp_path)
 
     evaluation = nbf.load_eval(run)

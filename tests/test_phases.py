@@ -108,7 +108,8 @@ def test_member_seeds_are_disjoint_between_runs():
     assert phase_study.member_seeds(c) == [5]
 
 
-def test_study_runs_end_to_end_and_resumes(tmp_path):
+def tiny_study_config(tmp_path):
+    """The quick Ising config shrunk further (L = 8, 12; 30 steps), data under tmp_path."""
     c = ising.get_config("quick")
     c.data.path = str(tmp_path / "ising.h5")
     c.data.lattice_sizes = (8, 12)
@@ -116,6 +117,11 @@ def test_study_runs_end_to_end_and_resumes(tmp_path):
     c.generate.n_temps = 10
     c.train.num_steps = 30
     c.train.progress = False
+    return c
+
+
+def test_study_runs_end_to_end_and_resumes(tmp_path):
+    c = tiny_study_config(tmp_path)
     assert c.ensemble.size == 2
     report = phase_study.train_and_evaluate(c, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())
