@@ -59,7 +59,12 @@ def main():
     parser.add_argument("input", help="JSON lines from compare_torch --batch-sweep")
     parser.add_argument("--out", required=True, help="figure path (.png or .pdf)")
     args = parser.parse_args()
-    rows = read_rows(args.input)
+    if not Path(args.input).is_file():
+        parser.error(f"{args.input}: no such file")
+    try:
+        rows = read_rows(args.input)
+    except json.JSONDecodeError as err:
+        parser.error(f"{args.input}: not JSON lines ({err})")
     if len(rows) < 2:
         parser.error(f"{args.input}: fewer than two --batch-sweep rows")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
