@@ -145,3 +145,33 @@ def test_cpu_convolution_vjp_equals_the_plain_gradient():
     got = jax.grad(loss(ops.conv_nd), argnums=(0, 1))(x, k)
     for a, b in zip(want, got, strict=True):
         assert float(jnp.abs(a - b).max()) <= 1e-5 * float(jnp.abs(a).max())
+
+
+@pytest.mark.parametrize("kernel_size,stride,dilation", [(3, 1, 1), (2, 2, 1), (3, 1, 2)])
+def test_depth_chunked_cpu_convolution_equals_the_whole(monkeypatch, kernel_size, stride,
+                                                        dilation):
+    """Large 3D convolutions on the CPU run in depth slabs; with a tiny chunk limit every
+    slab is a few planes, and values and gradients equal the single convolution."""
+    import jax
+
+    from fieldnet.nn import ops
+
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(2, 12, 6, 5, 3)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(kernel_size,) * 3 + (3, 4)), jnp.float32)
+    plane = np.prod([(n - dilation * (kernel_size - 1) - 1) // stride + 1 for n in (6, 5)])
+    limit = 2 * 2 * int(plane) * kernel_size**3 * 3  # two output planes per slab
+    chunks = ops.depth_chunks(x.shape, k.shape, stride, dilation, limit)
+    want_depth = (12 - dilation * (kernel_size - 1) - 1) // stride + 1
+    assert len(chunks) > 1 and chunks[0] == (0, 2) and chunks[-1][1] == want_depth
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+
+    def loss(a, w):
+        return jnp.sum(jnp.sin(ops.xla_conv(a, w, stride, dilation)))
+
+    whole = ops.xla_conv(x, k, stride, dilation), *jax.grad(loss, argnums=(0, 1))(x, k)
+    monkeypatch.setattr(ops, "CPU_CONV_CHUNK_ELEMENTS", limit)
+    chunked = ops.xla_conv(x, k, stride, dilation), *jax.grad(loss, argnums=(0, 1))(x, k)
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.shape == b.shape
+        assert float(jnp.abs(a - b).max()) <= 1e-6 * float(jnp.abs(a).max())

@@ -5,15 +5,25 @@ arithmetic done as 2D convolutions over depth slices, so for stride-1 3D convolu
 the CPU `conv_nd` carries a custom VJP: the forward and the kernel gradient are XLA's own
 3D convolutions, and the input gradient is the transpose of the depth-sliced form (the
 same sum, so equal to float rounding). Set `FIELDNET_CPU_CONV_VJP=0` to use XLA's gradient.
+
+XLA:CPU also aborts the process (`std::bad_alloc`, with most of the memory free) on single
+very large 3D convolutions: with jax 0.10.2 on a 24 GiB machine, a 3x3x3 convolution of a
+226^3 x 32-channel input did, while 224^3 did not. On the CPU, `xla_conv` therefore splits
+3D convolutions whose patch volume (outputs x kernel taps x input channels) exceeds
+`CPU_CONV_CHUNK_ELEMENTS` into slabs along depth, each computing its own outputs from its
+own inputs, which gives the same values.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import jax
+import jax.numpy as jnp
 
 _SPATIAL = "DHW"
+CPU_CONV_CHUNK_ELEMENTS = 2**31  # a quarter of the smallest patch volume seen to abort
 
 
 def dimension_numbers(ndim: int) -> tuple[str, str, str]:
@@ -22,12 +32,39 @@ def dimension_numbers(ndim: int) -> tuple[str, str, str]:
     return f"N{s}C", f"{s}IO", f"N{s}C"
 
 
-def xla_conv(x, kernel, stride: int = 1, dilation: int = 1):
-    """Unpadded convolution of x (batch, *spatial, in) with kernel (*spatial, in, out)."""
+def _lax_conv(x, kernel, stride: int, dilation: int):
     ndim = x.ndim - 2
     return jax.lax.conv_general_dilated(
         x, kernel, window_strides=(stride,) * ndim, padding="VALID",
         rhs_dilation=(dilation,) * ndim, dimension_numbers=dimension_numbers(ndim))
+
+
+def depth_chunks(x_shape, kernel_shape, stride: int, dilation: int,
+                 limit: int) -> list[tuple[int, int]]:
+    """Output depth ranges [start, stop) of a 3D convolution such that each range's patch
+    volume (batch x outputs x kernel taps x input channels) is at most `limit`."""
+    n, depth_in = x_shape[:2]
+    span = dilation * (kernel_shape[0] - 1) + 1
+    depth = (depth_in - span) // stride + 1
+    taps = math.prod(kernel_shape[:-1])  # kernel taps x input channels
+    per_plane = n * math.prod((s - dilation * (k - 1) - 1) // stride + 1
+                              for s, k in zip(x_shape[2:-1], kernel_shape[1:-2],
+                                              strict=True)) * taps
+    size = max(1, limit // max(per_plane, 1))
+    return [(a, min(a + size, depth)) for a in range(0, depth, size)]
+
+
+def xla_conv(x, kernel, stride: int = 1, dilation: int = 1):
+    """Unpadded convolution of x (batch, *spatial, in) with kernel (*spatial, in, out)."""
+    if x.ndim != 5 or jax.default_backend() != "cpu":
+        return _lax_conv(x, kernel, stride, dilation)
+    chunks = depth_chunks(x.shape, kernel.shape, stride, dilation, CPU_CONV_CHUNK_ELEMENTS)
+    if len(chunks) == 1:
+        return _lax_conv(x, kernel, stride, dilation)
+    span = dilation * (kernel.shape[0] - 1) + 1
+    parts = [_lax_conv(x[:, a * stride:(b - 1) * stride + span], kernel, stride, dilation)
+             for a, b in chunks]
+    return jnp.concatenate(parts, axis=1)
 
 
 def depth_sliced_conv(x, kernel):
