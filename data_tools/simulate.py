@@ -70,6 +70,8 @@ class SimulationSpec:
             raise FieldnetError(f"--dim must be 2 or 3, got {self.dim}")
         if self.dim == 2 and (self.slabs < 1 or self.grid % self.slabs):
             raise FieldnetError(f"--slabs must divide --grid {self.grid}, got {self.slabs}")
+        if self.n_steps < 1:
+            raise FieldnetError(f"--steps must be at least 1, got {self.n_steps}")
         if self.seed < 0:
             raise FieldnetError(f"--seed must be non-negative, got {self.seed}")
 
@@ -140,9 +142,10 @@ def simulate_dataset(out: str | Path, n_sims: int = SimulationSpec.n_sims,
                      grid: int = SimulationSpec.grid, box: float = SimulationSpec.box_size,
                      seed: int = SimulationSpec.seed, dim: int = SimulationSpec.dim,
                      overwrite: bool = False, progress: bool = True,
-                     slabs: int = SimulationSpec.slabs) -> Path:
+                     slabs: int = SimulationSpec.slabs,
+                     n_steps: int = SimulationSpec.n_steps) -> Path:
     """Runs the simulations and writes a fieldnet HDF5 file at `out` (atomically)."""
-    spec = SimulationSpec(n_sims, grid, float(box), seed, dim, slabs)
+    spec = SimulationSpec(n_sims, grid, float(box), seed, dim, slabs, n_steps)
     spec.validate()
     out = Path(out)
     if out.exists() and not overwrite:
@@ -193,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="2: projected slab maps, 3: full grids (default %(default)s)")
     parser.add_argument("--slabs", type=int, default=defaults.slabs,
                         help="slabs per axis for --dim 2 (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=defaults.n_steps,
+                        help="FastPM steps from a = 0.1 to 1; 20 brings P(k) at k = 1 h/Mpc "
+                             "from ~18%% to ~10%% below halofit (BENCHMARKS.md) "
+                             "(default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -201,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     path = simulate_dataset(args.out, args.n_sims, args.grid, args.box, args.seed, args.dim,
-                            args.overwrite, progress=not args.quiet, slabs=args.slabs)
+                            args.overwrite, progress=not args.quiet, slabs=args.slabs,
+                            n_steps=args.steps)
     info = h5format.read_info(path)
     print(f"wrote {path}: {info.num_samples} samples of "
           f"{info.fields['density'].shape[1:]} from {args.n_sims} simulations")

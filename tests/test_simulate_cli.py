@@ -76,6 +76,7 @@ def test_rerun_without_overwrite_fails_with_one_line(tiny_file, capsys):
     (["--box", "-5"], "positive"),
     (["--n-sims", "0"], "at least 1"),
     (["--slabs", "3"], "divide"),
+    (["--steps", "0"], "--steps must be at least 1"),
 ])
 def test_bad_input_exits_2_with_a_reason(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -97,7 +98,10 @@ def test_same_seed_gives_identical_arrays_3d(tmp_path):
     first = simulate.simulate_dataset(tmp_path / "a.h5", **kwargs)
     second = simulate.simulate_dataset(tmp_path / "b.h5", **kwargs)
     other = simulate.simulate_dataset(tmp_path / "c.h5", **{**kwargs, "seed": 12})
-    with h5py.File(first) as a, h5py.File(second) as b, h5py.File(other) as c:
+    stepped = simulate.simulate_dataset(tmp_path / "d.h5", **{**kwargs, "n_steps": 4})
+    with h5py.File(first) as a, h5py.File(second) as b, h5py.File(other) as c, \
+            h5py.File(stepped) as d:
+        assert not np.array_equal(a["fields/density"][...], d["fields/density"][...])
         assert a["fields/density"].shape == (1, 16, 16, 16)
         assert a["fields/density"].attrs["units"] == "mean density"
         for name in ("density", "temperature"):
