@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 _SPATIAL = "DHW"
-CPU_CONV_CHUNK_ELEMENTS = 2**31  # a quarter of the smallest patch volume seen to abort
+CPU_CONV_CHUNK_ELEMENTS = 2**31  # under a quarter of the smallest patch volume seen to abort
 
 
 def dimension_numbers(ndim: int) -> tuple[str, str, str]:
