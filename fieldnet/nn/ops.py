@@ -43,13 +43,10 @@ def depth_chunks(x_shape, kernel_shape, stride: int, dilation: int,
                  limit: int) -> list[tuple[int, int]]:
     """Output depth ranges [start, stop) of a 3D convolution such that each range's patch
     volume (batch x outputs x kernel taps x input channels) is at most `limit`."""
-    n, depth_in = x_shape[:2]
-    span = dilation * (kernel_shape[0] - 1) + 1
-    depth = (depth_in - span) // stride + 1
+    depth, *plane = [(s - dilation * (k - 1) - 1) // stride + 1
+                     for s, k in zip(x_shape[1:-1], kernel_shape[:-2], strict=True)]
     taps = math.prod(kernel_shape[:-1])  # kernel taps x input channels
-    per_plane = n * math.prod((s - dilation * (k - 1) - 1) // stride + 1
-                              for s, k in zip(x_shape[2:-1], kernel_shape[1:-2],
-                                              strict=True)) * taps
+    per_plane = x_shape[0] * math.prod(plane) * taps
     size = max(1, limit // max(per_plane, 1))
     return [(a, min(a + size, depth)) for a in range(0, depth, size)]
 
