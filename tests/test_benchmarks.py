@@ -1,4 +1,5 @@
-"""The benchmark helpers: the PyTorch reference is the same function, the scaling fit."""
+"""The benchmark helpers: the PyTorch reference is the same function, the scaling fit, the
+halofit benchmark's input checks."""
 
 import numpy as np
 import pytest
@@ -33,3 +34,21 @@ def test_torch_reference_computes_the_same_function(ndim, size):
     with torch.no_grad():
         shifted = tm(torch.from_numpy(np.moveaxis(np.roll(x, 8, axis=1), -1, 1))).numpy()
     assert np.abs(np.moveaxis(shifted, 1, -1) - np.roll(got, 8, axis=1)).max() <= 1e-5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--box", "abc"], "comma-separated floats"),
+    (["--steps", "10,0"], "must be positive"),
+    (["--box", "64"], "below the fundamental"),
+    (["--kmin", "0.5", "--kmax", "0.2"], "--kmin < --kmax"),
+    (["--out", "/nonexistent-folder/x.jsonl"], "does not exist"),
+])
+def test_halofit_benchmark_refuses_bad_settings_before_running(capsys, args, message):
+    """Every setting is checked before the first (minutes-long) simulation starts."""
+    from benchmarks import halofit
+
+    with pytest.raises(SystemExit) as exit_info:
+        halofit.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("python -m benchmarks.halofit: error:") and message in err
