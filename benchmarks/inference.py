@@ -28,7 +28,7 @@ def run_case(ndim: int, size: int, tile: int, batch: int, check: bool, repeats: 
     from flax import nnx
 
     from fieldnet import models
-    from fieldnet.inference import predict_field
+    from fieldnet.eval.inference import predict_field
 
     model = models.UNet(1, 1, ndim, width=16, depth=3, channel_mult=(1, 2, 4, 4),
                         rngs=nnx.Rngs(0))

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fieldnet import cli, data, h5format
+from fieldnet import cli, data
+from fieldnet.data import h5format
 
 
 def make_file(path: Path, ndim: int, size: int, samples: int, per_sim: int) -> Path:

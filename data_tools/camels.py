@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fieldnet import cli, h5format
+from fieldnet import cli
+from fieldnet.data import h5format
 from fieldnet.errors import FieldnetError, data_error
 
 BOX_SIZE = 25.0   # Mpc/h, every CAMELS simulation

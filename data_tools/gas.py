@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_tools import nbody
-from fieldnet import spectra
+from fieldnet.eval import spectra
 
 PROTON_MASS = 1.67262192e-27  # kg
 BOLTZMANN = 1.380649e-23  # J / K

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_tools import cosmology, nbody
-from fieldnet import spectra
+from fieldnet.eval import spectra
 
 
 @dataclass(frozen=True)

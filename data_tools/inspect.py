@@ -17,7 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from fieldnet import cli, h5format
+from fieldnet import cli
+from fieldnet.data import h5format, ising
 from fieldnet.errors import data_error
 
 BLOCK_VALUES = 1 << 22
@@ -64,6 +65,11 @@ def summarize(path: str | Path, stats: bool = True) -> dict:
                 "box_size": info.box_size, "fields": list(info.fields),
                 "params": info.param_names,
             }
+        elif ising.is_ising(f):
+            sizes = ising.lattice_sizes(f)
+            summary["ising"] = {"lattice_sizes": sizes,
+                                "configurations": {str(L): int(f[f"L{L}/fields/spins"].shape[0])
+                                                   for L in sizes}}
 
         def visit(name: str, obj) -> None:
             if isinstance(obj, h5py.Group):
@@ -88,6 +94,9 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  fieldnet format: {fn['samples']} samples from {fn['simulations']} "
                      f"simulations, grid {grid}, box {fn['box_size']:g} Mpc/h, "
                      f"fields {fn['fields']}, params {fn['params']}")
+    if "ising" in summary:
+        counts = ", ".join(f"L={L}: {n}" for L, n in summary["ising"]["configurations"].items())
+        lines.append(f"  fieldnet-ising format: configurations per lattice size {counts}")
     lines += [f"  @{k} = {v}" for k, v in summary["attrs"].items()]
     for name, attrs in summary["groups"].items():
         lines.append(f"  {name}/")

@@ -11,16 +11,8 @@ sweeps, or cluster flips plus sweep);
 then each chain is burnt in for 20 τ and stores a configuration every 2 τ, with
 τ = max(τ_|m|, τ_E). Same arguments and seed, same file.
 
-File layout (the fieldnet format, once per lattice size):
-
-    /          attrs: format="fieldnet", version=1, ndim=2, box_size (= the first L, in
-               lattice spacings), source="fieldnet.ising", created_by, lattice_sizes, seed
-    /L{L}      attrs: ndim=2, box_size=L, and per temperature: temperatures, algorithm,
-               tau_abs_m, tau_energy, tau_units, burn_in, updates_between
-    /L{L}/fields/spins   float32 (N, L, L), values ±1
-    /L{L}/params         float32 (N, 2), names ["T", "L"]
-    /L{L}/sim_index      int64 (N,), the chain (unique in the file); one chain's samples
-                         are correlated, so split train/test by chain
+The file layout (format "fieldnet-ising") is described in `fieldnet.data.ising`, which
+reads it.
 """
 
 from __future__ import annotations
@@ -46,13 +38,17 @@ from data_tools.ising_mc import (
     integrated_autocorrelation_time,
     run_block,
 )
-from fieldnet import __version__, cli, h5format
-from fieldnet.errors import FieldnetError, data_error
+from fieldnet import __version__, cli
+from fieldnet.data import h5format
+from fieldnet.data import ising as ising_format
+from fieldnet.data.ising import read_ising
+from fieldnet.errors import FieldnetError
+from fieldnet.files import atomic_output
 
 __all__ = ["DEFAULT_LATTICE_SIZES", "IsingLattice", "abs_magnetization", "default_temperatures",
            "energy_per_spin", "generate", "main", "read_ising", "write"]
 
-SOURCE = "fieldnet.ising"
+SOURCE = "data_tools.ising"
 DEFAULT_LATTICE_SIZES = (16, 24, 32, 48, 64)
 BURN_IN_TAUS = 20
 SPACING_TAUS = 2
@@ -218,8 +214,8 @@ def _check_grid(lattice_sizes, temperatures):
 
 def write(path, lattices: list[IsingLattice], seed: int, overwrite: bool = False) -> Path:
     """Writes the layout in the module docstring atomically."""
-    with h5format.atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs.update(format=h5format.FORMAT, version=h5format.VERSION, ndim=2,
+    with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update(format=ising_format.FORMAT, version=ising_format.VERSION, ndim=2,
                        box_size=float(lattices[0].L), source=SOURCE,
                        created_by=f"fieldnet {__version__}",
                        lattice_sizes=np.array([lat.L for lat in lattices], np.int64),
@@ -239,43 +235,6 @@ def write(path, lattices: list[IsingLattice], seed: int, overwrite: bool = False
             params = np.stack([lat.temperature, np.full(len(lat.chain), lat.L)], axis=1)
             h5format.add_index(group, lat.chain, params, ["T", "L"])
     return Path(path)
-
-
-def read_ising(path, L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(spins (N, L, L) float32 ±1, T (N,) float32, chain (N,) int64) of lattice size L."""
-    if not Path(path).exists():
-        raise data_error(path, reason="no such file")
-    with h5format.open_file(path) as f:
-        group_name = f"L{int(L)}"
-        if group_name not in f:
-            available = [str(s) for s in f.attrs.get("lattice_sizes", [])]
-            raise data_error(path, group_name, reason=f"no lattice size {L} in this file "
-                             f"(has: {', '.join(available) or 'none'})")
-        group = f[group_name]
-        where = f"{group_name}/fields/spins"
-        if "fields" not in group or "spins" not in group["fields"]:
-            raise data_error(path, where, reason="missing")
-        spins = group["fields/spins"][...].astype(np.float32)
-        if spins.ndim != 3 or spins.shape[1:] != (L, L):
-            raise data_error(path, where, reason=f"expected square configurations (N, {L}, "
-                             f"{L}), got shape {spins.shape}")
-        bad = np.flatnonzero(np.any(np.abs(spins) != 1, axis=(1, 2)))
-        if bad.size:
-            raise data_error(path, where, index=int(bad[0]), reason=f"values other than ±1 "
-                             f"in {bad.size} configuration(s)")
-        names = [str(n) for n in group["params"].attrs.get("names", [])] if "params" in group \
-            else []
-        if "T" not in names:
-            raise data_error(path, f"{group_name}/params", reason="temperatures missing (no "
-                             "'T' column)")
-        temperature = group["params"][:, names.index("T")].astype(np.float32)
-        if "sim_index" not in group:
-            raise data_error(path, f"{group_name}/sim_index", reason="missing")
-        chain = group["sim_index"][...].astype(np.int64)
-    if not len(spins) == len(temperature) == len(chain):
-        raise data_error(path, group_name, reason=f"{len(spins)} configurations, "
-                         f"{len(temperature)} temperatures, {len(chain)} chain indices")
-    return spins, temperature, chain
 
 
 def _parse_temperatures(text: str) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CRITICAL_TEMPERATURE = 2.0 / np.log1p(np.sqrt(2.0))
+from fieldnet.eval.phases import ONSAGER_TC as CRITICAL_TEMPERATURE
 
 
 def spontaneous_magnetization(T):

@@ -38,7 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from data_tools import cosmology
-from fieldnet import spectra
+from fieldnet.eval import spectra
 
 KMS_PER_MOMENTUM = 100.0  # v [km/s] = 100 p / a for x in Mpc/h (H0 = 100 h km/s/Mpc)
 

@@ -26,11 +26,11 @@ from scipy.stats import qmc
 from tqdm.auto import tqdm
 
 from data_tools import cosmology, gas, nbody
-from fieldnet import h5format
 from fieldnet.cli import run
+from fieldnet.data import h5format
 from fieldnet.errors import FieldnetError
 
-SOURCE = "fieldnet.simulate"
+SOURCE = "data_tools.simulate"
 PARAM_RANGES = {  # Latin-hypercube ranges of the per-simulation parameters
     "omega_m": (0.2, 0.4),
     "sigma8": (0.7, 0.9),

@@ -3,16 +3,16 @@
     python -m experiments.density_to_temp --config experiments/configs/density_to_temp.py \
         [--config.train.num_steps=3000 ...] [--workdir runs/my_run]
 
-All the work is `fieldnet.experiment.train_and_evaluate(config, workdir)`.
+All the work is `experiments.studies.density_to_temp.train_and_evaluate(config, workdir)`.
 """
 
 from experiments import launch
 
 
 def study():
-    from fieldnet import experiment
+    from experiments.studies import density_to_temp
 
-    return experiment.train_and_evaluate
+    return density_to_temp.train_and_evaluate
 
 
 if __name__ == "__main__":

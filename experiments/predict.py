@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from fieldnet.inference import predict_file
+    from fieldnet.eval.inference import predict_file
 
     args = build_parser().parse_args(argv)
     result = predict_file(args.workdir, args.input, args.output, fields=args.field,

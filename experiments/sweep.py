@@ -31,13 +31,14 @@ def load_variations(path: str) -> dict:
 
 
 def study():
-    from fieldnet import experiment, sweep
+    from experiments.studies import density_to_temp, sweep
+    from fieldnet import rundir
 
     def run(config, workdir):
         out = workdir or Path("runs") / f"{config.name}_sweep"
         rows = sweep.run_sweep(config, load_variations(_VARIATIONS.value), out,
-                               experiment.train_and_evaluate)
-        return {"table": str(Path(out) / "table.md"), "variations": len(rows)}
+                               density_to_temp.train_and_evaluate)
+        return {"table": str(Path(out) / rundir.TABLE_MD), "variations": len(rows)}
 
     return run
 

@@ -1,8 +1,44 @@
-"""fieldnet: symmetry-aware CNNs in JAX/Flax for physics field-to-field translation."""
+"""fieldnet: symmetry-aware CNNs in JAX/Flax for physics field-to-field translation.
 
-__version__ = "0.1.0"
+The package face imports lazily, so `import fieldnet` (and the data tools that need only
+`fieldnet.data`) does not pay for JAX:
 
-from fieldnet import models, nn, symmetry  # noqa: E402
-from fieldnet.receptive import receptive_field  # noqa: E402
+    from fieldnet import models, receptive_field   # imports JAX and Flax here
+
+Layers, from the bottom: `errors`, `records`, `files`, `grid`, `symmetry`, `rundir`, `cli`;
+`nn`; `models`, `receptive`; `data`; `train`; `eval`; `figures`.
+"""
+
+import importlib
+
+from fieldnet.version import __version__
+
+_SUBPACKAGES = ("cli", "data", "errors", "eval", "figures", "files", "grid", "inference",
+                "models", "nn", "receptive", "records", "rundir", "symmetry", "train", "version")
+# Modules that lived at the top level before the library was layered; kept importable as
+# `from fieldnet import <old name>`.
+_MOVED = {"h5format": "fieldnet.data.h5format", "data_source": "fieldnet.data.source",
+          "data_prefetch": "fieldnet.data.prefetch", "transforms": "fieldnet.data.transforms",
+          "checkpoint": "fieldnet.train.checkpoint", "spectra": "fieldnet.eval.spectra",
+          "metrics": "fieldnet.eval.metrics", "baseline": "fieldnet.eval.baseline",
+          "phases": "fieldnet.eval.phases", "report": "fieldnet.figures.report",
+          "phase_figures": "fieldnet.figures.phases"}
+
+
+def __getattr__(name: str):
+    if name == "receptive_field":
+        from fieldnet.receptive import receptive_field
+
+        return receptive_field
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"fieldnet.{name}")
+    if name in _MOVED:
+        return importlib.import_module(_MOVED[name])
+    raise AttributeError(f"module 'fieldnet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), "receptive_field", *_SUBPACKAGES, *_MOVED])
+
 
 __all__ = ["models", "nn", "receptive_field", "symmetry", "__version__"]

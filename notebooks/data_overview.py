@@ -31,8 +31,8 @@ import os
 
 import numpy as np
 
-from fieldnet import evaluate
-from fieldnet import notebook_figures as nbf
+from fieldnet.eval import held_out as evaluate
+from notebooks import helpers as nbf
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")

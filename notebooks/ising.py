@@ -29,8 +29,8 @@
 # %%
 import os
 
-from fieldnet import notebook_figures as nbf
-from fieldnet import phase_figures
+from fieldnet.figures import phases as phase_figures
+from notebooks import helpers as nbf
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_ISING_WORKDIR")

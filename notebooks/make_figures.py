@@ -135,7 +135,7 @@ def make_figures(workdirs: dict, figdir: str | Path, *, names=None, quick: bool 
                  jax_cache: str | Path = JAX_CACHE) -> dict:
     """Executes the notebooks `names` (default: all) with the given workdirs
     {"density" | "sweep" | "ising": path or None}; returns {notebook: seconds}."""
-    from fieldnet import notebook_figures as nbf
+    from notebooks import helpers as nbf
 
     check = {"density": nbf.density_run, "sweep": nbf.sweep_run, "ising": nbf.ising_run}
     workdirs = {kind: None if path is None else check[kind](Path(path).resolve())

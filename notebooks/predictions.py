@@ -28,8 +28,8 @@
 # %%
 import os
 
-from fieldnet import notebook_figures as nbf
-from fieldnet import report
+from fieldnet.figures import report
+from notebooks import helpers as nbf
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")

@@ -31,8 +31,9 @@ import os
 
 import numpy as np
 
-from fieldnet import notebook_figures as nbf
-from fieldnet import report, sweep
+from experiments.studies import sweep
+from fieldnet.figures import report
+from notebooks import helpers as nbf
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")

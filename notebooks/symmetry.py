@@ -43,8 +43,8 @@ import numpy as np
 from flax import nnx
 
 from fieldnet import models, symmetry
-from fieldnet import notebook_figures as nbf
-from fieldnet.inference import jitted_forward, load_run
+from fieldnet.eval.inference import jitted_forward, load_run
+from notebooks import helpers as nbf
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")

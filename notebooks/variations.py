@@ -32,8 +32,8 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
-from fieldnet import notebook_figures as nbf
-from fieldnet import sweep
+from experiments.studies import sweep
+from notebooks import helpers as nbf
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_SWEEP_WORKDIR")

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from fieldnet.baseline import LocalBaseline
+from fieldnet.eval.baseline import LocalBaseline
 
 
 def curve(x):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from data_tools import camels
-from fieldnet import cli, data, h5format
+from fieldnet import cli, data
+from fieldnet.data import h5format
 from fieldnet.errors import FieldnetError
 
 SUITE, SET = "IllustrisTNG", "LH"

@@ -4,8 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-from fieldnet import data, h5format, symmetry
-from fieldnet.data_prefetch import Prefetcher
+from fieldnet import data, symmetry
+from fieldnet.data import h5format
+from fieldnet.data.prefetch import Prefetcher
 from fieldnet.errors import FieldnetError
 
 SIMS, PER_SIM, SIZE = 5, 3, 16
@@ -236,13 +237,6 @@ def test_single_box_is_split_into_slabs(tmp_path):
         data.FieldDataset(config(path, input_field="rho", target_field="T", sample_axis=False,
                                  split_fractions=(0.5, 0.25, 0.25), crop_size=12)).batch(
             "val", 1, 0, 0)
-
-
-def test_halo_widens_the_input_around_the_target(file2d, ds2d):
-    ds = data.FieldDataset(config(file2d, halo=2), normalizer=ds2d.normalizer)
-    b = ds.batch("train", 4, 0, 0)
-    assert b["x"].shape == (4, 12, 12, 1) and b["y"].shape == (4, 8, 8, 1)
-    assert linear_fit_residual(b["x"][:, 2:-2, 2:-2], b["y"]) < 1e-4
 
 
 def test_prefetcher_stops_and_reraises():

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from experiments.configs import density_to_temp
-from fieldnet import experiment
+from experiments.studies import density_to_temp as experiment
+from fieldnet import rundir
 from fieldnet.errors import FieldnetError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def test_workdir_of_another_config_is_refused(run):
     other = tiny_config(workdir.parent)
     other.model.width = 4
     with pytest.raises(FieldnetError, match="different config.*model.width"):
-        experiment.prepare_workdir(other, workdir)
+        rundir.prepare(other, workdir)
 
 
 def cli(*args):
@@ -90,7 +91,7 @@ def test_cli_unknown_config_key_fails_at_start(tmp_path):
 
 
 def test_sweep_tabulates_each_variation(run, tmp_path):
-    from fieldnet import sweep
+    from experiments.studies import sweep
 
     config, _, _ = run
     config = sweep.apply_overrides(config, {"train.num_steps": 10, "train.warmup_steps": 2,

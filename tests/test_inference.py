@@ -7,7 +7,7 @@ from flax import nnx
 
 from fieldnet import models
 from fieldnet.errors import FieldnetError
-from fieldnet.inference import predict_field, tile_plan
+from fieldnet.eval.inference import predict_field, tile_plan
 
 
 def whole(model, field):

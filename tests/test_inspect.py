@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data_tools import inspect
-from fieldnet import h5format
+from fieldnet.data import h5format
 
 
 def run_cli(*args):

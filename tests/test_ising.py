@@ -235,10 +235,20 @@ def test_help_lists_the_options(capsys):
         assert option in out
 
 
+def test_inspect_reads_the_ising_format(tiny_file):
+    from data_tools import inspect
+
+    summary = inspect.summarize(tiny_file)
+    assert summary["ising"] == {"lattice_sizes": [6, 8],
+                                "configurations": {"6": 10, "8": 10}}
+    assert "fieldnet-ising format: configurations per lattice size L=6: 10, L=8: 10" in \
+        inspect.format_summary(summary)
+
+
 def test_file_layout(tiny_file):
     with h5py.File(tiny_file, "r") as f:
-        assert f.attrs["format"] == "fieldnet" and f.attrs["version"] == 1
-        assert f.attrs["ndim"] == 2 and f.attrs["source"] == "fieldnet.ising"
+        assert f.attrs["format"] == "fieldnet-ising" and f.attrs["version"] == 1
+        assert f.attrs["ndim"] == 2 and f.attrs["source"] == "data_tools.ising"
         assert f.attrs["box_size"] == 8 and "created_by" in f.attrs
         assert list(f.attrs["lattice_sizes"]) == [8, 6]
         chains_seen = []

@@ -3,7 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from fieldnet import metrics
+from fieldnet.errors import FieldnetError
+from fieldnet.eval import metrics, statistics
+from fieldnet.grid import Grid
+from fieldnet.records import to_json_value
 
 BOX = 25.0   # Mpc/h
 
@@ -74,13 +77,17 @@ def test_summary_matches_the_eval_json_contract():
     pred_log = true_log + 0.1 * gaussian_stack(9, (3, 32, 32))
     baseline_log = 0.5 * (true_log + 4.0)
     mean, std = 4.0, 0.5
-    block = metrics.summary((pred_log - mean) / std, (true_log - mean) / std,
-                            pred_log, true_log, (baseline_log - mean) / std, baseline_log, BOX)
+    comparison = statistics.Comparison(
+        (true_log - mean) / std, (pred_log - mean) / std, (baseline_log - mean) / std,
+        true_log, pred_log, baseline_log, Grid.box((32, 32), BOX))
+    block = statistics.evaluate(comparison)
     required = {"mse", "baseline_mse", "pixel_corr", "k", "cross_corr", "power_ratio",
                 "baseline_cross_corr"}
     extras = {"transfer", "baseline_power_ratio", "baseline_pixel_corr", "n_modes",
               "k_nyquist"}
     assert set(block) == required | extras
+    assert set(statistics.evaluate(comparison, "pdf")) == required | extras | {
+        "pdf_w1", "baseline_pdf_w1"}
     assert json.loads(json.dumps(block, allow_nan=False)) == block
     assert block["mse"] == pytest.approx(0.04, rel=0.1)
     assert block["baseline_pixel_corr"] == pytest.approx(1.0)
@@ -89,5 +96,36 @@ def test_summary_matches_the_eval_json_contract():
 
 
 def test_non_finite_values_become_null():
-    assert metrics.to_json_value(np.array([1.0, np.nan, np.inf])) == [1.0, None, None]
-    assert metrics.to_json_value({"n": np.int64(3), "r": np.float32(0.5)}) == {"n": 3, "r": 0.5}
+    assert to_json_value(np.array([1.0, np.nan, np.inf])) == [1.0, None, None]
+    assert to_json_value({"n": np.int64(3), "r": np.float32(0.5)}) == {"n": 3, "r": 0.5}
+    assert to_json_value({"name": "run", "steps": (1, 2), "none": None}) == {
+        "name": "run", "steps": [1, 2], "none": None}
+
+
+def test_pdf_distance_is_the_shift_of_a_shifted_field():
+    true_log = 4.0 + 0.5 * gaussian_stack(10, (2, 32, 32))
+    shifted = true_log + 0.3
+    c = statistics.Comparison(true_log, true_log, shifted, true_log, true_log, shifted,
+                              Grid.box((32, 32), BOX))
+    block = statistics.pdf(c)
+    assert block["pdf_w1"] == pytest.approx(0.0, abs=1e-12)
+    assert block["baseline_pdf_w1"] == pytest.approx(0.3, rel=1e-5)
+
+
+def test_statistics_registry_adds_a_statistic_and_names_unknown_ones():
+    with pytest.raises(FieldnetError, match="'nope' is not a registered statistic"):
+        statistics.selected("pdf,nope")
+
+    @statistics.register_statistic("test_variance_ratio")
+    def variance_ratio(c):
+        return {"variance_ratio": float(c.pred_log.var() / c.true_log.var())}
+
+    try:
+        true_log = gaussian_stack(11, (1, 16, 16))
+        c = statistics.Comparison(true_log, 2 * true_log, true_log, true_log, 2 * true_log,
+                                  true_log, Grid.box((16, 16), BOX))
+        block = statistics.evaluate(c, ["test_variance_ratio"])
+        assert block["variance_ratio"] == pytest.approx(4.0)
+        assert statistics.selected("test_variance_ratio")[:2] == list(statistics.REQUIRED)
+    finally:
+        del statistics.STATISTICS["test_variance_ratio"]

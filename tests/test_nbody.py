@@ -11,7 +11,7 @@ import pytest
 
 from data_tools import cosmology, nbody
 from data_tools.halofit_check import density_contrast, halofit_ratio
-from fieldnet import spectra
+from fieldnet.eval import spectra
 
 COSMO = cosmology.Cosmology(omega_m=0.3, sigma8=0.8)
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from experiments.configs import density_to_temp
-from fieldnet import experiment, phase_study, sweep
-from fieldnet import notebook_figures as nbf
+from experiments.studies import density_to_temp as experiment
+from experiments.studies import ising_phases as phase_study
+from experiments.studies import sweep
 from fieldnet.errors import FieldnetError
+from notebooks import helpers as nbf
 from notebooks import make_figures
 from tests.test_phases import tiny_study_config
 
@@ -28,7 +30,7 @@ FIGURES = {"data_overview": ("data_maps", "data_phase_diagram", "data_pdfs"),
 def test_every_notebook_is_run_and_its_figures_listed():
     assert set(FIGURES) == set(make_figures.NOTEBOOKS)
     assert {p.stem for p in make_figures.NOTEBOOK_DIR.glob("*.py")} - {"__init__",
-                                                                       "make_figures"} \
+                                                                       "make_figures", "helpers"} \
         == set(FIGURES)
 
 
@@ -122,8 +124,7 @@ def test_command_rejects_a_missing_workdir_in_one_line(tmp_path):
                            str(tmp_path / "nope"), "--figdir", str(tmp_path / "figures")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: not a finished run "
-                                                "folder (no config.json, eval.json)"]
+    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: no such run folder"]
     assert not (tmp_path / "figures").exists()
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import ising
-from fieldnet import phase_study, phases
+from experiments.studies import ising_phases as phase_study
+from fieldnet.eval import phases
 
 
 def test_onsager_value():

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from fieldnet import metrics, report
+from fieldnet.eval import metrics
+from fieldnet.figures import report
 
 BOX = 25.0
 PNG_MAGIC = b"\x89PNG"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from data_tools import simulate
-from fieldnet import h5format
 from fieldnet.cli import run
+from fieldnet.data import h5format
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--n-sims", "2", "--grid", "16", "--box", "20", "--slabs", "2", "--seed", "5",
@@ -39,7 +39,7 @@ def tiny_file(tmp_path_factory):
 def test_tiny_run_writes_a_valid_2d_file(tiny_file):
     info = h5format.read_info(tiny_file)
     n_maps = 2 * 3 * 2  # sims x axes x slabs
-    assert info.ndim == 2 and info.box_size == 20.0 and info.source == "fieldnet.simulate"
+    assert info.ndim == 2 and info.box_size == 20.0 and info.source == "data_tools.simulate"
     assert info.fields["density"].shape == (n_maps, 16, 16)
     assert info.fields["temperature"].shape == (n_maps, 16, 16)
     assert info.fields["density"].units == "M_sun/h"

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fieldnet import spectra
+from fieldnet.eval import spectra
 
 
 @pytest.mark.parametrize("shape", [(64,), (32, 32), (16, 16, 16)])

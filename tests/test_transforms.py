@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from fieldnet.errors import FieldnetError
-from fieldnet.transforms import (
+from fieldnet.data.transforms import (
     FieldStats,
     Normalizer,
     RunningMoments,
     exp10,
     log10_floored,
 )
+from fieldnet.errors import FieldnetError
 
 
 def test_log_roundtrip_and_floor():

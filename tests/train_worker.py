@@ -15,7 +15,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from fieldnet import data, h5format, models, train
+from fieldnet import data, models, train
+from fieldnet.data import h5format
 
 SIZE, N_SIMS, MAPS = 16, 6, 4
 

@@ -55,6 +55,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.act = "gelu"
 
     c.train = train.default_config()
+    c.train.loss = "cross_entropy"
     c.train.num_steps = 250
     c.train.batch_size = 64
     c.train.learning_rate = 3e-3

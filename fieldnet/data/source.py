@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from fieldnet import h5format
+from fieldnet.data import h5format
 from fieldnet.errors import data_error
 
 COMPONENT_SUFFIXES = ("_x", "_y", "_z")
@@ -63,20 +63,28 @@ class FieldSource:
 
     `single_box` is True when the file holds one periodic box (a raw dataset without a
     sample axis, or a fieldnet file with one sample); the loader then splits by region.
+
+    Inference opens a file with its inputs only (`target_fields=()`) and with
+    `sample_axis=None`, which means "a leading sample axis if the datasets have `ndim` + 1
+    axes"; `box_size` then falls back to `default_box_size` when the file names none.
     """
 
     def __init__(self, path: str | Path, input_fields: Sequence[str],
                  target_fields: Sequence[str], *, vector_fields: Sequence[str] = (),
-                 sample_axis: bool = True, box_size: float | None = None,
+                 sample_axis: bool | None = True, box_size: float | None = None,
                  input_log_floor: float | None = None,
-                 target_log_floor: float | None = None):
+                 target_log_floor: float | None = None, ndim: int | None = None,
+                 default_box_size: float | None = None):
         self.path = Path(path)
         if not str(path):
             raise data_error("data.path", reason="not set; name an HDF5 file")
         if not self.path.exists():
             raise data_error(self.path, reason="no such file")
-        if not input_fields or not target_fields:
-            raise data_error(self.path, reason="need at least one input and one target field")
+        if not input_fields:
+            raise data_error(self.path, reason="need at least one input field")
+        if sample_axis is None and ndim is None:
+            raise ValueError("sample_axis=None needs the fields' ndim")
+        self._ndim_hint, self._default_box_size = ndim, default_box_size
         self.file = h5format.open_file(self.path)
         self._datasets: dict[str, h5py.Dataset] = {}
         try:
@@ -89,9 +97,15 @@ class FieldSource:
     def _resolve_all(self, input_fields, target_fields, vector_fields, sample_axis, box_size,
                      input_log_floor, target_log_floor) -> None:
         self.is_fieldnet = h5format.is_fieldnet(self.file)
-        self.has_sample_axis = True if self.is_fieldnet else bool(sample_axis)
         vectors = set(vector_fields)
         self.inputs = [self._resolve(n, n in vectors, input_log_floor) for n in input_fields]
+        if self.is_fieldnet:
+            self.has_sample_axis = True
+        elif sample_axis is None:
+            shape = self.file[self.inputs[0].datasets[0]].shape
+            self.has_sample_axis = len(shape) == self._ndim_hint + 1
+        else:
+            self.has_sample_axis = bool(sample_axis)
         self.targets = [self._resolve(n, n in vectors, target_log_floor)
                         for n in target_fields]
         self._check_shapes()
@@ -145,7 +159,8 @@ class FieldSource:
                              "the sample axis (set data.sample_axis=False for a single box)")
 
     def _box_size(self, configured: float | None) -> float:
-        size = configured if configured is not None else self.file.attrs.get("box_size")
+        size = configured if configured is not None else self.file.attrs.get(
+            "box_size", self._default_box_size)
         if size is None:
             raise data_error(self.path, reason="no box_size attribute; set data.box_size "
                              "(Mpc/h) for files not in the fieldnet format")

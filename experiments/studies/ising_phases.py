@@ -1,7 +1,8 @@
 """The Ising phase study as library calls (what `python -m experiments.ising_phases` runs).
 
     from experiments.configs import ising
-    report = phase_study.train_and_evaluate(ising.get_config("quick"), "runs/ising_quick")
+    from experiments.studies import ising_phases
+    report = ising_phases.train_and_evaluate(ising.get_config("quick"), "runs/ising_quick")
 
 A ResNet with periodic padding and global pooling, invariant under the global spin flip
 (and the lattice symmetries with `symmetry="dihedral"`), learns ordered vs disordered
@@ -19,17 +20,20 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from flax import nnx
 from scipy.special import softmax
 
-from fieldnet import evaluate, models, phase_figures, phases, symmetry, train
+from fieldnet import models, rundir, symmetry, train
+from fieldnet.data.ising import read_ising
 from fieldnet.errors import FieldnetError
-from fieldnet.experiment import prepare_workdir, write_json
-from fieldnet.metrics import to_json_value
+from fieldnet.eval import phases
+from fieldnet.eval.held_out import predict_stack
+from fieldnet.figures import phases as phase_figures
+from fieldnet.figures import report
+from fieldnet.files import write_json
+from fieldnet.records import to_json_value
 
 ORDERED, DISORDERED = 1, 0
 
@@ -38,8 +42,6 @@ class IsingData:
     """Spins of every lattice size, split by chain; batches pure in (seed, step)."""
 
     def __init__(self, config: ml_collections.ConfigDict):
-        from data_tools.ising import read_ising
-
         d = config.data
         if not d.ordered_below < d.disordered_above:
             raise FieldnetError(f"data.ordered_below={d.ordered_below} must be below "
@@ -90,11 +92,6 @@ class IsingData:
         return out
 
 
-def cross_entropy(model: nnx.Module, batch: dict):
-    logits = model(batch["x"]).astype(jnp.float32)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-
-
 def ensure_data(config: ml_collections.ConfigDict) -> Path:
     path = Path(config.data.path)
     if path.exists():
@@ -142,8 +139,7 @@ def train_member(config: ml_collections.ConfigDict, data: IsingData, seed: int,
         return (data.batch(step, tc.batch_size, seed) for step in range(start, tc.num_steps))
 
     workdir.mkdir(parents=True, exist_ok=True)
-    result = train.fit(model, batches, data.validation(tc.batch_size, seed), tc, workdir,
-                       loss_fn=cross_entropy)
+    result = train.fit(model, batches, data.validation(tc.batch_size, seed), tc, workdir)
     return model, result
 
 
@@ -151,7 +147,7 @@ def ordered_probabilities(model: nnx.Module, data: IsingData, batch_size: int) -
     """P(ordered) of every held-out configuration, per lattice size."""
     out = {}
     for L in data.sizes:
-        logits = evaluate.predict_stack(model, data.spins[L][data.eval_idx[L]][..., None],
+        logits = predict_stack(model, data.spins[L][data.eval_idx[L]][..., None],
                                         batch_size)
         out[L] = softmax(logits, axis=-1)[:, ORDERED]
     return out
@@ -162,7 +158,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     """Trains the ensemble (member k in workdir/member_k/, each resumable), then analyses it;
     writes eval.json and figures/ in the workdir and returns eval.json's content."""
     ensure_data(config)
-    workdir = prepare_workdir(config, workdir)
+    workdir = rundir.prepare(config, workdir)
     data = IsingData(config)
     seeds = member_seeds(config)
     probabilities, steps = [], []
@@ -170,10 +166,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         model, result = train_member(config, data, seed, workdir / f"member_{k}")
         probabilities.append(ordered_probabilities(model, data, config.analysis.batch_size))
         steps.append(result.final_step)
-    report = analyse(probabilities, data, config, workdir, seeds)
-    report.update(train_steps=min(steps))
-    write_json(workdir / "eval.json", report)
-    return report
+    result = analyse(probabilities, data, config, workdir, seeds)
+    result.update(train_steps=min(steps))
+    write_json(rundir.evaluation(workdir), result)
+    return result
 
 
 def analyse(probabilities: list[dict], data: IsingData, config, workdir: Path,
@@ -216,15 +212,17 @@ def analyse(probabilities: list[dict], data: IsingData, config, workdir: Path,
         per_size[str(L)] = {"tc": tc_L, "tc_err": size_total.error, "tc_err_bootstrap": err,
                             "seed_scatter": to_json_value(size_total.seed_scatter),
                             "members": to_json_value(column)}
-    figures = workdir / "figures"
+    figures = rundir.figures(workdir)
     phase_figures.phase_curves(curves, figures / "p_ordered.png",
                                ordered_below=data.ordered_below,
                                disordered_above=data.disordered_above,
                                members=member_curves)
     phase_figures.tc_extrapolation(data.sizes, per_size, fit, figures / "tc_vs_L.png", nu=an.nu,
                                    tc_err=total.error)
-    phase_figures.training_curves([workdir / f"member_{k}" / "metrics.jsonl"
-                                   for k in range(len(seeds))], figures / "training.png")
+    report.training_curves([rundir.metrics(workdir / f"member_{k}") for k in range(len(seeds))],
+                           figures / report.FIGURE_NAMES["training"],
+                           labels=[f"member {k}" for k in range(len(seeds))],
+                           ylabel="cross-entropy")
     return {"tc": fit.tc, "tc_err": total.error, "per_L": per_size,
             "onsager_tc": phases.ONSAGER_TC,
             "relative_error": (fit.tc - phases.ONSAGER_TC) / phases.ONSAGER_TC,

@@ -2,22 +2,22 @@
 notebooks and the tests use.
 
 Stacks are `(N, *spatial)` (a trailing channel axis of size 1 is dropped). Spectral
-statistics are built on `fieldnet.spectra` and are of log10 T *fluctuations*,
+statistics are built on `fieldnet.eval.spectra` and are of log10 T *fluctuations*,
 log10 T - <log10 T> of each field: the spectra exclude the k = 0 mode, which is exactly
 the same as subtracting each field's mean. Pass log10 T (not T) so that the few hot
 pixels, which dominate the linear field, do not dominate the comparison.
 
-`summary` returns the "test" block of `eval.json` (see DESIGN.md) as plain JSON values.
+The "test" block of `eval.json` is assembled from these by `fieldnet.eval.statistics`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from fieldnet import spectra
+from fieldnet.eval import spectra
+from fieldnet.eval.spectra import Box
 
 
 def as_stack(fields) -> np.ndarray:
@@ -58,13 +58,12 @@ def pixel_correlation(a, b) -> float:
         return float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b)))
 
 
-def k_nyquist(spatial_shape: Sequence[int], box_size: float | Sequence[float]) -> float:
+def k_nyquist(spatial_shape: Sequence[int], box_size: Box) -> float:
     """The Nyquist wavenumber pi N / L [h/Mpc] (the smallest over axes)."""
-    lengths = np.broadcast_to(np.asarray(box_size, np.float64), (len(spatial_shape),))
-    return float(np.min(np.pi * np.asarray(spatial_shape) / lengths))
+    return spectra.grid_of(spatial_shape, box_size).k_nyquist
 
 
-def spectral_comparison(pred, true, box_size: float | Sequence[float],
+def spectral_comparison(pred, true, box_size: Box,
                         n_bins: int | None = None) -> dict[str, np.ndarray | float | int]:
     """How a predicted stack of log10 T fields matches the true one, scale by scale.
 
@@ -109,48 +108,3 @@ def joint_histogram(log_rho, log_t, edges_x, edges_y) -> np.ndarray:
     edges_y = np.asarray(edges_y, np.float64)
     counts, _, _ = np.histogram2d(log_rho.ravel(), log_t.ravel(), bins=[edges_x, edges_y])
     return counts / (log_rho.size * np.outer(np.diff(edges_x), np.diff(edges_y)))
-
-
-def to_json_value(value):
-    """numpy scalars/arrays -> python floats/ints/lists, with NaN and inf -> None."""
-    if isinstance(value, dict):
-        return {k: to_json_value(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray | list | tuple):
-        return [to_json_value(v) for v in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def summary(pred_norm, true_norm, pred_log, true_log, baseline_norm, baseline_log,
-            box_size: float | Sequence[float], *, n_bins: int | None = None,
-            spec_model: dict | None = None, spec_baseline: dict | None = None) -> dict:
-    """The "test" block of eval.json (DESIGN.md), model against the local baseline.
-
-    `*_norm` are stacks in the normalized target space (standardized log10 T), where the
-    MSEs are measured; `*_log` are the same stacks as log10 T, for the correlations and
-    spectra. Pass `spec_model` / `spec_baseline` (from `spectral_comparison` of the log
-    stacks) when you already have them for the figures, to skip recomputing the FFTs.
-    """
-    if spec_model is None:
-        spec_model = spectral_comparison(pred_log, true_log, box_size, n_bins)
-    if spec_baseline is None:
-        spec_baseline = spectral_comparison(baseline_log, true_log, box_size, n_bins)
-    block = {
-        "mse": mse(pred_norm, true_norm),
-        "baseline_mse": mse(baseline_norm, true_norm),
-        "pixel_corr": pixel_correlation(pred_log, true_log),
-        "k": spec_model["k"],
-        "cross_corr": spec_model["cross_corr"],
-        "power_ratio": spec_model["power_ratio"],
-        "baseline_cross_corr": spec_baseline["cross_corr"],
-        "transfer": spec_model["transfer"],
-        "baseline_power_ratio": spec_baseline["power_ratio"],
-        "baseline_pixel_corr": pixel_correlation(baseline_log, true_log),
-        "n_modes": spec_model["n_modes"].astype(np.int64),
-        "k_nyquist": spec_model["k_nyquist"],
-    }
-    return to_json_value(block)

@@ -1,5 +1,5 @@
-"""Figures of the phase study: P(ordered | T) per lattice size, T_c(L) against L, and the
-training losses of the ensemble's members."""
+"""Figures of the phase study: P(ordered | T) per lattice size and T_c(L) against L (the
+members' training losses are `report.training_curves`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from fieldnet.phases import ONSAGER_TC, Curve, Extrapolation
-from fieldnet.report import read_metrics, save_figure
+from fieldnet.eval.phases import ONSAGER_TC, Curve, Extrapolation
+from fieldnet.figures.report import save_figure
 
 
 def phase_curves(curves: list[Curve], path, *, ordered_below: float, disordered_above: float,
@@ -62,27 +62,4 @@ def tc_extrapolation(sizes, per_size: dict, fit: Extrapolation, path, *, nu: flo
     ax.set_xlabel(rf"$L^{{-1/\nu}}$ ($\nu = {nu:g}$)")
     ax.set_ylabel(r"$T_c$ [$J/k_B$]")
     ax.legend(frameon=False, fontsize=8)
-    return save_figure(fig, path)
-
-
-def training_curves(metrics_paths, path) -> Path:
-    """Training (lines) and validation (dots) cross-entropy of every member against step."""
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    for k, metrics in enumerate(metrics_paths):
-        records = read_metrics(metrics) if Path(metrics).exists() else []
-        for key, style in (("train_loss", {"lw": 1}), ("val_loss", {"ls": "", "marker": "o",
-                                                                    "ms": 3})):
-            points = [(r["step"], r[key]) for r in records
-                      if isinstance(r.get(key), int | float) and r[key] > 0]
-            if points:
-                ax.plot(*zip(*points, strict=True), color=f"C{k % 10}", **style,
-                        label=f"member {k}" if key == "train_loss" else None)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(frameon=False, fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no losses logged yet", transform=ax.transAxes, ha="center")
     return save_figure(fig, path)

@@ -1,6 +1,6 @@
 """The report figures of a run: the model against the truth and against the local baseline.
 
-Every function takes arrays or the dicts of `fieldnet.metrics` and a path, and writes a
+Every function takes arrays or the dicts of `fieldnet.eval.metrics` and a path, and writes a
 PNG. Fields are passed as log10 values (log10 rho, log10 T [K]) in stacks `(N, *spatial)`.
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never through
 pyplot, so importing this module changes no global backend (a notebook keeps its own).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from fieldnet import metrics
+from fieldnet.eval import metrics
 
 DPI = 120
 FIGURE_NAMES = {"maps": "maps.png", "power": "power.png", "cross_corr": "cross_corr.png",
@@ -243,27 +244,43 @@ def read_metrics(metrics_jsonl_path) -> list[dict]:
     return records
 
 
-def training_curves(metrics_jsonl_path, path, *, baseline_mse: float | None = None) -> Path:
-    """Train and validation loss against step (log y), from whatever records carry them;
-    with `baseline_mse`, the local baseline's test MSE as the level to beat."""
-    records = read_metrics(metrics_jsonl_path)
+def training_curves(metrics_jsonl_paths, path, *, labels: Sequence[str] | None = None,
+                    baseline_mse: float | None = None,
+                    ylabel: str = "loss (normalized space)") -> Path | Figure:
+    """Train (lines) and validation (dots) loss against step, log y, from whatever records
+    carry them: one run's metrics.jsonl, or several (an ensemble's members, one colour
+    each, named by `labels`). With `baseline_mse`, the local baseline's test MSE is drawn
+    as the level to beat. Records past a later restart's step are drawn as logged."""
+    single = isinstance(metrics_jsonl_paths, str | os.PathLike)
+    paths = [metrics_jsonl_paths] if single else list(metrics_jsonl_paths)
+    labels = list(labels) if labels is not None else (
+        [None] if single else [f"run {k}" for k in range(len(paths))])
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.subplots()
-    for key, color, marker in (("train_loss", COLORS["model"], None),
-                               ("val_loss", "tab:green", "o")):
-        points = [(r["step"], r[key]) for r in records
-                  if isinstance(r.get("step"), int | float) and isinstance(r.get(key), int | float)
-                  and r[key] > 0]
-        if points:
-            steps, values = zip(*points, strict=True)
-            ax.plot(steps, values, color=color, marker=marker, ms=3, label=key.replace("_", " "))
+    for k, (metrics_path, label) in enumerate(zip(paths, labels, strict=True)):
+        records = read_metrics(metrics_path) if Path(metrics_path).exists() else []
+        for key, style in (("train_loss", {"lw": 1}),
+                           ("val_loss", {"ls": "" if not single else "-", "marker": "o",
+                                         "ms": 3})):
+            points = [(r["step"], r[key]) for r in records
+                      if isinstance(r.get("step"), int | float)
+                      and isinstance(r.get(key), int | float) and r[key] > 0]
+            if not points:
+                continue
+            if single:
+                color = COLORS["model"] if key == "train_loss" else "tab:green"
+                name = key.replace("_", " ")
+            else:
+                color = f"C{k % 10}"
+                name = label if key == "train_loss" else None
+            ax.plot(*zip(*points, strict=True), color=color, label=name, **style)
     if baseline_mse is not None and baseline_mse > 0:
         ax.axhline(baseline_mse, color=COLORS["baseline"], ls="--", label="local baseline MSE")
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (normalized space)")
+    ax.set_ylabel(ylabel)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(frameon=False)
+        ax.legend(frameon=False, fontsize=8)
     else:
         ax.text(0.5, 0.5, "no losses logged yet", transform=ax.transAxes, ha="center")
     return save_figure(fig, path)
@@ -272,20 +289,20 @@ def training_curves(metrics_jsonl_path, path, *, baseline_mse: float | None = No
 def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
               spec_model: dict, spec_baseline: dict, metrics_jsonl=None,
               baseline_mse: float | None = None, density_units: str = "",
-              box_size: float | None = None) -> dict[str, Path]:
+              box_size: float | None = None, n_maps: int = 3) -> dict[str, Path]:
     """Writes every figure under `figures_dir` with the fixed names of `FIGURE_NAMES`.
 
     The stacks are the test set as log10 fields; the spectra come from
-    `metrics.spectral_comparison` of (pred, true) and (baseline, true). maps.png is
-    written for 2D and 3D fields (there are no maps of 1D ones), training.png when
-    `metrics_jsonl` exists. Returns {figure: path}.
+    `metrics.spectral_comparison` of (pred, true) and (baseline, true). maps.png shows
+    the first `n_maps` test samples and is written for 2D and 3D fields (there are no maps
+    of 1D ones), training.png when `metrics_jsonl` exists. Returns {figure: path}.
     """
     out = Path(figures_dir)
     paths = {}
     if metrics.as_stack(true_log_t).ndim > 2:
         paths["maps"] = maps_panel(log_rho, true_log_t, pred_log_t, out / FIGURE_NAMES["maps"],
                                    baseline_log_t, density_units=density_units,
-                                   box_size=box_size)
+                                   box_size=box_size, n_samples=n_maps)
     paths.update({
         "power": power_figure(spec_model, spec_baseline, out / FIGURE_NAMES["power"]),
         "cross_corr": cross_corr_figure(spec_model, spec_baseline,

@@ -29,8 +29,11 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from fieldnet import metrics, phases, report
+from fieldnet import rundir
 from fieldnet.errors import FieldnetError
+from fieldnet.eval import metrics, phases
+from fieldnet.figures import report
+from fieldnet.records import flatten, to_json_value
 
 RUNS = Path("runs") / "notebooks"
 FIGURE_FORMATS = ("png", "pdf")
@@ -62,21 +65,9 @@ def use_repository_root() -> Path:
 
 # --- runs ------------------------------------------------------------------------------------
 
-def load_config(workdir) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(json.loads((Path(workdir) / "config.json").read_text()))
-
-
-def load_eval(workdir) -> dict:
-    return json.loads((Path(workdir) / "eval.json").read_text())
-
-
-def existing_run(workdir, *required: str) -> Path:
-    """A given workdir, checked to hold the files a notebook reads."""
-    workdir = Path(workdir)
-    missing = [name for name in required if not (workdir / name).exists()]
-    if missing:
-        raise FieldnetError(f"{workdir}: not a finished run folder (no {', '.join(missing)})")
-    return workdir
+load_config = rundir.read_config
+load_eval = rundir.read_eval
+existing_run = rundir.require
 
 
 def _size(quick: bool) -> str:
@@ -92,10 +83,8 @@ def own_workdir(kind: str, quick: bool, config: ml_collections.ConfigDict) -> Pa
 
 def _run_once(config, workdir: Path, study: Callable) -> Path:
     """Runs `study` unless the workdir already holds this config's finished run."""
-    from fieldnet import experiment
-
-    experiment.prepare_workdir(config, workdir)
-    if not (workdir / "eval.json").exists():
+    rundir.prepare(config, workdir)
+    if not rundir.evaluation(workdir).exists():
         study(config, workdir)
     return workdir
 
@@ -104,24 +93,24 @@ def density_run(workdir=None, quick: bool = True) -> Path:
     """`workdir` if given, else a density -> temperature run of `get_config("quick")` (or of
     the CPU default) made here, in runs/notebooks/, and reused once finished."""
     if workdir is not None:
-        return existing_run(workdir, "config.json", "eval.json", "normalizer.json",
-                            "model_io.json")
+        return existing_run(workdir, rundir.CONFIG, rundir.EVAL, rundir.NORMALIZER,
+                            rundir.MODEL_IO)
     from experiments.configs import density_to_temp
-    from fieldnet import experiment
+    from experiments.studies import density_to_temp as study
 
     config = density_to_temp.get_config("quick" if quick else None)
     config.train.progress = False
     return _run_once(config, own_workdir("density_to_temp", quick, config),
-                     experiment.train_and_evaluate)
+                     study.train_and_evaluate)
 
 
 def ising_run(workdir=None, quick: bool = True) -> Path:
     """`workdir` if given, else an Ising phase study of `ising.get_config("quick")` (or of
     the default) made here, in runs/notebooks/, and reused once finished."""
     if workdir is not None:
-        return existing_run(workdir, "config.json", "eval.json")
+        return existing_run(workdir, rundir.CONFIG, rundir.EVAL)
     from experiments.configs import ising
-    from fieldnet import phase_study
+    from experiments.studies import ising_phases as phase_study
 
     config = ising.get_config("quick" if quick else None)
     config.train.progress = False
@@ -134,9 +123,10 @@ def sweep_run(workdir=None, quick: bool = True) -> Path:
     run here in runs/notebooks/. Variations that change nothing on that base config (the
     quick model already has depth 2 and width 8) are left out."""
     if workdir is not None:
-        return existing_run(workdir, "table.csv", "table.md")
+        return existing_run(workdir, rundir.TABLE_CSV, rundir.TABLE_MD)
     from experiments.configs import density_to_temp, density_to_temp_variations
-    from fieldnet import experiment, sweep
+    from experiments.studies import density_to_temp as study
+    from experiments.studies import sweep
 
     base = density_to_temp.get_config("quick" if quick else None)
     base.train.progress = False
@@ -145,9 +135,10 @@ def sweep_run(workdir=None, quick: bool = True) -> Path:
                   if not overrides
                   or sweep.apply_overrides(base, overrides).to_dict() != base.to_dict()}
     out = own_workdir("sweep", quick, base)
-    done = [out / "table.csv", out / "table.md"] + [out / name / "eval.json" for name in variations]
+    done = [out / rundir.TABLE_CSV, out / rundir.TABLE_MD] + [rundir.evaluation(out / name)
+                                                            for name in variations]
     if not all(path.exists() for path in done):
-        sweep.run_sweep(base, variations, out, experiment.train_and_evaluate)
+        sweep.run_sweep(base, variations, out, study.train_and_evaluate)
     return out
 
 
@@ -156,18 +147,18 @@ def sweep_run(workdir=None, quick: bool = True) -> Path:
 def open_run_dataset(workdir):
     """The run's dataset, with the normalizer the run saved (never refitted)."""
     from fieldnet import data
-    from fieldnet.transforms import Normalizer
+    from fieldnet.data.transforms import Normalizer
 
     workdir = Path(workdir)
     config = load_config(workdir)
-    return data.FieldDataset(config.data, normalizer=Normalizer.load(workdir / "normalizer.json"))
+    return data.FieldDataset(config.data, normalizer=Normalizer.load(rundir.normalizer(workdir)))
 
 
 def held_out(workdir):
-    """`fieldnet.evaluate.held_out` of the run's best checkpoint on its test split: the same
+    """`fieldnet.eval.held_out.held_out` of the run's best checkpoint on its test split: the same
     predictions, baseline fit and metrics as its eval.json."""
-    from fieldnet import evaluate
-    from fieldnet.inference import load_run
+    from fieldnet.eval import held_out as evaluate
+    from fieldnet.eval.inference import load_run
 
     model, _, _ = load_run(workdir)
     with open_run_dataset(workdir) as ds:
@@ -227,7 +218,7 @@ def save(fig: Figure, figdir, name: str, numbers: dict | None = None) -> list[Pa
     go into the files' metadata as JSON: PNG text chunk "Description", PDF "Subject"."""
     figdir = Path(figdir)
     figdir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(plain(numbers or {}), sort_keys=True)
+    text = json.dumps(to_json_value(numbers or {}), sort_keys=True)
     metadata = {"png": {"Title": name, "Description": text},
                 # no CreationDate: the same run gives byte-identical files
                 "pdf": {"Title": name, "Subject": text, "CreationDate": None}}
@@ -247,19 +238,8 @@ def figure_numbers(png_path) -> dict:
         return json.loads(image.text["Description"])
 
 
-def plain(value):
-    """JSON values: numpy to python, tuples to lists, NaN and inf to None (as eval.json)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [plain(v) for v in value]
-    return metrics.to_json_value(value)
-
-
 def print_numbers(numbers: dict) -> None:
-    print(json.dumps(plain(numbers), indent=1, sort_keys=True))
+    print(json.dumps(to_json_value(numbers), indent=1, sort_keys=True))
 
 
 def show(paths: Sequence[Path]):
@@ -358,37 +338,27 @@ def one_point_pdfs(splits: dict[str, tuple[np.ndarray, np.ndarray]], *, density_
 
 # --- hyperparameter variations ------------------------------------------------------------------
 
-def _flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
-    return out
-
-
 def sweep_rows(sweep_dir) -> list[dict]:
-    """One row per variation of a sweep, in table.csv's order: `fieldnet.sweep.table_row`
+    """One row per variation of a sweep, in table.csv's order: `experiments.studies.sweep.table_row`
     of its eval.json (checked against table.csv), plus `settings`, {config key: value}
     where its config differs from the reference variation (the one without overrides,
     else the first), and `values`, its value of every key that some variation varies."""
-    from fieldnet import sweep
+    from experiments.studies import sweep
 
     sweep_dir = Path(sweep_dir)
-    with open(sweep_dir / "table.csv", newline="") as f:
+    with open(sweep_dir / rundir.TABLE_CSV, newline="") as f:
         table = list(csv.DictReader(f))
     if not table:
         raise FieldnetError(f"{sweep_dir}/table.csv lists no variations")
-    configs = {r["variation"]: _flat(json.loads((sweep_dir / r["variation"] / "config.json")
-                                                .read_text())) for r in table}
+    configs = {r["variation"]: flatten(rundir.read_json(rundir.config(sweep_dir / r["variation"])))
+               for r in table}
     reference = next((r["variation"] for r in table if not r["overrides"]), table[0]["variation"])
     varied = sorted({k for config in configs.values() for k, v in config.items()
                      if k != "name" and configs[reference].get(k) != v})
     rows = []
     for r in table:
         name = r["variation"]
-        row = sweep.table_row(name, {}, load_eval(existing_run(sweep_dir / name, "eval.json")))
+        row = sweep.table_row(name, {}, load_eval(existing_run(sweep_dir / name, rundir.EVAL)))
         row["overrides"] = r["overrides"]
         for column in sweep.COLUMNS[2:]:
             if not math.isclose(float(r[column]), row[column], rel_tol=1e-9, abs_tol=1e-12):

@@ -21,28 +21,13 @@ import h5py
 import numpy as np
 
 from fieldnet.errors import FieldnetError, data_error
+from fieldnet.files import atomic_output
+from fieldnet.version import __version__
 
 FORMAT = "fieldnet"
 VERSION = 1
 # Above this many values per sample, chunks are crops rather than whole samples.
 MAX_CHUNK_VALUES = 64**3
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yields a temporary path beside `path`; renames it to `path` only on success."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"output folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def sample_chunks(sample_shape: Sequence[int]) -> tuple[int, ...]:
@@ -58,8 +43,6 @@ def sample_chunks(sample_shape: Sequence[int]) -> tuple[int, ...]:
 def create(path: str | os.PathLike, *, ndim: int, box_size: float, source: str,
            overwrite: bool = False) -> Iterator[h5py.File]:
     """Opens a new fieldnet file for writing (atomically); fill it with `add_field` etc."""
-    from fieldnet import __version__
-
     if ndim not in (1, 2, 3):
         raise FieldnetError(f"ndim must be 1, 2 or 3, got {ndim}")
     if not box_size > 0:

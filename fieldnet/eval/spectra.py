@@ -25,6 +25,8 @@ independent complex mode appears twice). Bins run linearly from the fundamental
 k_f = 2 pi / L to the Nyquist frequency k_N = pi N / L by default, one bin per k_f;
 the reported k of a bin is the mean |k| of its modes (NaN P for empty bins of explicit
 edges). Modes with |k| beyond the last edge (the corners of the cube) are dropped.
+
+The box is a `fieldnet.grid.Grid`, or its side in Mpc/h (one for all axes or one per axis).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fieldnet.grid import Grid, as_grid
+
+Box = Grid | float | Sequence[float]
 
 class PowerSpectrum(NamedTuple):
     """Binned spectrum: bin centres k [h/Mpc], power [(Mpc/h)^d], modes per bin."""
@@ -51,14 +56,23 @@ class CrossCorrelation(NamedTuple):
     n_modes: np.ndarray
 
 
-def _box_lengths(shape: Sequence[int], box_size: float | Sequence[float]) -> np.ndarray:
+def _box_lengths(shape: Sequence[int], box_size: Box) -> np.ndarray:
+    if isinstance(box_size, Grid):
+        return np.asarray(as_grid(shape, box_size).lengths, np.float64)
     lengths = np.broadcast_to(np.asarray(box_size, np.float64), (len(shape),)).copy()
     if not np.all(lengths > 0):
         raise ValueError(f"box_size must be positive, got {box_size}")
     return lengths
 
 
-def wavevectors(shape: Sequence[int], box_size: float | Sequence[float],
+def grid_of(shape: Sequence[int], box_size: Box) -> Grid:
+    """The periodic `Grid` of a field of spatial `shape` in the box `box_size`."""
+    if isinstance(box_size, Grid):
+        return as_grid(shape, box_size)
+    return Grid.box(tuple(shape), tuple(_box_lengths(shape, box_size)))
+
+
+def wavevectors(shape: Sequence[int], box_size: Box,
                 zero_nyquist: bool = False) -> list[np.ndarray]:
     """Wave-vector components [h/Mpc] on the `rfftn` grid, each broadcastable to it.
 
@@ -80,7 +94,7 @@ def wavevectors(shape: Sequence[int], box_size: float | Sequence[float],
     return ks
 
 
-def wavenumber(shape: Sequence[int], box_size: float | Sequence[float]) -> np.ndarray:
+def wavenumber(shape: Sequence[int], box_size: Box) -> np.ndarray:
     """|k| [h/Mpc] on the `rfftn` grid of a field of `shape`."""
     ks = wavevectors(shape, box_size)
     return np.sqrt(sum(k**2 for k in ks))
@@ -96,16 +110,15 @@ def _rfft_mode_weights(shape: Sequence[int]) -> np.ndarray:
     return weights
 
 
-def default_edges(shape: Sequence[int], box_size: float | Sequence[float],
+def default_edges(shape: Sequence[int], box_size: Box,
                   n_bins: int | None = None) -> np.ndarray:
     """Linear bin edges [h/Mpc] from the fundamental to the Nyquist frequency.
 
     With `n_bins=None` there is one bin per fundamental k_f, centred on k_f, 2 k_f, ...,
     k_N: edges at (i + 1/2) k_f. The smallest side sets k_f and k_N for unequal boxes.
     """
-    lengths = _box_lengths(shape, box_size)
-    k_fund = float(np.min(2 * np.pi / lengths))
-    k_nyq = float(np.min(np.pi * np.asarray(shape) / lengths))
+    grid = grid_of(shape, box_size)
+    k_fund, k_nyq = grid.k_fundamental, grid.k_nyquist
     if n_bins is None:
         n_bins = max(1, int(round(k_nyq / k_fund)))
     return np.linspace(0.5 * k_fund, k_nyq + 0.5 * k_fund, n_bins + 1)
@@ -161,7 +174,7 @@ def _spatial_shape(field, what: str = "field") -> tuple[int, ...]:
     return tuple(shape)
 
 
-def power_spectrum(field, box_size: float | Sequence[float], *, edges=None,
+def power_spectrum(field, box_size: Box, *, edges=None,
                    n_bins: int | None = None) -> PowerSpectrum:
     """Auto power spectrum P(k) [(Mpc/h)^d] of a periodic field (numpy or jax array).
 
@@ -172,7 +185,7 @@ def power_spectrum(field, box_size: float | Sequence[float], *, edges=None,
     return PowerSpectrum(binning.k, binning.cross(f_k, f_k), binning.n_modes)
 
 
-def cross_power_spectrum(field_a, field_b, box_size: float | Sequence[float], *, edges=None,
+def cross_power_spectrum(field_a, field_b, box_size: Box, *, edges=None,
                          n_bins: int | None = None) -> PowerSpectrum:
     """Cross power spectrum P_ab(k) = V <Re(a_k b_k*)> of two fields of the same shape."""
     binning = _Binning(_spatial_shape(field_a), box_size, edges, n_bins)
@@ -180,7 +193,7 @@ def cross_power_spectrum(field_a, field_b, box_size: float | Sequence[float], *,
     return PowerSpectrum(binning.k, binning.cross(a_k, b_k), binning.n_modes)
 
 
-def cross_correlation(field_a, field_b, box_size: float | Sequence[float], *, edges=None,
+def cross_correlation(field_a, field_b, box_size: Box, *, edges=None,
                       n_bins: int | None = None) -> CrossCorrelation:
     """r(k) = P_ab / sqrt(P_aa P_bb): 1 for identical fields, 0 for independent ones."""
     return average_cross_correlation(np.asarray(field_a)[None], np.asarray(field_b)[None],
@@ -204,7 +217,7 @@ def _stack_sums(fields_a, fields_b, box_size, edges, n_bins):
     return binning, p_aa, p_bb, p_ab
 
 
-def average_power_spectrum(fields, box_size: float | Sequence[float], *, fields_b=None,
+def average_power_spectrum(fields, box_size: Box, *, fields_b=None,
                            edges=None, n_bins: int | None = None) -> PowerSpectrum:
     """Mean P(k) over a stack `(N, *spatial)` of fields; the cross spectrum with `fields_b`.
 
@@ -217,7 +230,7 @@ def average_power_spectrum(fields, box_size: float | Sequence[float], *, fields_
     return PowerSpectrum(binning.k, p_ab / n, binning.n_modes * n)
 
 
-def average_cross_correlation(fields_a, fields_b, box_size: float | Sequence[float], *,
+def average_cross_correlation(fields_a, fields_b, box_size: Box, *,
                               edges=None, n_bins: int | None = None) -> CrossCorrelation:
     """r(k) of two stacks `(N, *spatial)`: sum P_ab / sqrt(sum P_aa * sum P_bb)."""
     binning, p_aa, p_bb, p_ab = _stack_sums(fields_a, fields_b, box_size, edges, n_bins)
@@ -227,7 +240,7 @@ def average_cross_correlation(fields_a, fields_b, box_size: float | Sequence[flo
 
 
 def mode_average(function: Callable[[np.ndarray], np.ndarray], shape: Sequence[int],
-                 box_size: float | Sequence[float], *, edges=None,
+                 box_size: Box, *, edges=None,
                  n_bins: int | None = None) -> np.ndarray:
     """Average of `function(|k|)` over the modes of each bin: the theory curve to compare a
     measured spectrum with (better than evaluating at the bin centre where P curves)."""

@@ -1,61 +1,25 @@
 """The density -> temperature study as library calls: a notebook or a test runs
 
     from experiments.configs import density_to_temp
-    config = density_to_temp.get_config("quick")
-    report = experiment.train_and_evaluate(config, "runs/my_run")
+    from experiments.studies import density_to_temp as study
+    report = study.train_and_evaluate(density_to_temp.get_config("quick"), "runs/my_run")
 
 exactly as the command line `python -m experiments.density_to_temp` does.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import ml_collections
 from flax import nnx
 
-from fieldnet import data, evaluate, models, train
+from fieldnet import data, models, rundir, train
+from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
-from fieldnet.transforms import Normalizer
-
-# Keys that may differ between a run and its resumption without changing the result.
-RESUMABLE_DIFFERENCES = {"train.progress"}
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
-
-
-def write_json(path: Path, obj) -> None:
-    """Writes JSON under a temporary name, then renames: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False))
-    os.replace(tmp, path)
-
-
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str | Path | None) -> Path:
-    """Creates the workdir and records the config; refuses a workdir of a different run."""
-    workdir = Path(workdir or Path("runs") / config.name)
-    workdir.mkdir(parents=True, exist_ok=True)
-    new = json.loads(config.to_json_best_effort())
-    saved = workdir / "config.json"
-    if saved.exists():
-        old = _flatten(json.loads(saved.read_text()))
-        flat = _flatten(new)
-        changed = sorted(k for k in set(old) | set(flat)
-                         if old.get(k) != flat.get(k) and k not in RESUMABLE_DIFFERENCES)
-        if changed:
-            raise FieldnetError(f"{workdir} holds a run with a different config (differs in "
-                                f"{', '.join(changed[:6])}); choose another --workdir")
-    else:
-        write_json(saved, new)
-    return workdir
+from fieldnet.eval import held_out
+from fieldnet.figures import report
+from fieldnet.files import write_json
 
 
 def ensure_data(config: ml_collections.ConfigDict) -> Path:
@@ -77,7 +41,7 @@ def ensure_data(config: ml_collections.ConfigDict) -> Path:
 def open_dataset(config: ml_collections.ConfigDict, workdir: Path,
                  **shard) -> data.FieldDataset:
     """Opens the data; the normalizer is fitted once on the train split and kept in the run."""
-    stats = workdir / "normalizer.json"
+    stats = rundir.normalizer(workdir)
     normalizer = Normalizer.load(stats) if stats.exists() else None
     ds = data.FieldDataset(config.data, normalizer=normalizer, **shard)
     if normalizer is None:
@@ -106,17 +70,33 @@ def model_io(ds: data.FieldDataset) -> dict:
             "target_units": [f.units for f in ds.targets], "box_size": ds.box_size}
 
 
+def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_steps: int,
+                 checkpoint_step: int | None = None) -> dict:
+    """Writes eval.json and figures/ into the workdir and returns eval.json's content."""
+    h = held_out.held_out(model, ds, config)
+    result = {"test": h.summary, "n_test": int(len(h.log_rho)), "train_steps": int(train_steps),
+              "checkpoint_step": checkpoint_step}
+    write_json(rundir.evaluation(workdir), result)
+    report.write_all(rundir.figures(workdir), log_rho=h.log_rho, true_log_t=h.true_log_t,
+                     pred_log_t=h.pred_log_t, baseline_log_t=h.baseline_log_t,
+                     spec_model=h.spec_model, spec_baseline=h.spec_baseline,
+                     metrics_jsonl=rundir.metrics(workdir),
+                     baseline_mse=h.summary["baseline_mse"], density_units=h.density_units,
+                     box_size=h.box_size, n_maps=config.eval.n_maps)
+    return result
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str | Path | None = None) -> dict:
     """Makes the data if needed, trains (resuming), evaluates; returns eval.json's content."""
     import jax
 
     ensure_data(config)
-    workdir = prepare_workdir(config, workdir)
+    workdir = rundir.prepare(config, workdir)
     with open_dataset(config, workdir, process_index=jax.process_index(),
                       process_count=jax.process_count()) as ds:
         model = build_model(config, ds)
-        write_json(workdir / "model_io.json", model_io(ds))
+        write_json(rundir.model_io(workdir), model_io(ds))
         tc = config.train
         val = [ds.batch("val", tc.batch_size, config.seed, step=i) for i in range(tc.val_batches)]
         result = train.fit(
@@ -125,5 +105,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                      num_steps=tc.num_steps - start),
             val, tc, workdir)
         step = train.restore_params(model, workdir, tc, best=True)
-        return evaluate.evaluate_run(model, ds, config, workdir, train_steps=result.final_step,
-                                     checkpoint_step=step)
+        return evaluate_run(model, ds, config, workdir, train_steps=result.final_step,
+                            checkpoint_step=step)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -32,11 +31,12 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from fieldnet.checkpoint import Checkpoints
+from fieldnet import rundir
 from fieldnet.errors import FieldnetError
+from fieldnet.train.checkpoint import Checkpoints
+from fieldnet.train.losses import LossFn, get_loss
 
 Batch = dict[str, np.ndarray]
-LossFn = Callable[[nnx.Module, dict], jax.Array]
 
 
 class TrainingDiverged(FieldnetError):
@@ -58,6 +58,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.num_steps = 1000
     c.batch_size = 16
     c.learning_rate = 2e-3
+    c.loss = "mse"                  # a registered loss (fieldnet.train.losses)
     c.warmup_steps = 50
     c.final_lr_fraction = 0.02      # cosine decay ends at this fraction of the peak
     c.weight_decay = 1e-4
@@ -84,6 +85,7 @@ def check_config(c: ml_collections.ConfigDict) -> None:
     if not 0 <= c.final_lr_fraction <= 1 or c.weight_decay < 0 or not c.grad_clip > 0:
         raise FieldnetError("train.final_lr_fraction must be in [0, 1], weight_decay ≥ 0, "
                             "grad_clip > 0")
+    get_loss(c.loss)
     global_devices = jax.device_count()
     if c.batch_size % global_devices:
         raise FieldnetError(f"train.batch_size={c.batch_size} must be divisible by the "
@@ -111,11 +113,6 @@ def data_mesh() -> tuple[NamedSharding, NamedSharding]:
 def global_batch(local: Batch, sharding: NamedSharding) -> dict[str, jax.Array]:
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
             for k, v in local.items()}
-
-
-def mse_loss(model: nnx.Module, batch: dict) -> jax.Array:
-    pred = model(batch["x"]).astype(jnp.float32)
-    return jnp.mean((pred - batch["y"]) ** 2)
 
 
 @dataclass
@@ -177,8 +174,8 @@ class MetricsLog:
         if enabled:
             from tensorboardX import SummaryWriter
 
-            self.path = workdir / "metrics.jsonl"
-            self.tb = SummaryWriter(str(workdir / "tensorboard"))
+            self.path = rundir.metrics(workdir)
+            self.tb = SummaryWriter(str(rundir.tensorboard(workdir)))
 
     def write(self, step: int, **values) -> None:
         if not self.enabled:
@@ -205,13 +202,16 @@ class TrainResult:
 
 def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
         val_batches: list[Batch], config: ml_collections.ConfigDict, workdir: str | Path,
-        loss_fn: LossFn = mse_loss) -> TrainResult:
+        loss_fn: LossFn | None = None) -> TrainResult:
     """Trains `model` in place (it ends with the final parameters) and checkpoints to workdir.
 
     `train_batches(start_step)` yields this process's slice of the batches from that step
-    on. Resumes from `workdir/checkpoints` when it holds a checkpoint.
+    on. Resumes from `workdir/checkpoints` when it holds a checkpoint. The loss is
+    `loss_fn` if given, else the registered loss that `config.loss` names
+    (`fieldnet.train.losses`).
     """
     check_config(config)
+    loss_fn = loss_fn or get_loss(config.loss)
     workdir = Path(workdir)
     batch_sharding, replicated = data_mesh()
     graphdef, eval_graphdef, state = split_model(model)
@@ -220,7 +220,7 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
     state["opt_state"] = tx.init(state["params"])
     state = jax.device_put(state, replicated)
     steps = step_functions(graphdef, eval_graphdef, tx, loss_fn, replicated)
-    ckpts = Checkpoints(workdir / "checkpoints", config.keep_checkpoints)
+    ckpts = Checkpoints(rundir.checkpoints(workdir), config.keep_checkpoints)
     is_main = jax.process_index() == 0
     log = MetricsLog(workdir, enabled=is_main)
     start = ckpts.latest_step() or 0
@@ -280,7 +280,7 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
         ckpts.close()
         log.close()
     nnx.update(model, jax.device_get(state["params"]), jax.device_get(state["rest"]))
-    return TrainResult(final, Checkpoints(workdir / "checkpoints").latest_step(best=True),
+    return TrainResult(final, Checkpoints(rundir.checkpoints(workdir)).latest_step(best=True),
                        last_loss, best_val)
 
 
@@ -292,7 +292,7 @@ def restore_params(model: nnx.Module, workdir: str | Path, config: ml_collection
     """
     _, _, state = split_model(model)
     state["opt_state"] = optimizer(config).init(state["params"])
-    ckpts = Checkpoints(Path(workdir) / "checkpoints")
+    ckpts = Checkpoints(rundir.checkpoints(workdir))
     try:
         use_best = best and ckpts.latest_step(best=True) is not None
         if ckpts.latest_step(best=use_best) is None:

@@ -10,7 +10,9 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+from fieldnet import rundir
 from fieldnet.errors import FieldnetError
+from fieldnet.files import write_text
 
 COLUMNS = ("variation", "overrides", "mse", "baseline_mse", "pixel_corr",
            "mean_r_to_half_nyquist", "baseline_mean_r_to_half_nyquist", "train_steps")
@@ -62,9 +64,9 @@ def write_tables(rows: list[dict], out: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    (out / "table.csv").write_text(buffer.getvalue())
+    write_text(out / rundir.TABLE_CSV, buffer.getvalue())
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         lines.append("| " + " | ".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c])
                                        for c in COLUMNS) + " |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+    write_text(out / rundir.TABLE_MD, "\n".join(lines) + "\n")

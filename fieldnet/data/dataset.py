@@ -28,10 +28,10 @@ import ml_collections
 import numpy as np
 
 from fieldnet import symmetry
-from fieldnet.data_prefetch import Prefetcher
-from fieldnet.data_source import Field, FieldSource, parse_names
+from fieldnet.data.prefetch import Prefetcher
+from fieldnet.data.source import Field, FieldSource, parse_names
+from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError, data_error
-from fieldnet.transforms import Normalizer
 
 SPLITS = ("train", "val", "test")
 
@@ -44,7 +44,6 @@ def default_config() -> ml_collections.ConfigDict:
     c.target_field = "temperature"
     c.vector_fields = ""             # which of those are vectors, stored as <name>_x, _y, _z
     c.crop_size = 64                 # cubic training crops (pixels per side)
-    c.halo = 0                       # extra input context each side: x is crop + 2*halo wide
     c.input_log_floor = None         # None -> the dataset's log_floor attribute, else none
     c.target_log_floor = None
     c.box_size = None                # Mpc/h; None -> the file's box_size attribute
@@ -125,7 +124,10 @@ class FieldDataset:
             box_size=config.box_size, input_log_floor=config.input_log_floor,
             target_log_floor=config.target_log_floor)
         try:
-            self.crop_size, self.halo = int(config.crop_size), int(config.halo)
+            if not self.source.targets:
+                raise data_error(self.source.path, reason="need at least one target field "
+                                 "(data.target_field)")
+            self.crop_size = int(config.crop_size)
             self._check_crop()
             self.splits = self._make_splits()
             self._check_window("train")
@@ -218,9 +220,8 @@ class FieldDataset:
     # --- crops and batches --------------------------------------------------------------------
 
     def _check_crop(self) -> None:
-        if self.crop_size < 1 or self.halo < 0:
-            raise FieldnetError(f"data.crop_size must be >= 1 and data.halo >= 0, got "
-                                f"{self.crop_size} and {self.halo}")
+        if self.crop_size < 1:
+            raise FieldnetError(f"data.crop_size must be >= 1, got {self.crop_size}")
         shape = self.source.spatial_shape
         if self.crop_size > min(shape):
             raise data_error(self.source.path, self.inputs[0].datasets[0],
@@ -232,17 +233,15 @@ class FieldDataset:
         if not regions:
             raise FieldnetError(f"{self.source.path}: the {split} split is empty "
                                 f"(data.split_fractions = {tuple(self.config.split_fractions)})")
-        window = self.crop_size + 2 * self.halo
         for r in regions:
-            if not r.periodic and r.hi - r.lo < window:
+            if not r.periodic and r.hi - r.lo < self.crop_size:
                 raise data_error(self.source.path, self.inputs[0].datasets[0], r.sample,
-                                 reason=f"crop_size + 2*halo = {window} is larger than the "
+                                 reason=f"crop_size {self.crop_size} is larger than the "
                                  f"{split} slab (rows {r.lo}:{r.hi} of the first axis)")
 
     def batch(self, split: str, batch_size: int, seed: int, step: int) -> dict[str, np.ndarray]:
         """This process's slice of global batch `step`: {"x": (b, *crop, C_in), "y": ...}.
 
-        x is crop + 2*halo wide per axis when data.halo > 0 (y stays at the crop size).
         Training crops are augmented when data.augment is set; val/test crops never are.
         """
         if batch_size % self.process_count:
@@ -277,11 +276,9 @@ class FieldDataset:
         rng = np.random.default_rng([seed, split_id, step, slot])
         starts = [int(rng.integers(0, n)) for n in self.source.spatial_shape]
         if not region.periodic:
-            starts[0] = int(rng.integers(region.lo + self.halo,
-                                         region.hi - self.crop_size - self.halo + 1))
+            starts[0] = int(rng.integers(region.lo, region.hi - self.crop_size + 1))
         y = self._window(self.targets, region.sample, starts, self.crop_size)
-        x = self._window(self.inputs, region.sample, [s - self.halo for s in starts],
-                         self.crop_size + 2 * self.halo)
+        x = self._window(self.inputs, region.sample, starts, self.crop_size)
         if split == "train" and self.config.augment:
             g = self._group[int(rng.integers(len(self._group)))]
             x, y = self._transform(x, self.inputs, g), self._transform(y, self.targets, g)

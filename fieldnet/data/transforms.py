@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fieldnet.errors import FieldnetError
+from fieldnet.files import write_json
 
 
 def log10_floored(x: np.ndarray, floor: float | None = None, where: str = "") -> np.ndarray:
@@ -170,11 +171,8 @@ class Normalizer:
             raise FieldnetError(f"not a normalizer description: {err}") from None
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes JSON atomically, so a crash never leaves a half-written file."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_json(), indent=2))
-        os.replace(tmp, path)
+        """Writes JSON atomically (`files.write_json`)."""
+        write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Normalizer:

@@ -1,0 +1,11 @@
+"""Evaluation: spectra, metrics, the statistics registry, the local baseline, held-out
+evaluation, tiled inference and phase-transition analysis.
+
+- `spectra`: power spectra, cross spectra and r(k) of periodic fields on a `Grid`.
+- `metrics`: pixel and spectral comparisons of predicted with true stacks.
+- `statistics`: the registry of statistics that `config.eval.statistics` selects.
+- `baseline`: the best local mapping T(rho), fitted on the train split.
+- `held_out`: a model's and the baseline's predictions of a test split, and their metrics.
+- `inference`: exact full-field prediction by periodic tiling.
+- `phases`: P(ordered | T) curves, their crossings and the finite-size extrapolation.
+"""

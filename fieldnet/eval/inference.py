@@ -1,0 +1,179 @@
+"""Full-field inference by exact periodic tiling, for fields larger than memory.
+
+    y = predict_field(model, field, tile=64, batch=8)  # (*spatial, C_in) -> (*spatial, C_out)
+
+The field is cut into cores of `tile` pixels; each is cut out with a periodic halo of the
+model's receptive field (rounded up to a multiple of its stride, so every tile sits on the
+same downsampling grid as the whole field), run in batches, and only the cores are kept.
+Each output pixel then sees exactly the inputs it sees in a whole-field prediction, so the
+two agree to float rounding. Peak memory is set by `tile` and `batch`, not by the field.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from fieldnet import models, rundir, train
+from fieldnet.data import h5format
+from fieldnet.data.source import FieldSource, parse_names
+from fieldnet.data.transforms import Normalizer
+from fieldnet.errors import FieldnetError
+from fieldnet.receptive import receptive_field
+
+
+def tile_plan(size: int, tile: int, stride: int) -> list[int]:
+    """Core start positions along one axis: multiples of `tile`, the last one moved back
+    so that it ends at the edge (all cores have the same size; overlaps are harmless)."""
+    starts = list(range(0, size - tile + 1, tile))
+    if starts[-1] + tile < size:
+        starts.append(size - tile)
+    if any(s % stride for s in starts):
+        raise FieldnetError(f"tile starts {starts} must be multiples of the stride {stride}")
+    return starts
+
+
+def _check(model, field: np.ndarray, tile: int, batch: int) -> tuple[int, int]:
+    if getattr(model, "padding", "periodic") != "periodic":
+        raise FieldnetError("tiled inference is exact only for padding='periodic' models")
+    ndim = model.ndim
+    if field.ndim != ndim + 1 or field.shape[-1] != model.in_channels:
+        raise FieldnetError(f"expected a field of shape (*spatial, {model.in_channels}) with "
+                            f"{ndim} spatial axes, got {field.shape}")
+    stride = model.stride
+    bad = [s for s in field.shape[:-1] if s % stride]
+    if bad:
+        raise FieldnetError(f"field size {field.shape[:-1]} is not divisible by the model's "
+                            f"stride {stride}; crop or pad it to a multiple of {stride}")
+    if tile < stride or tile % stride or batch < 1:
+        raise FieldnetError(f"tile must be a positive multiple of the stride {stride} and "
+                            f"batch ≥ 1, got tile={tile}, batch={batch}")
+    if not np.isfinite(field).all():
+        raise FieldnetError(f"the field contains {np.size(field) - np.isfinite(field).sum()} "
+                            "NaN/Inf values")
+    halo = math.ceil(receptive_field(model) / stride) * stride
+    return stride, halo
+
+
+def _tiles(field: np.ndarray, starts: list[tuple[int, ...]], tile: int,
+           halo: int) -> np.ndarray:
+    out = []
+    for start in starts:
+        window = field
+        for axis, s in enumerate(start):
+            window = np.take(window, np.arange(s - halo, s + tile + halo), axis=axis, mode="wrap")
+        out.append(window)
+    return np.stack(out)
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(graphdef, state, x):
+    return nnx.merge(graphdef, state)(x)
+
+
+def jitted_forward(model: nnx.Module):
+    """`model(x)` in eval mode (dropout off) as one jitted function of x. The compiled code
+    is cached by architecture and input shape, so later calls on a model of the same
+    architecture (any weights) do not compile again."""
+    model.eval()
+    graphdef, state = nnx.split(model)
+    return lambda x: _forward(graphdef, state, x)
+
+
+def predict_field(model: nnx.Module, field, tile: int = 64, batch: int = 8, *,
+                  progress: bool = False) -> np.ndarray:
+    """Prediction for one whole periodic field (*spatial, C_in), no batch axis."""
+    field = np.asarray(field, np.float32)
+    stride, halo = _check(model, field, tile, batch)
+    spatial = field.shape[:-1]
+    tile = min(tile, *spatial)
+    per_axis = [tile_plan(n, tile, stride) for n in spatial]
+    starts = list(itertools.product(*per_axis))
+    forward = jitted_forward(model)
+    out = np.empty((*spatial, model.out_channels), np.float32)
+    core = (slice(None),) + (slice(halo, halo + tile),) * len(spatial)
+    with tqdm(total=len(starts), desc="tiles", unit="tile", disable=not progress) as bar:
+        for group in _batches(starts, batch):
+            x = _tiles(field, group, tile, halo)
+            if len(group) < batch:  # one compiled shape for every batch
+                x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]), x.dtype)])
+            y = np.asarray(forward(x))[core]
+            for start, pred in zip(group, y, strict=False):
+                out[tuple(slice(s, s + tile) for s in start)] = pred
+            bar.update(len(group))
+    return out
+
+
+def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
+    """The model of a run with its best checkpoint, its normalizer, and what it maps
+    (model_io.json, with "provenance": the run, the checkpoint step, the config's hash)."""
+    workdir = rundir.require(Path(workdir), rundir.CONFIG, rundir.MODEL_IO,
+                             rundir.NORMALIZER, what="a trained run folder")
+    text = rundir.config(workdir).read_text()
+    config = rundir.read_config(workdir)
+    io = rundir.read_json(rundir.model_io(workdir))
+    model = models.build(config.model, rngs=nnx.Rngs(0), in_channels=io["in_channels"],
+                         out_channels=io["out_channels"], ndim=io["ndim"])
+    if not rundir.checkpoints(workdir).is_dir():
+        raise FieldnetError(f"{workdir}: no checkpoints (has the run trained?)")
+    step = train.restore_params(model, workdir, config.train, best=True)
+    io["provenance"] = {"run": str(workdir.absolute()), "checkpoint_step": step,
+                        "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    return model, Normalizer.load(rundir.normalizer(workdir)), io
+
+
+def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
+                 tile: int = 64, batch: int = 8, overwrite: bool = False,
+                 progress: bool = True) -> dict:
+    """Predicts every sample of `input_path` with a trained run; writes physical units.
+
+    Reads fieldnet-format files (/fields/<name>, a leading sample axis) or any HDF5 dataset
+    path (with or without a sample axis), through `FieldSource` and so with its checks.
+    The output is written under a temporary name and renamed when complete, so an error
+    leaves nothing behind; it may never replace the input file.
+    """
+    model, normalizer, io = load_run(workdir)
+    names = parse_names(fields) if fields else io["input_names"]
+    if len(names) != len(io["input_names"]):
+        raise FieldnetError(f"the run takes {len(io['input_names'])} input field(s) "
+                            f"{io['input_names']}, got {names}")
+    if Path(output_path).resolve() == Path(input_path).resolve():
+        raise FieldnetError(f"--output {output_path} is the input file; write elsewhere")
+    source = FieldSource(input_path, names, (), sample_axis=None, ndim=io["ndim"],
+                         default_box_size=io["box_size"])
+    try:
+        if source.ndim != io["ndim"]:
+            raise FieldnetError(f"{input_path}: the run maps {io['ndim']}D fields, the input "
+                                f"is {source.ndim}D (shape {source.spatial_shape})")
+        n, spatial = source.num_samples, source.spatial_shape
+        with h5format.create(output_path, ndim=io["ndim"], box_size=source.box_size,
+                             source="fieldnet.inference", overwrite=overwrite) as out:
+            out.attrs.update(source_file=str(Path(input_path).absolute()), **io["provenance"])
+            outputs = [h5format.add_field(out, name, (n, *spatial), units=io["target_units"][k],
+                                          description=f"predicted by {io['provenance']['run']}")
+                       for k, name in enumerate(io["target_names"])]
+            for i in tqdm(range(n), desc="samples", disable=not progress or n == 1):
+                x = np.concatenate([source.read_sample(f, i) for f in source.inputs], axis=-1)
+                z = normalizer.forward_channels(io["input_names"], x)
+                y = predict_field(model, z, tile, batch, progress=progress and n == 1)
+                y = normalizer.inverse_channels(io["target_names"], y)
+                for k, dataset in enumerate(outputs):
+                    dataset[i] = y[..., k]
+            h5format.add_index(out, source.sim_index)
+    finally:
+        source.close()
+    return {"output": str(output_path), "samples": n, **io["provenance"]}

@@ -1,0 +1,128 @@
+"""The registry of statistics that fill the "test" block of eval.json.
+
+A statistic is a function of a `Comparison` (a test split's truth, the model's prediction
+and the local baseline's, in normalized and in log space, on their `Grid`) that returns a
+dict of JSON keys. `config.eval.statistics` names the ones a run computes, besides the
+`REQUIRED` ones that every eval.json holds (DESIGN.md). Adding one is one function:
+
+    @register_statistic("variance_ratio")
+    def variance_ratio(c):
+        return {"variance_ratio": float(c.pred_log.var() / c.true_log.var())}
+
+and one config entry: `config.eval.statistics = "pdf,variance_ratio"`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import wasserstein_distance
+
+from fieldnet.errors import FieldnetError
+from fieldnet.eval import metrics
+from fieldnet.grid import Grid
+from fieldnet.records import to_json_value
+
+REQUIRED = ("pixels", "spectra")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A test split, model and local baseline against the truth.
+
+    Attributes:
+      true_norm, pred_norm, baseline_norm: stacks `(N, *spatial)` in the normalized target
+        space (standardized log10 T), where the MSEs are measured.
+      true_log, pred_log, baseline_log: the same stacks as log10 of the field.
+      grid: the grid of one field (its box lengths in Mpc/h set k).
+    """
+
+    true_norm: np.ndarray
+    pred_norm: np.ndarray
+    baseline_norm: np.ndarray
+    true_log: np.ndarray
+    pred_log: np.ndarray
+    baseline_log: np.ndarray
+    grid: Grid
+
+    @functools.cached_property
+    def spec_model(self) -> dict:
+        """`metrics.spectral_comparison` of the model's log field with the truth."""
+        return metrics.spectral_comparison(self.pred_log, self.true_log, self.grid)
+
+    @functools.cached_property
+    def spec_baseline(self) -> dict:
+        return metrics.spectral_comparison(self.baseline_log, self.true_log, self.grid)
+
+
+Statistic = Callable[[Comparison], dict]
+STATISTICS: dict[str, Statistic] = {}
+
+
+def register_statistic(name: str) -> Callable[[Statistic], Statistic]:
+    """Decorator that registers `statistic(comparison) -> dict` under `name`."""
+
+    def register(fn: Statistic) -> Statistic:
+        if name in STATISTICS:
+            raise ValueError(f"a statistic named {name!r} is already registered")
+        STATISTICS[name] = fn
+        return fn
+
+    return register
+
+
+def selected(names: str | Iterable[str] | None) -> list[str]:
+    """The `REQUIRED` statistics, then those named (comma-separated or a list), each once;
+    an unknown name raises `FieldnetError` listing the registered ones."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",")]
+    chosen = list(REQUIRED)
+    for name in names or ():
+        if not name:
+            continue
+        if name not in STATISTICS:
+            raise FieldnetError(f"eval.statistics: {name!r} is not a registered statistic; "
+                                f"choose from {sorted(STATISTICS)}")
+        if name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+def evaluate(comparison: Comparison, names: str | Iterable[str] | None = None) -> dict:
+    """The "test" block: every selected statistic's keys, as plain JSON values."""
+    block = {}
+    for name in selected(names):
+        block.update(STATISTICS[name](comparison))
+    return to_json_value(block)
+
+
+@register_statistic("pixels")
+def pixels(c: Comparison) -> dict:
+    """MSE (normalized space) and Pearson r of log10 T, model and baseline."""
+    return {"mse": metrics.mse(c.pred_norm, c.true_norm),
+            "baseline_mse": metrics.mse(c.baseline_norm, c.true_norm),
+            "pixel_corr": metrics.pixel_correlation(c.pred_log, c.true_log),
+            "baseline_pixel_corr": metrics.pixel_correlation(c.baseline_log, c.true_log)}
+
+
+@register_statistic("spectra")
+def spectra(c: Comparison) -> dict:
+    """r(k), P_pred/P_true and the transfer function of log10 T fluctuations, per k bin."""
+    model, base = c.spec_model, c.spec_baseline
+    return {"k": model["k"], "cross_corr": model["cross_corr"],
+            "power_ratio": model["power_ratio"], "transfer": model["transfer"],
+            "baseline_cross_corr": base["cross_corr"],
+            "baseline_power_ratio": base["power_ratio"],
+            "n_modes": model["n_modes"].astype(np.int64), "k_nyquist": model["k_nyquist"]}
+
+
+@register_statistic("pdf")
+def pdf(c: Comparison) -> dict:
+    """Wasserstein-1 distance [dex] between the one-point PDFs of log10 T, predicted vs
+    true over all test pixels (0 for identical distributions), model and baseline."""
+    truth = np.ravel(c.true_log)
+    return {"pdf_w1": float(wasserstein_distance(np.ravel(c.pred_log), truth)),
+            "baseline_pdf_w1": float(wasserstein_distance(np.ravel(c.baseline_log), truth))}

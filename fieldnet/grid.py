@@ -1,0 +1,97 @@
+"""The grid a field lives on: cells per axis, the box's physical lengths, periodicity.
+
+    grid = Grid.box((64, 64), 25.0)      # a periodic 25 Mpc/h square box of 64^2 cells
+    grid.spacing, grid.k_fundamental, grid.k_nyquist   # (0.39, 0.39) Mpc/h, 0.251, 8.04 h/Mpc
+
+Spectra, metrics and inference take a `Grid` where they need physical units, instead of a
+loose `box_size` float; a float (or one length per axis) is still accepted and means a
+periodic box of those lengths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid of cells.
+
+    Attributes:
+      shape: cells per spatial axis (1 to 3 axes).
+      lengths: physical side of the box per axis [Mpc/h].
+      periodic: whether each axis wraps around (a simulation box does; a slab cut from
+        one does not along the cut axis).
+    """
+
+    shape: tuple[int, ...]
+    lengths: tuple[float, ...]
+    periodic: tuple[bool, ...]
+
+    def __post_init__(self):
+        shape = tuple(int(n) for n in self.shape)
+        lengths = tuple(float(x) for x in self.lengths)
+        periodic = tuple(bool(p) for p in self.periodic)
+        if not 1 <= len(shape) <= 3 or any(n < 1 for n in shape):
+            raise ValueError(f"a grid has 1 to 3 axes of at least one cell, got shape {shape}")
+        if len(lengths) != len(shape) or len(periodic) != len(shape):
+            raise ValueError(f"grid of shape {shape} needs one length and one periodic flag "
+                             f"per axis, got {lengths} and {periodic}")
+        if not all(x > 0 and math.isfinite(x) for x in lengths):
+            raise ValueError(f"box lengths must be positive, got {lengths}")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "lengths", lengths)
+        object.__setattr__(self, "periodic", periodic)
+
+    @classmethod
+    def box(cls, shape: Sequence[int], box_size: float | Sequence[float],
+            periodic: bool | Sequence[bool] = True) -> Grid:
+        """A grid of `shape` cells in a box of side `box_size` (one for all axes, or one per
+        axis), periodic along every axis unless told otherwise."""
+        d = len(shape)
+        lengths = tuple(box_size) if isinstance(box_size, Sequence) else (box_size,) * d
+        flags = tuple(periodic) if isinstance(periodic, Sequence) else (periodic,) * d
+        return cls(tuple(shape), lengths, flags)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        """Cell side per axis [Mpc/h]."""
+        return tuple(x / n for x, n in zip(self.lengths, self.shape, strict=True))
+
+    @property
+    def cell_volume(self) -> float:
+        """[(Mpc/h)^d]."""
+        return math.prod(self.spacing)
+
+    @property
+    def volume(self) -> float:
+        """[(Mpc/h)^d]."""
+        return math.prod(self.lengths)
+
+    @property
+    def k_fundamental(self) -> float:
+        """2 pi / L of the longest side, the finest mode spacing over axes [h/Mpc]: the
+        width of the spectra's default k bins."""
+        return min(2 * math.pi / x for x in self.lengths)
+
+    @property
+    def k_nyquist(self) -> float:
+        """pi N / L, the smallest over axes [h/Mpc]."""
+        return min(math.pi * n / x for n, x in zip(self.shape, self.lengths, strict=True))
+
+
+def as_grid(shape: Sequence[int], box: Grid | float | Sequence[float]) -> Grid:
+    """`box` as the Grid of a field of spatial `shape`: a Grid is checked to match it, a
+    float or per-axis lengths make a periodic box."""
+    if isinstance(box, Grid):
+        if tuple(shape) != box.shape:
+            raise ValueError(f"field of spatial shape {tuple(shape)} is not on the grid of "
+                             f"shape {box.shape}")
+        return box
+    return Grid.box(tuple(shape), box)

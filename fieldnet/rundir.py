@@ -1,0 +1,140 @@
+"""The run folder (workdir): the one place that names its files and reads them back.
+
+    runs/<name>/
+      config.json       the run's config (a rerun with a different one is refused)
+      normalizer.json   train-split statistics of every field (`data.transforms`)
+      model_io.json     what the model maps: field names, channels, units, box size
+      metrics.jsonl     one JSON object per logged step
+      tensorboard/      the same metrics for TensorBoard
+      checkpoints/      orbax: latest/ (resume) and best/ (evaluation, inference)
+      eval.json         the held-out evaluation
+      figures/          report figures (PNG)
+      table.csv, table.md   a sweep's table (sweep folders only)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import ml_collections
+
+from fieldnet.errors import FieldnetError
+from fieldnet.files import write_json
+from fieldnet.records import flatten
+
+CONFIG = "config.json"
+NORMALIZER = "normalizer.json"
+MODEL_IO = "model_io.json"
+METRICS = "metrics.jsonl"
+TENSORBOARD = "tensorboard"
+CHECKPOINTS = "checkpoints"
+EVAL = "eval.json"
+FIGURES = "figures"
+TABLE_CSV = "table.csv"
+TABLE_MD = "table.md"
+
+# Keys that may differ between a run and its resumption without changing the result. Keys
+# that only one of the two configs has (added or removed by a newer fieldnet) keep their
+# old meaning through their defaults, so they are not differences either.
+RESUMABLE_DIFFERENCES = {"train.progress"}
+
+PathLike = str | os.PathLike
+
+
+def config(workdir: PathLike) -> Path:
+    return Path(workdir) / CONFIG
+
+
+def normalizer(workdir: PathLike) -> Path:
+    return Path(workdir) / NORMALIZER
+
+
+def model_io(workdir: PathLike) -> Path:
+    return Path(workdir) / MODEL_IO
+
+
+def metrics(workdir: PathLike) -> Path:
+    return Path(workdir) / METRICS
+
+
+def tensorboard(workdir: PathLike) -> Path:
+    return Path(workdir) / TENSORBOARD
+
+
+def checkpoints(workdir: PathLike) -> Path:
+    return Path(workdir) / CHECKPOINTS
+
+
+def evaluation(workdir: PathLike) -> Path:
+    return Path(workdir) / EVAL
+
+
+def figures(workdir: PathLike) -> Path:
+    return Path(workdir) / FIGURES
+
+
+def default_workdir(config_name: str) -> Path:
+    """Where a run goes when no --workdir is given: runs/<config.name>."""
+    return Path("runs") / config_name
+
+
+def require(workdir: PathLike, *names: str, what: str = "a finished run folder") -> Path:
+    """`workdir`, checked to hold the files `names`; else a one-line `FieldnetError`."""
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise FieldnetError(f"{workdir}: no such run folder")
+    missing = [name for name in names if not (workdir / name).exists()]
+    if missing:
+        raise FieldnetError(f"{workdir}: not {what} (no {', '.join(missing)})")
+    return workdir
+
+
+def read_json(path: PathLike) -> dict:
+    """A JSON file of a run; a missing or corrupt one is a one-line `FieldnetError`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FieldnetError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FieldnetError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_config(workdir: PathLike) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(read_json(config(workdir)))
+
+
+def read_eval(workdir: PathLike) -> dict:
+    return read_json(evaluation(workdir))
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """Dotted keys in which two flattened configs differ, for resuming: a key both have with
+    another value, or a leaf on one side that is a section on the other (None vs a dict).
+    A key only one side has otherwise, and `RESUMABLE_DIFFERENCES`, do not count."""
+    changed = {k for k in set(old) & set(new) if old[k] != new[k]}
+    for mine, theirs in ((old, new), (new, old)):
+        for key in set(mine) - set(theirs):
+            if any(other.startswith(key + ".") or key.startswith(other + ".")
+                   for other in theirs):
+                changed.add(key)
+    return sorted(changed - RESUMABLE_DIFFERENCES)
+
+
+def prepare(run_config: ml_collections.ConfigDict, workdir: PathLike | None) -> Path:
+    """Creates the workdir and records the config in it; a workdir that holds a run of a
+    different config is refused (`FieldnetError` naming the differing keys)."""
+    workdir = Path(workdir) if workdir else default_workdir(run_config.name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    new = json.loads(run_config.to_json_best_effort())
+    saved = config(workdir)
+    if saved.exists():
+        changed = config_differences(flatten(read_json(saved)), flatten(new))
+        if changed:
+            raise FieldnetError(f"{workdir} holds a run with a different config (differs in "
+                                f"{', '.join(changed[:6])}); choose another --workdir")
+    else:
+        write_json(saved, new)
+    return workdir

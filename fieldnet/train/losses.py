@@ -1,0 +1,60 @@
+"""The registry of training losses that `config.train.loss` names.
+
+A loss is a function `loss(model, batch) -> scalar` of a model and a batch dict (device
+arrays; "x" is the input, "y" the target or "label" the class). Adding one is one function
+with the decorator:
+
+    @register_loss("huber")
+    def huber(model, batch):
+        return optax.huber_loss(model(batch["x"]), batch["y"]).mean()
+
+and `config.train.loss = "huber"` selects it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from fieldnet.errors import FieldnetError
+
+LossFn = Callable[[nnx.Module, dict], jax.Array]
+LOSSES: dict[str, LossFn] = {}
+
+
+def register_loss(name: str) -> Callable[[LossFn], LossFn]:
+    """Decorator that registers `loss(model, batch)` under `name`."""
+
+    def register(fn: LossFn) -> LossFn:
+        if name in LOSSES:
+            raise ValueError(f"a loss named {name!r} is already registered")
+        LOSSES[name] = fn
+        return fn
+
+    return register
+
+
+def get_loss(name: str) -> LossFn:
+    """The registered loss `name`; an unknown name raises `FieldnetError` listing the known."""
+    if name not in LOSSES:
+        raise FieldnetError(f"train.loss={name!r} is not a registered loss; choose one of "
+                            f"{sorted(LOSSES)}")
+    return LOSSES[name]
+
+
+@register_loss("mse")
+def mse(model: nnx.Module, batch: dict) -> jax.Array:
+    """Mean squared error of the prediction against batch["y"], in float32."""
+    pred = model(batch["x"]).astype(jnp.float32)
+    return jnp.mean((pred - batch["y"]) ** 2)
+
+
+@register_loss("cross_entropy")
+def cross_entropy(model: nnx.Module, batch: dict) -> jax.Array:
+    """Softmax cross-entropy of a classifier's logits against integer batch["label"]."""
+    logits = model(batch["x"]).astype(jnp.float32)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()

@@ -1,0 +1,95 @@
+"""The small base pieces: the Grid, atomic writes, JSON records and the run folder."""
+
+import json
+import math
+
+import ml_collections
+import numpy as np
+import pytest
+
+from fieldnet import rundir
+from fieldnet.errors import FieldnetError
+from fieldnet.eval import spectra
+from fieldnet.files import atomic_output, write_json
+from fieldnet.grid import Grid, as_grid
+from fieldnet.records import flatten
+
+
+def test_grid_scales_of_a_periodic_box():
+    grid = Grid.box((64, 32), (25.0, 12.5))
+    assert grid.spacing == (25 / 64, 12.5 / 32)
+    assert grid.k_fundamental == pytest.approx(2 * math.pi / 25.0)
+    assert grid.k_nyquist == pytest.approx(math.pi * 64 / 25.0)
+    assert grid.volume == pytest.approx(312.5) and grid.periodic == (True, True)
+
+
+def test_grid_refuses_bad_shapes_and_mismatched_fields():
+    with pytest.raises(ValueError, match="positive"):
+        Grid.box((8, 8), -1.0)
+    with pytest.raises(ValueError, match="1 to 3 axes"):
+        Grid.box((2, 2, 2, 2), 1.0)
+    with pytest.raises(ValueError, match="not on the grid"):
+        as_grid((16, 16), Grid.box((8, 8), 1.0))
+
+
+def test_spectra_take_a_grid_or_a_box_size_alike():
+    field = np.random.default_rng(0).normal(size=(32, 32))
+    by_float = spectra.power_spectrum(field, 10.0)
+    by_grid = spectra.power_spectrum(field, Grid.box((32, 32), 10.0))
+    np.testing.assert_array_equal(by_float.power, by_grid.power)
+    np.testing.assert_array_equal(by_float.k, by_grid.k)
+
+
+def test_atomic_output_leaves_nothing_on_failure_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "out.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError), atomic_output(target, overwrite=True) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    with pytest.raises(FileExistsError), atomic_output(target):
+        pass
+
+
+def test_write_json_makes_numpy_and_nan_plain(tmp_path):
+    path = write_json(tmp_path / "x.json", {"r": np.array([0.5, np.nan]), "n": np.int64(2)})
+    assert json.loads(path.read_text()) == {"n": 2, "r": [0.5, None]}
+
+
+def test_flatten_makes_dotted_keys():
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": (1, 2),
+                                                                 "d": None}
+
+
+def test_run_folder_refuses_another_config_but_not_a_newer_key(tmp_path):
+    config = ml_collections.ConfigDict({"name": "x", "train": {"num_steps": 10,
+                                                               "progress": True}})
+    workdir = rundir.prepare(config, tmp_path / "run")
+    assert rundir.read_config(workdir).train.num_steps == 10
+    config.train.progress = False                      # resumable difference
+    rundir.prepare(config, workdir)
+    newer = ml_collections.ConfigDict(config.to_dict())
+    newer.train.loss = "mse"                           # a key that a newer fieldnet adds
+    rundir.prepare(newer, workdir)
+    other = ml_collections.ConfigDict(config.to_dict())
+    other.train.num_steps = 20
+    with pytest.raises(FieldnetError, match="differs in train.num_steps"):
+        rundir.prepare(other, workdir)
+
+
+def test_config_differences_see_a_value_becoming_a_section():
+    old = flatten({"data": {"split_sims": None}})
+    new = flatten({"data": {"split_sims": {"train": [0], "test": [1]}}})
+    assert rundir.config_differences(old, new) == ["data.split_sims", "data.split_sims.test",
+                                                    "data.split_sims.train"]
+
+
+def test_require_names_what_is_missing(tmp_path):
+    with pytest.raises(FieldnetError, match="no such run folder"):
+        rundir.require(tmp_path / "absent")
+    with pytest.raises(FieldnetError, match=r"no config.json, eval.json"):
+        rundir.require(tmp_path, rundir.CONFIG, rundir.EVAL)
+    (tmp_path / rundir.EVAL).write_text("{broken")
+    with pytest.raises(FieldnetError, match="not valid JSON"):
+        rundir.read_eval(tmp_path)
