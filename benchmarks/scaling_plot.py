@@ -1,4 +1,4 @@
-"""Plots how the training-step time grows with pixels per sample and with the batch size.
+r"""Plots how the training-step time grows with pixels per sample and with the batch size.
 
     python -m benchmarks.compare_torch --cases 2d64,2d128,2d256 --batch-sweep 2,4,8,16 \
         --out runs/bench/scaling.jsonl

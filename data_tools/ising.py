@@ -1,4 +1,4 @@
-"""2D Ising configurations for the phase-classification study, with measured decorrelation.
+r"""2D Ising configurations for the phase-classification study, with measured decorrelation.
 
     python -m data_tools.ising --out ising.h5 [--L 16,24,32,48,64] [--temps 1.0:3.5:26 | T1,T2,..]
                                [--samples 200] [--chains 8] [--seed 0] [--overwrite]

@@ -1,4 +1,4 @@
-"""Learn matter density -> gas temperature and report how well it worked.
+r"""Learn matter density -> gas temperature and report how well it worked.
 
     python -m experiments.density_to_temp --config experiments/configs/density_to_temp.py \
         [--config.train.num_steps=3000 ...] [--workdir runs/my_run]

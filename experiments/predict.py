@@ -1,4 +1,4 @@
-"""Predict whole fields with a trained run, by exact periodic tiling.
+r"""Predict whole fields with a trained run, by exact periodic tiling.
 
     python -m experiments.predict --workdir RUN --input FILE.h5 --output OUT.h5 \
         [--field NAME --tile 64 --batch 8 --overwrite]

@@ -1,4 +1,4 @@
-"""Run the density -> temperature study under a list of config overrides; tabulate it.
+r"""Run the density -> temperature study under a list of config overrides; tabulate it.
 
     python -m experiments.sweep --config experiments/configs/density_to_temp.py \
         --variations experiments/configs/density_to_temp_variations.py --workdir runs/sweep

@@ -1,27 +1,62 @@
-"""Shared command-line plumbing: one-line errors instead of tracebacks."""
+"""The one error policy of every command line: a user error is one line and exit code 2.
+
+    if __name__ == "__main__":
+        cli.run(main)                      # main(argv) -> exit code
+
+    with cli.user_errors():                # the same policy around any block
+        ...
+
+User errors are `FieldnetError` (bad input, stated by the code that found it) and every
+`OSError` (a missing, unreadable or unwritable file or folder, a full disk). A `Stopped`
+run prints why and exits with its own code; Ctrl-C exits 130. Anything else is a bug and
+keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from fieldnet.errors import FieldnetError
+from fieldnet.errors import FieldnetError, Stopped
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def one_line(err: BaseException) -> str:
+    """The message of a user error on one line (an OSError keeps its kind, which its text
+    alone does not always say)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError | FileExistsError
+                                                   | IsADirectoryError | PermissionError):
+        text = f"{type(err).__name__}: {text}"
+    return text
+
+
+def fail(reason: str, code: int = EXIT_BAD_INPUT):
+    """Prints `error: <reason>` on stderr and exits with `code`."""
+    print(f"error: {reason}", file=sys.stderr)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turns user errors, stops and Ctrl-C inside the block into one line and an exit."""
+    try:
+        yield
+    except Stopped as stop:
+        print(stop, file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except (FieldnetError, OSError) as err:
+        fail(one_line(err))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Runs `main(argv)` and exits; user errors print `error: <reason>` on one line."""
-    try:
+    """Runs `main(argv)` under `user_errors` and exits with its code."""
+    with user_errors():
         code = main(argv)
-    except (FieldnetError, FileNotFoundError, FileExistsError, IsADirectoryError,
-            PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
-    except OSError as err:
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
     sys.exit(code or 0)

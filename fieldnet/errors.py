@@ -5,6 +5,13 @@ class FieldnetError(ValueError):
     """A problem with user input (a file, a dataset, a config value), stated in one line."""
 
 
+class Stopped(Exception):  # noqa: N818 - a stop, not an error
+    """The work stopped on request (a signal) after saving; `exit_code` is what a command
+    line exits with (128 + the signal number, as shells report a signal)."""
+
+    exit_code = 1
+
+
 def data_error(path, dataset=None, index=None, reason=""):
     """A `FieldnetError` naming the file, the dataset and the sample index where known."""
     where = str(path)

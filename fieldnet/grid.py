@@ -14,6 +14,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fieldnet.errors import FieldnetError
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -95,3 +97,17 @@ def as_grid(shape: Sequence[int], box: Grid | float | Sequence[float]) -> Grid:
                              f"shape {box.shape}")
         return box
     return Grid.box(tuple(shape), box)
+
+
+def check_divisible(sizes: Sequence[int], stride: int, what: str) -> None:
+    """Raises `FieldnetError` unless every size is a multiple of a model's total stride
+    (2**depth for the U-Net), which its down- and upsampling need.
+
+    `what` names the sizes in the message, e.g. "data.crop_size" or "the field".
+    """
+    bad = [int(s) for s in sizes if int(s) % stride]
+    if bad:
+        shown = tuple(int(s) for s in sizes)
+        raise FieldnetError(f"{what} {shown[0] if len(shown) == 1 else shown} is not divisible by "
+                            f"the model's total stride {stride} (2**model.depth); use sizes "
+                            f"that are multiples of {stride}, or a smaller model.depth")

@@ -80,6 +80,20 @@ def default_workdir(config_name: str) -> Path:
     return Path("runs") / config_name
 
 
+def check_creatable(workdir: PathLike) -> Path:
+    """Checks, without creating anything, that `workdir` is a folder or can be made one
+    (so that a bad --workdir fails before minutes of data making, not after)."""
+    workdir = Path(workdir)
+    existing = workdir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FieldnetError(f"--workdir {workdir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FieldnetError(f"--workdir {workdir}: {existing} is not writable")
+    return workdir
+
+
 def require(workdir: PathLike, *names: str, what: str = "a finished run folder") -> Path:
     """`workdir`, checked to hold the files `names`; else a one-line `FieldnetError`."""
     workdir = Path(workdir)
@@ -123,18 +137,37 @@ def config_differences(old: dict, new: dict) -> list[str]:
     return sorted(changed - RESUMABLE_DIFFERENCES)
 
 
+def has_trained(workdir: PathLike) -> bool:
+    """Whether any checkpoint step was saved in the run (or in the runs inside it, such as
+    an ensemble's members)."""
+    workdir = Path(workdir)
+    for pattern in (f"{CHECKPOINTS}/*/*", f"*/{CHECKPOINTS}/*/*"):
+        if any(p.name.isdigit() and p.is_dir() for p in workdir.glob(pattern)):
+            return True
+    return False
+
+
 def prepare(run_config: ml_collections.ConfigDict, workdir: PathLike | None) -> Path:
-    """Creates the workdir and records the config in it; a workdir that holds a run of a
-    different config is refused (`FieldnetError` naming the differing keys)."""
+    """Creates the workdir and records the config in it.
+
+    A workdir that holds a trained run of a different config is refused (`FieldnetError`
+    naming the differing keys). One where nothing was trained yet (a start that failed on
+    bad data, say) is taken over: its config is replaced and the files derived from the
+    old one (normalizer, model_io) are removed.
+    """
     workdir = Path(workdir) if workdir else default_workdir(run_config.name)
+    check_creatable(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     new = json.loads(run_config.to_json_best_effort())
     saved = config(workdir)
     if saved.exists():
         changed = config_differences(flatten(read_json(saved)), flatten(new))
-        if changed:
+        if not changed:
+            return workdir
+        if has_trained(workdir):
             raise FieldnetError(f"{workdir} holds a run with a different config (differs in "
                                 f"{', '.join(changed[:6])}); choose another --workdir")
-    else:
-        write_json(saved, new)
+        for stale in (normalizer(workdir), model_io(workdir)):
+            stale.unlink(missing_ok=True)
+    write_json(saved, new)
     return workdir

@@ -74,8 +74,13 @@ def test_run_folder_refuses_another_config_but_not_a_newer_key(tmp_path):
     rundir.prepare(newer, workdir)
     other = ml_collections.ConfigDict(config.to_dict())
     other.train.num_steps = 20
+    rundir.normalizer(workdir).write_text("{}")
+    rundir.prepare(other, workdir)          # nothing trained yet: the new config takes over
+    assert rundir.read_config(workdir).train.num_steps == 20
+    assert not rundir.normalizer(workdir).exists()
+    (rundir.checkpoints(workdir) / "latest" / "10").mkdir(parents=True)
     with pytest.raises(FieldnetError, match="differs in train.num_steps"):
-        rundir.prepare(other, workdir)
+        rundir.prepare(config, workdir)
 
 
 def test_config_differences_see_a_value_becoming_a_section():

@@ -35,7 +35,7 @@ def test_tile_plan_covers_the_axis():
 
 def test_bad_fields_are_refused():
     model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
-    with pytest.raises(FieldnetError, match="not divisible by the model's stride 4"):
+    with pytest.raises(FieldnetError, match="not divisible by the model's total stride 4"):
         predict_field(model, np.ones((30, 32, 1)), tile=16)
     with pytest.raises(FieldnetError, match="NaN"):
         predict_field(model, np.full((32, 32, 1), np.nan), tile=16)

@@ -1,4 +1,4 @@
-"""Density -> temperature on CAMELS Multifield Dataset maps (IllustrisTNG, LH set).
+r"""Density -> temperature on CAMELS Multifield Dataset maps (IllustrisTNG, LH set).
 
 First convert the CMD files (see README, "CAMELS"):
 

@@ -1,7 +1,7 @@
-"""The hyperparameter variations of the paper's comparison table.
+r"""The hyperparameter variations of the paper's comparison table.
 
     python -m experiments.sweep --config experiments/configs/density_to_temp.py \
-        --variations experiments/configs/density_to_temp_variations.py --out runs/sweep
+        --variations experiments/configs/density_to_temp_variations.py --workdir runs/sweep
 
 Each variation is a name and a dict of config overrides applied to the base config.
 """

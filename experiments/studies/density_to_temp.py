@@ -9,6 +9,7 @@ exactly as the command line `python -m experiments.density_to_temp` does.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import ml_collections
@@ -17,13 +18,50 @@ from flax import nnx
 from fieldnet import data, models, rundir, train
 from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
-from fieldnet.eval import held_out
+from fieldnet.eval import held_out, statistics
 from fieldnet.figures import report
 from fieldnet.files import write_json
+from fieldnet.grid import check_divisible
+
+
+def model_stride(config: ml_collections.ConfigDict) -> int:
+    """The total downsampling of the configured U-Net, which every field size must divide."""
+    return 2 ** int(config.model.depth) if config.model.get("name", "unet") == "unet" else 1
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Every value the study reads, checked in one line before any data is simulated or
+    loaded and before the workdir is touched."""
+    data.check_config(config.data)
+    train.check_config(config.train)
+    e = config.eval
+    for key in ("batch_size", "baseline_bins"):
+        if not isinstance(e[key], int) or e[key] < 1:
+            raise FieldnetError(f"eval.{key} must be a positive integer, got {e[key]!r}")
+    if not isinstance(e.n_maps, int) or e.n_maps < 0:
+        raise FieldnetError(f"eval.n_maps must be an integer ≥ 0, got {e.n_maps!r}")
+    statistics.selected(e.get("statistics", ""))
+    if not isinstance(config.model.depth, int) or config.model.depth < 0:
+        raise FieldnetError(f"model.depth must be an integer ≥ 0, got {config.model.depth!r}")
+    stride = model_stride(config)
+    check_divisible([config.data.crop_size], stride, "data.crop_size")
+    sim = config.get("simulate")
+    if sim is not None and sim.enabled and not Path(config.data.path).exists():
+        check_divisible([sim.grid], stride, "simulate.grid (the size of the maps to be made)")
+
+
+def check_field_sizes(ds: data.FieldDataset, stride: int) -> None:
+    """Evaluation predicts whole held-out fields (or slabs): their sizes must fit the model
+    too, which is checked before training rather than found after it."""
+    for split in ("val", "test"):
+        for region in ds.splits[split]:
+            shape = (region.hi - region.lo, *ds.source.spatial_shape[1:])
+            check_divisible(shape, stride, f"{ds.source.path}: the {split} fields' size")
 
 
 def ensure_data(config: ml_collections.ConfigDict) -> Path:
-    """The dataset path, simulating the dataset there first when it is absent and allowed."""
+    """The dataset path, simulating the dataset there first when it is absent and allowed
+    (and saying so, since a mistyped data.path would otherwise quietly make a new one)."""
     path = Path(config.data.path)
     if path.exists():
         return path
@@ -32,6 +70,9 @@ def ensure_data(config: ml_collections.ConfigDict) -> Path:
         raise FileNotFoundError(f"{path}: no such data file (data.path)")
     from data_tools.simulate import simulate_dataset
 
+    print(f"data.path {path} does not exist: simulating {sim.n_sims} {sim.dim}D boxes of "
+          f"{sim.grid} cells into it (simulate.*; --config.simulate.enabled=False refuses)",
+          file=sys.stderr)
     path.parent.mkdir(parents=True, exist_ok=True)
     simulate_dataset(path, n_sims=sim.n_sims, grid=sim.grid, box=sim.box, seed=sim.seed,
                      dim=sim.dim)
@@ -56,10 +97,7 @@ def build_model(config: ml_collections.ConfigDict, ds: data.FieldDataset) -> nnx
                              ndim=ds.ndim)
     except ValueError as err:
         raise FieldnetError(f"model config: {err}") from None
-    stride = getattr(model, "stride", 1)
-    if config.data.crop_size % stride:
-        raise FieldnetError(f"data.crop_size={config.data.crop_size} must be divisible by the "
-                            f"model's total stride {stride} (2**model.depth)")
+    check_divisible([config.data.crop_size], model.stride, "data.crop_size")
     return model
 
 
@@ -91,11 +129,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     """Makes the data if needed, trains (resuming), evaluates; returns eval.json's content."""
     import jax
 
+    check_config(config)
+    rundir.check_creatable(workdir or rundir.default_workdir(config.name))
     ensure_data(config)
     workdir = rundir.prepare(config, workdir)
     with open_dataset(config, workdir, process_index=jax.process_index(),
                       process_count=jax.process_count()) as ds:
         model = build_model(config, ds)
+        check_field_sizes(ds, model.stride)
         write_json(rundir.model_io(workdir), model_io(ds))
         tc = config.train
         val = [ds.batch("val", tc.batch_size, config.seed, step=i) for i in range(tc.val_batches)]

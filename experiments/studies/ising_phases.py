@@ -33,6 +33,7 @@ from fieldnet.eval.held_out import predict_stack
 from fieldnet.figures import phases as phase_figures
 from fieldnet.figures import report
 from fieldnet.files import write_json
+from fieldnet.grid import check_divisible
 from fieldnet.records import to_json_value
 
 ORDERED, DISORDERED = 1, 0
@@ -108,6 +109,29 @@ def ensure_data(config: ml_collections.ConfigDict) -> Path:
     return ising.write(path, lattices, g.seed)
 
 
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Every value the study reads, checked in one line before any Monte Carlo runs."""
+    train.check_config(config.train)
+    d = config.data
+    if not d.ordered_below < d.disordered_above:
+        raise FieldnetError(f"data.ordered_below={d.ordered_below} must be below "
+                            f"data.disordered_above={d.disordered_above}")
+    if not 0 < d.eval_chain_fraction < 1:
+        raise FieldnetError(f"data.eval_chain_fraction must be in (0, 1), got "
+                            f"{d.eval_chain_fraction!r}")
+    sizes = list(d.lattice_sizes)
+    if not sizes or any(not isinstance(L, int) or L < 2 for L in sizes):
+        raise FieldnetError(f"data.lattice_sizes must be integers ≥ 2, got {sizes}")
+    depth = config.model.depth
+    if not isinstance(depth, int) or depth < 0:
+        raise FieldnetError(f"model.depth must be an integer ≥ 0, got {depth!r}")
+    check_divisible(sizes, 2 ** max(depth - 1, 0), "data.lattice_sizes")  # ResNet.stride
+    member_seeds(config)
+    an = config.analysis
+    if not isinstance(an.batch_size, int) or an.batch_size < 1 or an.n_bootstrap < 1:
+        raise FieldnetError("analysis.batch_size and analysis.n_bootstrap must be positive")
+
+
 def member_seeds(config: ml_collections.ConfigDict) -> list[int]:
     """Seeds of the ensemble's members: K·seed + k, so that runs with different `seed` train
     disjoint ensembles (and K = 1 trains with `seed` itself)."""
@@ -129,10 +153,7 @@ def train_member(config: ml_collections.ConfigDict, data: IsingData, seed: int,
                              ndim=2)
     except ValueError as err:
         raise FieldnetError(f"model config: {err}") from None
-    bad = [L for L in data.sizes if L % model.stride]
-    if bad:
-        raise FieldnetError(f"lattice sizes {bad} are not divisible by the model's stride "
-                            f"{model.stride}; lower model.depth")
+    check_divisible(data.sizes, model.stride, "data.lattice_sizes")
     tc = config.train
 
     def batches(start):
@@ -157,6 +178,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str | Path | None = None) -> dict:
     """Trains the ensemble (member k in workdir/member_k/, each resumable), then analyses it;
     writes eval.json and figures/ in the workdir and returns eval.json's content."""
+    check_config(config)
+    rundir.check_creatable(workdir or rundir.default_workdir(config.name))
     ensure_data(config)
     workdir = rundir.prepare(config, workdir)
     data = IsingData(config)

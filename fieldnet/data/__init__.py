@@ -14,11 +14,12 @@ from fieldnet.data.dataset import (
     SPLITS,
     FieldDataset,
     Region,
+    check_config,
     default_config,
     split_box,
     split_simulations,
 )
 from fieldnet.data.source import Field, FieldSource, parse_names
 
-__all__ = ["SPLITS", "Field", "FieldDataset", "FieldSource", "Region", "default_config",
-           "parse_names", "split_box", "split_simulations"]
+__all__ = ["SPLITS", "Field", "FieldDataset", "FieldSource", "Region", "check_config",
+           "default_config", "parse_names", "split_box", "split_simulations"]

@@ -26,6 +26,7 @@ from functools import lru_cache
 
 import ml_collections
 import numpy as np
+from ml_collections.config_dict import placeholder
 
 from fieldnet import symmetry
 from fieldnet.data.prefetch import Prefetcher
@@ -44,16 +45,18 @@ def default_config() -> ml_collections.ConfigDict:
     c.target_field = "temperature"
     c.vector_fields = ""             # which of those are vectors, stored as <name>_x, _y, _z
     c.crop_size = 64                 # cubic training crops (pixels per side)
-    c.input_log_floor = None         # None -> the dataset's log_floor attribute, else none
-    c.target_log_floor = None
-    c.box_size = None                # Mpc/h; None -> the file's box_size attribute
+    # Keys whose default is None are typed placeholders, so that the command line can set
+    # them (--config.data.box_size=25).
+    c.input_log_floor = placeholder(float)   # None -> the dataset's log_floor attribute
+    c.target_log_floor = placeholder(float)
+    c.box_size = placeholder(float)  # Mpc/h; None -> the file's box_size attribute
     c.sample_axis = True             # raw HDF5 only: leading sample axis, or one big box
     c.split_fractions = (0.8, 0.1, 0.1)   # train, val, test: of simulations (or of the box)
     c.split_sims = None              # or {"train": [...], "val": [...], "test": [...]} sim ids
     c.split_seed = 0
     c.augment = True                 # random symmetry-group element per training crop
     c.prefetch = 2                   # batches computed ahead in a background thread
-    c.stats_max_samples = None       # fit the normalizer on at most this many train samples
+    c.stats_max_samples = placeholder(int)   # fit the normalizer on at most this many samples
     return c
 
 
@@ -93,11 +96,33 @@ def split_box(length: int, fractions: Sequence[float]) -> dict[str, tuple[int, i
     return {s: (int(bounds[i]), int(bounds[i + 1])) for i, s in enumerate(SPLITS)}
 
 
-def _split_counts(total: int, fractions: Sequence[float], what: str) -> list[int]:
+def check_config(c: ml_collections.ConfigDict) -> None:
+    """Fails in one line on data values that would fail (or silently misbehave) later,
+    before any file is read."""
+    if not str(c.path):
+        raise FieldnetError("data.path is not set; name an HDF5 file")
+    if not parse_names(c.input_field) or not parse_names(c.target_field):
+        raise FieldnetError("data.input_field and data.target_field each need at least one name")
+    if not isinstance(c.crop_size, int) or c.crop_size < 1:
+        raise FieldnetError(f"data.crop_size must be a positive integer, got {c.crop_size!r}")
+    if not isinstance(c.prefetch, int) or c.prefetch < 0:
+        raise FieldnetError(f"data.prefetch must be an integer ≥ 0, got {c.prefetch!r}")
+    _check_fractions(c.split_fractions)
+    for key in ("input_log_floor", "target_log_floor", "box_size"):
+        if c[key] is not None and not c[key] > 0:
+            raise FieldnetError(f"data.{key} must be positive (or None), got {c[key]!r}")
+
+
+def _check_fractions(fractions: Sequence[float]) -> list[float]:
     fractions = [float(f) for f in fractions]
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
         raise FieldnetError(f"data.split_fractions must be 3 non-negative numbers summing to 1, "
                             f"got {fractions}")
+    return fractions
+
+
+def _split_counts(total: int, fractions: Sequence[float], what: str) -> list[int]:
+    fractions = _check_fractions(fractions)
     val, test = (max(round(f * total), 1 if f > 0 else 0) for f in fractions[1:])
     train = total - val - test
     if fractions[0] > 0 and train < 1:
@@ -116,6 +141,7 @@ class FieldDataset:
                  process_index: int = 0, process_count: int = 1):
         if not 0 <= process_index < process_count:
             raise FieldnetError(f"process_index {process_index} not in [0, {process_count})")
+        check_config(config)
         self.config = config
         self.process_index, self.process_count = process_index, process_count
         self.source = FieldSource(
@@ -124,9 +150,6 @@ class FieldDataset:
             box_size=config.box_size, input_log_floor=config.input_log_floor,
             target_log_floor=config.target_log_floor)
         try:
-            if not self.source.targets:
-                raise data_error(self.source.path, reason="need at least one target field "
-                                 "(data.target_field)")
             self.crop_size = int(config.crop_size)
             self._check_crop()
             self.splits = self._make_splits()
@@ -220,8 +243,6 @@ class FieldDataset:
     # --- crops and batches --------------------------------------------------------------------
 
     def _check_crop(self) -> None:
-        if self.crop_size < 1:
-            raise FieldnetError(f"data.crop_size must be >= 1, got {self.crop_size}")
         shape = self.source.spatial_shape
         if self.crop_size > min(shape):
             raise data_error(self.source.path, self.inputs[0].datasets[0],

@@ -28,6 +28,7 @@ from fieldnet.data import h5format
 from fieldnet.data.source import FieldSource, parse_names
 from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
+from fieldnet.grid import check_divisible
 from fieldnet.receptive import receptive_field
 
 
@@ -50,10 +51,7 @@ def _check(model, field: np.ndarray, tile: int, batch: int) -> tuple[int, int]:
         raise FieldnetError(f"expected a field of shape (*spatial, {model.in_channels}) with "
                             f"{ndim} spatial axes, got {field.shape}")
     stride = model.stride
-    bad = [s for s in field.shape[:-1] if s % stride]
-    if bad:
-        raise FieldnetError(f"field size {field.shape[:-1]} is not divisible by the model's "
-                            f"stride {stride}; crop or pad it to a multiple of {stride}")
+    check_divisible(field.shape[:-1], stride, "field size")
     if tile < stride or tile % stride or batch < 1:
         raise FieldnetError(f"tile must be a positive multiple of the stride {stride} and "
                             f"batch ≥ 1, got tile={tile}, batch={batch}")
@@ -146,13 +144,13 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
     The output is written under a temporary name and renamed when complete, so an error
     leaves nothing behind; it may never replace the input file.
     """
+    if Path(output_path).resolve() == Path(input_path).resolve():
+        raise FieldnetError(f"--output {output_path} is the input file; write elsewhere")
     model, normalizer, io = load_run(workdir)
     names = parse_names(fields) if fields else io["input_names"]
     if len(names) != len(io["input_names"]):
         raise FieldnetError(f"the run takes {len(io['input_names'])} input field(s) "
                             f"{io['input_names']}, got {names}")
-    if Path(output_path).resolve() == Path(input_path).resolve():
-        raise FieldnetError(f"--output {output_path} is the input file; write elsewhere")
     source = FieldSource(input_path, names, (), sample_axis=None, ndim=io["ndim"],
                          default_box_size=io["box_size"])
     try:

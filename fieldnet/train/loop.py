@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from fieldnet import rundir
-from fieldnet.errors import FieldnetError
+from fieldnet.errors import FieldnetError, Stopped
 from fieldnet.train.checkpoint import Checkpoints
 from fieldnet.train.losses import LossFn, get_loss
 
@@ -43,13 +43,13 @@ class TrainingDiverged(FieldnetError):
     """The loss became NaN or Inf."""
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(Stopped):
     """SIGTERM or SIGINT arrived; a checkpoint was saved."""
 
     def __init__(self, signum: int, step: int):
         super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}; "
                          "checkpoint saved, rerun the same command to resume")
-        self.signum, self.step = signum, step
+        self.signum, self.step, self.exit_code = signum, step, 128 + signum
 
 
 def default_config() -> ml_collections.ConfigDict:
