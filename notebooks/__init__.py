@@ -1,2 +1,2 @@
-"""Notebooks that reproduce every figure (jupytext percent-format sources) and
-`make_figures`, which executes them all."""
+"""Notebooks that reproduce every figure (jupytext percent-format sources), `make_figures`,
+which executes them all, and `lib`, the code they share."""

@@ -31,8 +31,10 @@ import os
 
 import numpy as np
 
+from fieldnet import rundir
 from fieldnet.eval import held_out as evaluate
-from notebooks import helpers as nbf
+from fieldnet.figures import report
+from notebooks.lib import data_figures, output, runs, samples
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")
@@ -42,22 +44,22 @@ N_MAPS = 3          # example maps, one per training simulation
 MAX_SAMPLES = 64    # training maps read for the phase diagram and the PDFs
 
 # %%
-nbf.use_repository_root()
-workdir = nbf.density_run(WORKDIR, QUICK)
-config = nbf.load_config(workdir)
+workdir = runs.density_run(WORKDIR, QUICK)
+figdir = runs.at_root(FIGDIR)
+config = rundir.read_config(workdir)
 print(f"run: {workdir}")
 
-ds = nbf.open_run_dataset(workdir)
+ds = samples.open_run_dataset(workdir)
 print(ds.describe())
-train = nbf.training_maps(ds, MAX_SAMPLES)
+train = samples.training_maps(ds, MAX_SAMPLES)
 test = ds.read("test")
-train_log_rho, train_log_t = nbf.log_fields(ds, train)
-test_log_rho, test_log_t = nbf.log_fields(ds, test)
+train_log_rho, train_log_t = samples.log_fields(ds, train)
+test_log_rho, test_log_t = samples.log_fields(ds, test)
 density_units = train["units"][ds.input_names[0]]
 dataset = {"box_size": ds.box_size, "train_maps": len(train_log_rho),
            "train_simulations": len(np.unique(train["sim_index"])), "test_maps": len(test_log_t),
            "test_simulations": len(np.unique(test["sim_index"]))}
-nbf.print_numbers(dataset)
+output.print_numbers(dataset)
 
 # %% [markdown]
 # ## Example maps
@@ -65,12 +67,13 @@ nbf.print_numbers(dataset)
 # pixel and the temperature the mass-weighted temperature of the slab.
 
 # %%
-picks = nbf.pick_by_simulation(train["sim_index"], N_MAPS)
-fig = nbf.example_maps(train_log_rho[picks], train_log_t[picks], train["sim_index"][picks],
-                       box_size=ds.box_size, density_units=density_units)
-nbf.title(fig, f"{ds.box_size:g} Mpc/$h$ boxes, {dataset['train_maps']} training maps from "
-               f"{dataset['train_simulations']} simulations")
-nbf.show(nbf.save(fig, FIGDIR, "data_maps", dataset))
+picks = samples.pick_by_simulation(train["sim_index"], N_MAPS)
+fig = data_figures.example_maps(train_log_rho[picks], train_log_t[picks],
+                                train["sim_index"][picks], box_size=ds.box_size,
+                                density_units=density_units)
+output.title(fig, f"{ds.box_size:g} Mpc/$h$ boxes, {dataset['train_maps']} training maps from "
+                  f"{dataset['train_simulations']} simulations")
+output.show(output.save(fig, figdir, "data_maps", dataset))
 
 # %% [markdown]
 # ## T–ρ phase diagram of the training set
@@ -81,11 +84,11 @@ nbf.show(nbf.save(fig, FIGDIR, "data_maps", dataset))
 baseline = evaluate.fit_baseline(ds, config.eval.baseline_bins)
 curve = (ds.normalizer[ds.input_names[0]].unstandardize(baseline.centres),
          ds.normalizer[ds.target_names[0]].unstandardize(baseline.means))
-fig = nbf.training_phase_diagram(train_log_rho, train_log_t, density_units=density_units,
-                                 baseline=curve)
-nbf.title(fig, f"training set: {dataset['train_maps']} maps, "
-               f"{train_log_t.size:,} pixels")
-nbf.show(nbf.save(fig, FIGDIR, "data_phase_diagram", dataset))
+fig = output.drawn(report.phase_diagram_panels, {"train": (train_log_rho, train_log_t)}, None,
+                  baseline=curve, density_units=density_units)
+output.title(fig, f"training set: {dataset['train_maps']} maps, "
+                  f"{train_log_t.size:,} pixels")
+output.show(output.save(fig, figdir, "data_phase_diagram", dataset))
 
 # %% [markdown]
 # ## One-point PDFs
@@ -93,9 +96,14 @@ nbf.show(nbf.save(fig, FIGDIR, "data_phase_diagram", dataset))
 # variance.
 
 # %%
-fig = nbf.one_point_pdfs({"train": (train_log_rho, train_log_t),
-                          "test": (test_log_rho, test_log_t)}, density_units=density_units)
-nbf.show(nbf.save(fig, FIGDIR, "data_pdfs", dataset))
+train_label = f"train ({len(train_log_t)} maps)"
+test_label = f"test ({len(test_log_t)} maps)"
+fig = output.drawn(report.pdf_panels,
+                   {report.log_rho_label(density_units): {train_label: train_log_rho,
+                                                          test_label: test_log_rho},
+                    report.LOG_T_LABEL: {train_label: train_log_t, test_label: test_log_t}},
+                   None)
+output.show(output.save(fig, figdir, "data_pdfs", dataset))
 
 # %%
 ds.close()

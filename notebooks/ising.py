@@ -29,8 +29,9 @@
 # %%
 import os
 
+from fieldnet import rundir
 from fieldnet.figures import phases as phase_figures
-from notebooks import helpers as nbf
+from notebooks.lib import ising_results, output, runs
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_ISING_WORKDIR")
@@ -38,29 +39,30 @@ FIGDIR = os.environ.get("FIELDNET_FIGDIR", "notebooks/figures")
 QUICK = os.environ.get("FIELDNET_QUICK", "1") != "0"
 
 # %%
-nbf.use_repository_root()
-workdir = nbf.ising_run(WORKDIR, QUICK)
-config = nbf.load_config(workdir)
-evaluation = nbf.load_eval(workdir)
+workdir = runs.ising_run(WORKDIR, QUICK)
+figdir = runs.at_root(FIGDIR)
+config = rundir.read_config(workdir)
+evaluation = rundir.read_eval(workdir)
 nu = (evaluation.get("fit") or {}).get("nu", config.analysis.nu)
 numbers = {"tc": evaluation["tc"], "tc_err": evaluation["tc_err"],
            "onsager_tc": evaluation["onsager_tc"], "per_L": evaluation["per_L"]}
 pull = evaluation["pull"]
 summary = (f"$T_c(L\\to\\infty) = {numbers['tc']:.4f} \\pm {numbers['tc_err']:.4f}$ "
            f"$J/k_B$, Onsager ${numbers['onsager_tc']:.4f}$ ({pull:+.1f}$\\sigma$)")
-nbf.print_numbers(numbers)
+output.print_numbers(numbers)
 
 # %%
-fig = nbf.drawn(phase_figures.phase_curves, nbf.ising_curves(evaluation), None,
-                ordered_below=config.data.ordered_below,
-                disordered_above=config.data.disordered_above)
-nbf.title(fig, summary)
-nbf.show(nbf.save(fig, FIGDIR, "ising_p_ordered", numbers))
+fig = output.drawn(phase_figures.phase_curves, ising_results.curves(evaluation), None,
+                   ordered_below=config.data.ordered_below,
+                   disordered_above=config.data.disordered_above)
+output.title(fig, summary)
+output.show(output.save(fig, figdir, "ising_p_ordered", numbers))
 
 # %%
 sizes = sorted(int(L) for L in evaluation["per_L"])
-fit = nbf.ising_extrapolation(evaluation, nu, config.analysis.get("corrections", 1))
-fig = nbf.drawn(phase_figures.tc_extrapolation, sizes, evaluation["per_L"], fit, None, nu=nu)
-nbf.title(fig, ", ".join(f"$T_c({L}) = {evaluation['per_L'][str(L)]['tc']:.3f} \\pm "
-                         f"{evaluation['per_L'][str(L)]['tc_err']:.3f}$" for L in sizes))
-nbf.show(nbf.save(fig, FIGDIR, "ising_tc_extrapolation", numbers))
+fit = ising_results.extrapolation(evaluation, nu, config.analysis.get("corrections", 1))
+fig = output.drawn(phase_figures.tc_extrapolation, sizes, evaluation["per_L"], fit, None,
+                   nu=nu)
+output.title(fig, ", ".join(f"$T_c({L}) = {evaluation['per_L'][str(L)]['tc']:.3f} \\pm "
+                            f"{evaluation['per_L'][str(L)]['tc_err']:.3f}$" for L in sizes))
+output.show(output.save(fig, figdir, "ising_tc_extrapolation", numbers))

@@ -6,10 +6,12 @@
 Each notebook is a jupytext percent-format `.py` file in this folder. It is read into
 memory, its parameters (WORKDIR, FIGDIR, QUICK) are injected in a cell right after its
 "parameters" cell, as papermill does, and it is executed with nbclient in a `python3`
-kernel whose working directory is the repository root. A notebook whose workdir is not
-given makes a small run itself in runs/notebooks/ (`--full`: the CPU default config
-instead of the quick one), so with no arguments the command runs on a fresh checkout.
-A cell that raises stops the command with a one-line error naming the notebook and cell.
+kernel whose working directory is the repository root, so that it imports this checkout's
+`notebooks` package (the notebooks take relative paths in the root whatever the working
+directory: `notebooks.lib.runs`). A notebook whose workdir is not given makes a small run
+itself in runs/notebooks/ (`--full`: the CPU default config instead of the quick one), so
+with no arguments the command runs on a fresh checkout. A cell that raises stops the
+command with a one-line error naming the notebook and cell.
 
 The kernels share a persistent JAX compilation cache (runs/notebooks/jax_cache unless
 JAX_COMPILATION_CACHE_DIR is set): every notebook builds the same model, and on a 2-core
@@ -23,13 +25,14 @@ import os
 import time
 from pathlib import Path
 
+from notebooks.lib.runs import ROOT, RUNS
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent
-ROOT = NOTEBOOK_DIR.parent
 KERNEL = "python3"
 # The kernel's own log: errors only (cells' output is unaffected). Its warning that
 # localhost TCP is unencrypted would otherwise be printed once per notebook.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-JAX_CACHE = ROOT / "runs" / "notebooks" / "jax_cache"
+JAX_CACHE = RUNS / "jax_cache"
 # notebook -> which run's workdir it shows
 NOTEBOOKS = {"data_overview": "density", "predictions": "density", "statistics": "density",
              "variations": "sweep", "symmetry": "density", "ising": "ising"}
@@ -135,9 +138,9 @@ def make_figures(workdirs: dict, figdir: str | Path, *, names=None, quick: bool 
                  jax_cache: str | Path = JAX_CACHE) -> dict:
     """Executes the notebooks `names` (default: all) with the given workdirs
     {"density" | "sweep" | "ising": path or None}; returns {notebook: seconds}."""
-    from notebooks import helpers as nbf
+    from notebooks.lib import runs
 
-    check = {"density": nbf.density_run, "sweep": nbf.sweep_run, "ising": nbf.ising_run}
+    check = {"density": runs.density_run, "sweep": runs.sweep_run, "ising": runs.ising_run}
     workdirs = {kind: None if path is None else check[kind](Path(path).resolve())
                 for kind, path in workdirs.items()}
     figdir = Path(figdir).resolve()

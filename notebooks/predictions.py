@@ -28,8 +28,9 @@
 # %%
 import os
 
+from fieldnet import rundir
 from fieldnet.figures import report
-from notebooks import helpers as nbf
+from notebooks.lib import output, recompute, runs, samples
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")
@@ -37,32 +38,32 @@ FIGDIR = os.environ.get("FIELDNET_FIGDIR", "notebooks/figures")
 QUICK = os.environ.get("FIELDNET_QUICK", "1") != "0"
 
 # %%
-nbf.use_repository_root()
-workdir = nbf.density_run(WORKDIR, QUICK)
-config = nbf.load_config(workdir)
-evaluation = nbf.load_eval(workdir)
-held_out = nbf.held_out(workdir)
+workdir = runs.density_run(WORKDIR, QUICK)
+figdir = runs.at_root(FIGDIR)
+config = rundir.read_config(workdir)
+evaluation = rundir.read_eval(workdir)
+held_out = recompute.held_out(workdir)
 # eval.json against the recomputation: (saved, recomputed, relative difference)
-nbf.check_against_eval(held_out.summary, evaluation)
+recompute.check_against_eval(held_out.summary, evaluation)
 
 # %%
 test = evaluation["test"]
 numbers = {"mse": test["mse"], "baseline_mse": test["baseline_mse"],
            "pixel_corr": test["pixel_corr"], "baseline_pixel_corr": test.get("baseline_pixel_corr"),
            "n_test": evaluation["n_test"], "train_steps": evaluation["train_steps"]}
-nbf.print_numbers(numbers)
+output.print_numbers(numbers)
 
 # %%
-picks = nbf.pick_by_simulation(held_out.sim_index, config.eval.n_maps)
-fig = nbf.drawn(report.maps_panel, held_out.log_rho[picks], held_out.true_log_t[picks],
-                held_out.pred_log_t[picks], None, held_out.baseline_log_t[picks],
-                density_units=held_out.density_units, box_size=held_out.box_size,
-                n_samples=len(picks))
+picks = samples.pick_by_simulation(held_out.sim_index, config.eval.n_maps)
+fig = output.drawn(report.maps_panel, held_out.log_rho[picks], held_out.true_log_t[picks],
+                   held_out.pred_log_t[picks], None, held_out.baseline_log_t[picks],
+                   density_units=held_out.density_units, box_size=held_out.box_size,
+                   n_samples=len(picks))
 sims = ", ".join(map(str, sorted(set(held_out.sim_index[picks].tolist()))))
-nbf.title(fig, f"test maps of held-out simulation(s) {sims}: "
-               f"MSE {nbf.fmt(numbers['mse'])} "
-               f"(local baseline {nbf.fmt(numbers['baseline_mse'])}), "
-               f"pixel $r$ {nbf.fmt(numbers['pixel_corr'])} "
-               f"(baseline {nbf.fmt(numbers['baseline_pixel_corr'])}); "
-               f"{numbers['n_test']} test maps, {numbers['train_steps']} steps")
-nbf.show(nbf.save(fig, FIGDIR, "predictions_maps", numbers))
+output.title(fig, f"test maps of held-out simulation(s) {sims}: "
+                  f"MSE {output.fmt(numbers['mse'])} "
+                  f"(local baseline {output.fmt(numbers['baseline_mse'])}), "
+                  f"pixel $r$ {output.fmt(numbers['pixel_corr'])} "
+                  f"(baseline {output.fmt(numbers['baseline_pixel_corr'])}); "
+                  f"{numbers['n_test']} test maps, {numbers['train_steps']} steps")
+output.show(output.save(fig, figdir, "predictions_maps", numbers))

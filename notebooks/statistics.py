@@ -32,8 +32,9 @@ import os
 import numpy as np
 
 from experiments.studies import sweep
+from fieldnet import rundir
 from fieldnet.figures import report
-from notebooks import helpers as nbf
+from notebooks.lib import output, recompute, runs
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")
@@ -41,12 +42,12 @@ FIGDIR = os.environ.get("FIELDNET_FIGDIR", "notebooks/figures")
 QUICK = os.environ.get("FIELDNET_QUICK", "1") != "0"
 
 # %%
-nbf.use_repository_root()
-workdir = nbf.density_run(WORKDIR, QUICK)
-evaluation = nbf.load_eval(workdir)
+workdir = runs.density_run(WORKDIR, QUICK)
+figdir = runs.at_root(FIGDIR)
+evaluation = rundir.read_eval(workdir)
 test = evaluation["test"]
-held_out = nbf.held_out(workdir)
-nbf.check_against_eval(held_out.summary, evaluation)
+held_out = recompute.held_out(workdir)
+recompute.check_against_eval(held_out.summary, evaluation)
 
 # %% [markdown]
 # The summary numbers are those of the sweep table (`fieldnet.sweep.table_row`): r(k)
@@ -58,17 +59,17 @@ numbers = {key: row[key] for key in ("mse", "baseline_mse", "pixel_corr",
                                      "mean_r_to_half_nyquist",
                                      "baseline_mean_r_to_half_nyquist", "train_steps")}
 numbers["k_nyquist"] = test["k_nyquist"]
-nbf.print_numbers(numbers)
+output.print_numbers(numbers)
 
 # %%
 ratio_saved = np.array(test["power_ratio"], float)
 ratio_again = np.asarray(held_out.spec_model["power_ratio"], float)
-assert np.allclose(ratio_again, ratio_saved, rtol=nbf.RECOMPUTE_RTOL, equal_nan=True)
+assert np.allclose(ratio_again, ratio_saved, rtol=recompute.RECOMPUTE_RTOL, equal_nan=True)
 
-fig = nbf.drawn(report.power_figure, held_out.spec_model, held_out.spec_baseline, None)
-nbf.title(fig, f"MSE {nbf.fmt(numbers['mse'])} (local baseline "
-               f"{nbf.fmt(numbers['baseline_mse'])}); {evaluation['n_test']} test maps")
-nbf.show(nbf.save(fig, FIGDIR, "statistics_power", numbers))
+fig = output.drawn(report.power_figure, held_out.spec_model, held_out.spec_baseline, None)
+output.title(fig, f"MSE {output.fmt(numbers['mse'])} (local baseline "
+                  f"{output.fmt(numbers['baseline_mse'])}); {evaluation['n_test']} test maps")
+output.show(output.save(fig, figdir, "statistics_power", numbers))
 
 # %%
 def as_array(values):
@@ -78,9 +79,9 @@ def as_array(values):
 spec_model = {"k": as_array(test["k"]), "cross_corr": as_array(test["cross_corr"]),
               "k_nyquist": test["k_nyquist"]}
 spec_baseline = {"cross_corr": as_array(test["baseline_cross_corr"])}
-fig = nbf.drawn(report.cross_corr_figure, spec_model, spec_baseline, None)
-nbf.title(fig, r"mean $r(k \leq k_\mathrm{Nyq}/2)$: model "
-               f"{nbf.fmt(numbers['mean_r_to_half_nyquist'], 3)}, local baseline "
-               f"{nbf.fmt(numbers['baseline_mean_r_to_half_nyquist'], 3)}; pixel $r$ "
-               f"{nbf.fmt(numbers['pixel_corr'], 3)}")
-nbf.show(nbf.save(fig, FIGDIR, "statistics_cross_corr", numbers))
+fig = output.drawn(report.cross_corr_figure, spec_model, spec_baseline, None)
+output.title(fig, r"mean $r(k \leq k_\mathrm{Nyq}/2)$: model "
+                  f"{output.fmt(numbers['mean_r_to_half_nyquist'], 3)}, local baseline "
+                  f"{output.fmt(numbers['baseline_mean_r_to_half_nyquist'], 3)}; pixel $r$ "
+                  f"{output.fmt(numbers['pixel_corr'], 3)}")
+output.show(output.save(fig, figdir, "statistics_cross_corr", numbers))

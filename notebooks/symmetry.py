@@ -42,9 +42,9 @@ import os
 import numpy as np
 from flax import nnx
 
-from fieldnet import models, symmetry
+from fieldnet import models, rundir, symmetry
 from fieldnet.eval.inference import jitted_forward, load_run
-from notebooks import helpers as nbf
+from notebooks.lib import equivariance, output, runs, samples, symmetry_figures
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")
@@ -53,11 +53,11 @@ QUICK = os.environ.get("FIELDNET_QUICK", "1") != "0"
 SEED = 0
 
 # %%
-nbf.use_repository_root()
-workdir = nbf.density_run(WORKDIR, QUICK)
-config = nbf.load_config(workdir)
+workdir = runs.density_run(WORKDIR, QUICK)
+figdir = runs.at_root(FIGDIR)
+config = rundir.read_config(workdir)
 trained, normalizer, io = load_run(workdir)
-with nbf.open_run_dataset(workdir) as ds:
+with samples.open_run_dataset(workdir) as ds:
     sample = next(ds.iter_samples("test"))
     dex = normalizer[ds.target_names[0]].std   # normalized output -> dex of log10 T
     box_size = ds.box_size
@@ -86,11 +86,11 @@ print(f"map {x.shape[1:-1]} of simulation {sample['sim_index']}, box {box_size:g
 # %%
 forward = {padding: jitted_forward(with_trained_weights(padding))
            for padding in ("periodic", "zero")}
-shifted = {padding: nbf.translation_error(forward[padding], x, shift) * dex
+shifted = {padding: equivariance.translation_error(forward[padding], x, shift) * dex
            for padding in forward}
-off_grid = nbf.translation_error(forward["periodic"], x, 1) * dex
-output = np.asarray(forward["periodic"](x)) * dex
-rounding = float(np.finfo(np.float32).eps * nbf.rms(output))
+off_grid = equivariance.translation_error(forward["periodic"], x, 1) * dex
+prediction = np.asarray(forward["periodic"](x)) * dex
+rounding = float(np.finfo(np.float32).eps * equivariance.rms(prediction))
 
 # %% [markdown]
 # ## Rotations and reflections
@@ -99,26 +99,29 @@ rounding = float(np.finfo(np.float32).eps * nbf.rms(output))
 group_models = {"trained (symmetry=" + config.model.symmetry + ")": trained,
                 "untrained, symmetry=none": build(padding="periodic", symmetry="none"),
                 "untrained, symmetry=dihedral": build(padding="periodic", symmetry="dihedral")}
-group = {name: {g: err * dex for g, err in nbf.group_errors(jitted_forward(m), x).items()}
+group = {name: {g: err * dex
+                 for g, err in equivariance.group_errors(jitted_forward(m), x).items()}
          for name, m in group_models.items()}
-rotation = nbf.element_name(next(g for g in symmetry.group_elements(x.ndim - 2)
-                                 if sum(g.flips) == 1 and g.perm != tuple(range(x.ndim - 2))))
+rotation = equivariance.element_name(
+    next(g for g in symmetry.group_elements(x.ndim - 2)
+         if sum(g.flips) == 1 and g.perm != tuple(range(x.ndim - 2))))
 
 # %%
-errors = {f"periodic padding, shift {shift} px": nbf.rms(shifted["periodic"]),
-          f"zero padding, shift {shift} px": nbf.rms(shifted["zero"]),
-          f"periodic padding, shift 1 px (not a multiple of {stride})": nbf.rms(off_grid)}
-errors.update({f"{name}: {len(g)} rotations/reflections": nbf.rms(np.stack(list(g.values())))
+rms = equivariance.rms
+errors = {f"periodic padding, shift {shift} px": rms(shifted["periodic"]),
+          f"zero padding, shift {shift} px": rms(shifted["zero"]),
+          f"periodic padding, shift 1 px (not a multiple of {stride})": rms(off_grid)}
+errors.update({f"{name}: {len(g)} rotations/reflections": rms(np.stack(list(g.values())))
                for name, g in group.items()})
 numbers = {"rms_error_dex": errors, "max_error_dex": {
     "periodic_shift": float(shifted["periodic"].max()),
     "zero_shift": float(shifted["zero"].max())}, "float32_rounding_dex": rounding,
     "stride": stride, "shift": shift}
-nbf.print_numbers(numbers)
+output.print_numbers(numbers)
 
 # %%
 def rms_label(error):
-    return f"RMS {nbf.fmt(nbf.rms(error), 2)} dex" if error.any() else "bitwise equal"
+    return f"RMS {output.fmt(rms(error), 2)} dex" if error.any() else "bitwise equal"
 
 
 maps = {f"{padding} padding, shift {shift} px\n{rms_label(error)}": error
@@ -126,11 +129,11 @@ maps = {f"{padding} padding, shift {shift} px\n{rms_label(error)}": error
 for name in list(group)[1:]:
     maps[f"{name}\nrotation {rotation}, {rms_label(group[name][rotation])}"] = \
         group[name][rotation]
-fig = nbf.error_maps_figure(maps, box_size=box_size, units="dex")
-nbf.title(fig, r"$|g^{-1} f(g\,x) - f(x)|$ on a held-out map")
-nbf.show(nbf.save(fig, FIGDIR, "symmetry_maps", numbers))
+fig = symmetry_figures.error_maps_figure(maps, box_size=box_size, units="dex")
+output.title(fig, r"$|g^{-1} f(g\,x) - f(x)|$ on a held-out map")
+output.show(output.save(fig, figdir, "symmetry_maps", numbers))
 
 # %%
-fig = nbf.error_bars_figure(errors, units="dex", rounding=rounding)
-nbf.title(fig, "equivariance error of the U-Net's predicted $\\log_{10} T$")
-nbf.show(nbf.save(fig, FIGDIR, "symmetry_errors", numbers))
+fig = symmetry_figures.error_bars_figure(errors, units="dex", rounding=rounding)
+output.title(fig, "equivariance error of the U-Net's predicted $\\log_{10} T$")
+output.show(output.save(fig, figdir, "symmetry_errors", numbers))

@@ -28,12 +28,12 @@
 
 # %%
 import os
-from pathlib import Path
 
 from IPython.display import Markdown
 
 from experiments.studies import sweep
-from notebooks import helpers as nbf
+from fieldnet import files, rundir
+from notebooks.lib import output, runs, sweep_figures
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_SWEEP_WORKDIR")
@@ -41,13 +41,13 @@ FIGDIR = os.environ.get("FIELDNET_FIGDIR", "notebooks/figures")
 QUICK = os.environ.get("FIELDNET_QUICK", "1") != "0"
 
 # %%
-nbf.use_repository_root()
-sweep_dir = nbf.sweep_run(WORKDIR, QUICK)
-rows = nbf.sweep_rows(sweep_dir)
+sweep_dir = runs.sweep_run(WORKDIR, QUICK)
+figdir = runs.at_root(FIGDIR)
+rows = sweep_figures.sweep_rows(sweep_dir)
 print(f"sweep: {sweep_dir}")
-table = (sweep_dir / "table.md").read_text()
-Path(FIGDIR).mkdir(parents=True, exist_ok=True)
-(Path(FIGDIR) / "variations_table.md").write_text(table)
+table = (sweep_dir / rundir.TABLE_MD).read_text()
+figdir.mkdir(parents=True, exist_ok=True)
+files.write_text(figdir / "variations_table.md", table)
 Markdown(table)
 
 # %% [markdown]
@@ -57,8 +57,9 @@ Markdown(table)
 
 # %%
 numbers = {"variations": {r["variation"]: {k: r[k] for k in sweep.COLUMNS[2:]} for r in rows}}
-fig = nbf.variations_figure(rows)
+fig = sweep_figures.variations_figure(rows)
 best = min(rows, key=lambda r: r["mse"])
-nbf.title(fig, f"{len(rows)} variations; lowest test MSE: {best['variation']} "
-               f"({nbf.fmt(best['mse'])}, local baseline {nbf.fmt(best['baseline_mse'])})")
-nbf.show(nbf.save(fig, FIGDIR, "variations_metrics", numbers))
+output.title(fig, f"{len(rows)} variations; lowest test MSE: {best['variation']} "
+                  f"({output.fmt(best['mse'])}, local baseline "
+                  f"{output.fmt(best['baseline_mse'])})")
+output.show(output.save(fig, figdir, "variations_metrics", numbers))

@@ -12,9 +12,10 @@ from experiments.configs import density_to_temp
 from experiments.studies import density_to_temp as experiment
 from experiments.studies import ising_phases as phase_study
 from experiments.studies import sweep
+from fieldnet import rundir
 from fieldnet.errors import FieldnetError
-from notebooks import helpers as nbf
 from notebooks import make_figures
+from notebooks.lib import output, recompute
 from tests.test_phases import tiny_study_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ FIGURES = {"data_overview": ("data_maps", "data_phase_diagram", "data_pdfs"),
 def test_every_notebook_is_run_and_its_figures_listed():
     assert set(FIGURES) == set(make_figures.NOTEBOOKS)
     assert {p.stem for p in make_figures.NOTEBOOK_DIR.glob("*.py")} - {"__init__",
-                                                                       "make_figures", "helpers"} \
+                                                                       "make_figures"} \
         == set(FIGURES)
 
 
@@ -65,33 +66,33 @@ def test_density_notebooks_match_eval_json(tmp_path):
     names = [n for n, kind in make_figures.NOTEBOOKS.items() if kind in ("density", "sweep")]
     figdir = run_notebooks(names, {"density": run, "sweep": sweep_dir}, tmp_path)
 
-    evaluation = nbf.load_eval(run)
+    evaluation = rundir.read_eval(run)
     test = evaluation["test"]
     # The checkpoint gives back eval.json's numbers, as the notebooks recompute them.
-    again = nbf.held_out(run).summary
+    again = recompute.held_out(run).summary
     for key in ("mse", "baseline_mse", "pixel_corr"):
         assert again[key] == pytest.approx(test[key], rel=1e-6), key
 
-    shown = nbf.figure_numbers(figdir / "predictions_maps.png")
+    shown = output.figure_numbers(figdir / "predictions_maps.png")
     for key in ("mse", "baseline_mse", "pixel_corr", "n_test", "train_steps"):
         assert shown[key] == (test | evaluation)[key], key
     row = sweep.table_row("periodic", {}, evaluation)
     for figure in ("statistics_power", "statistics_cross_corr"):
-        shown = nbf.figure_numbers(figdir / f"{figure}.png")
+        shown = output.figure_numbers(figdir / f"{figure}.png")
         for key in ("mse", "baseline_mse", "mean_r_to_half_nyquist",
                     "baseline_mean_r_to_half_nyquist"):
             assert shown[key] == row[key], (figure, key)
 
-    with open(sweep_dir / "table.csv", newline="") as f:
+    with open(sweep_dir / rundir.TABLE_CSV, newline="") as f:
         table = {r["variation"]: r for r in csv.DictReader(f)}
-    shown = nbf.figure_numbers(figdir / "variations_metrics.png")["variations"]
+    shown = output.figure_numbers(figdir / "variations_metrics.png")["variations"]
     assert set(shown) == {"periodic", "zero"}
     for name, values in shown.items():
         for key in ("mse", "baseline_mse", "pixel_corr", "mean_r_to_half_nyquist"):
             assert values[key] == pytest.approx(float(table[name][key]), rel=1e-12)
-    assert (figdir / "variations_table.md").read_text() == (sweep_dir / "table.md").read_text()
+    assert (figdir / "variations_table.md").read_text() == (sweep_dir / rundir.TABLE_MD).read_text()
 
-    errors = nbf.figure_numbers(figdir / "symmetry_errors.png")["rms_error_dex"]
+    errors = output.figure_numbers(figdir / "symmetry_errors.png")["rms_error_dex"]
     periodic = next(v for k, v in errors.items() if k.startswith("periodic padding, shift")
                     and "not a multiple" not in k)
     zero = next(v for k, v in errors.items() if k.startswith("zero padding"))
@@ -105,9 +106,9 @@ def test_ising_notebook_matches_eval_json(tmp_path):
     phase_study.train_and_evaluate(tiny_study_config(tmp_path), run)
     figdir = run_notebooks(["ising"], {"ising": run}, tmp_path)
 
-    evaluation = nbf.load_eval(run)
+    evaluation = rundir.read_eval(run)
     for figure in FIGURES["ising"]:
-        shown = nbf.figure_numbers(figdir / f"{figure}.png")
+        shown = output.figure_numbers(figdir / f"{figure}.png")
         for key in ("tc", "tc_err", "onsager_tc", "per_L"):
             assert shown[key] == evaluation[key], (figure, key)
 

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from fieldnet.eval import metrics
+from fieldnet.files import atomic_output
 
 DPI = 120
 FIGURE_NAMES = {"maps": "maps.png", "power": "power.png", "cross_corr": "cross_corr.png",
@@ -42,14 +43,17 @@ def _label_k_axis(ax) -> None:
     ax.set_xlabel(K_LABEL)
 
 
-def save_figure(fig: Figure, path: str | os.PathLike | None) -> Path | Figure:
-    """Writes fig to path (the format from its suffix) and returns the path; with path None
-    returns the Figure unsaved, so a caller can title it or save it in several formats."""
+def save_figure(fig: Figure, path: str | os.PathLike | None,
+                metadata: dict | None = None) -> Path | Figure:
+    """Writes fig to path atomically (the format from its suffix; `metadata`: matplotlib's
+    keys for that format) and returns the path; with path None returns the Figure unsaved,
+    so a caller can title it or save it in several formats."""
     if path is None:
         return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    with atomic_output(path, overwrite=True) as tmp:
+        fig.savefig(tmp, format=path.suffix[1:], dpi=DPI, bbox_inches="tight", metadata=metadata)
     return path
 
 
@@ -175,23 +179,42 @@ def histogram_edges(reference, n_bins: int) -> np.ndarray:
     return np.linspace(lo - pad, hi + pad, n_bins + 1)
 
 
-def pdf_figure(true_log_t, pred_log_t, path, baseline_log_t=None, *, n_bins: int = 80) -> Path:
-    """One-point PDFs of log10 T: true, model and baseline (log y, to show the tails; the
-    baseline's is usually too narrow, as a conditional mean smooths out the scatter)."""
-    edges = histogram_edges(true_log_t, n_bins)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    curves = [("true", true_log_t, "-"), ("model", pred_log_t, "-")]
-    curves += [] if baseline_log_t is None else [("baseline", baseline_log_t, "--")]
-    for name, values, style in curves:
-        ax.semilogy(centres, _positive(metrics.one_point_pdf(values, edges)),
-                    color=COLORS[name], ls=style,
-                    label="local baseline" if name == "baseline" else name)
-    ax.set_xlabel(LOG_T_LABEL)
-    ax.set_ylabel(r"PDF [dex$^{-1}$]")
-    ax.legend(frameon=False)
+# Curves of `pdf_panels` without a style of their own, in order.
+CURVE_STYLES = ({"color": "black", "ls": "-"}, {"color": "tab:blue", "ls": "--"},
+                {"color": "tab:green", "ls": ":"})
+PREDICTION_STYLES = {"true": {"color": COLORS["true"], "ls": "-"},
+                     "model": {"color": COLORS["model"], "ls": "-"},
+                     "local baseline": {"color": COLORS["baseline"], "ls": "--"}}
+
+
+def pdf_panels(panels: dict[str, dict[str, np.ndarray]], path, *,
+               styles: dict[str, dict] | None = None, n_bins: int = 80) -> Path | Figure:
+    """One-point PDFs (log y, to show the tails), one panel per quantity given as
+    {x label: {curve label: values}}. A panel's bins follow its first curve (the truth, or
+    the reference split). `styles` gives a curve's line keywords by its label; the others
+    take `CURVE_STYLES` in order."""
+    fig = Figure(figsize=(3.5 * len(panels) + 2, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (xlabel, curves) in zip(axes, panels.items(), strict=True):
+        edges = histogram_edges(next(iter(curves.values())), n_bins)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        for k, (label, values) in enumerate(curves.items()):
+            style = (styles or {}).get(label, CURVE_STYLES[k % len(CURVE_STYLES)])
+            ax.semilogy(centres, _positive(metrics.one_point_pdf(values, edges)), label=label,
+                        **style)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(r"PDF [dex$^{-1}$]")
+        ax.legend(frameon=False)
     return save_figure(fig, path)
+
+
+def pdf_figure(true_log_t, pred_log_t, path, baseline_log_t=None, *, n_bins: int = 80) -> Path:
+    """One-point PDFs of log10 T: true, model and baseline (the baseline's is usually too
+    narrow, as a conditional mean smooths out the scatter)."""
+    curves = {"true": true_log_t, "model": pred_log_t}
+    if baseline_log_t is not None:
+        curves["local baseline"] = baseline_log_t
+    return pdf_panels({LOG_T_LABEL: curves}, path, styles=PREDICTION_STYLES, n_bins=n_bins)
 
 
 def _sorted_curve(x: np.ndarray, y: np.ndarray, n_points: int = 2000):
@@ -202,32 +225,45 @@ def _sorted_curve(x: np.ndarray, y: np.ndarray, n_points: int = 2000):
     return x[picks], y[picks]
 
 
-def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=None, *,
-                         density_units: str = "", n_bins: int = 100) -> Path:
-    """T-rho phase diagrams, true and predicted side by side on one colour scale; the local
-    baseline T(rho) is drawn on both as a curve (it is a function of rho alone)."""
-    log_rho, true_log_t, pred_log_t = (metrics.as_stack(a)
-                                       for a in (log_rho, true_log_t, pred_log_t))
-    edges_x = histogram_edges(log_rho, n_bins)
-    edges_y = histogram_edges(true_log_t, n_bins)
-    hists = [metrics.joint_histogram(log_rho, t, edges_x, edges_y)
-             for t in (true_log_t, pred_log_t)]
+def phase_diagram_panels(panels: dict[str, tuple[np.ndarray, np.ndarray]], path, *,
+                         baseline=None, density_units: str = "",
+                         n_bins: int = 100) -> Path | Figure:
+    """T-rho phase diagrams side by side on one colour scale, one panel per
+    {title: (log10 rho, log10 T)}, all binned as the first; `baseline` (log10 rho, log10 T
+    points) draws the local baseline, the conditional mean of log10 T, on each."""
+    stacks = {title: tuple(metrics.as_stack(a) for a in fields)
+              for title, fields in panels.items()}
+    first_rho, first_t = next(iter(stacks.values()))
+    edges_x = histogram_edges(first_rho, n_bins)
+    edges_y = histogram_edges(first_t, n_bins)
+    hists = [metrics.joint_histogram(log_rho, log_t, edges_x, edges_y)
+             for log_rho, log_t in stacks.values()]
     positive = np.concatenate([h[h > 0] for h in hists])
     norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    for ax, hist, title in zip(axes, hists, ("true", "model"), strict=True):
+    fig = Figure(figsize=(4.6 * len(hists) + 0.8, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(hists), sharex=True, sharey=True, squeeze=False)[0]
+    for ax, hist, title in zip(axes, hists, stacks, strict=True):
         mesh = ax.pcolormesh(edges_x, edges_y, np.where(hist > 0, hist, np.nan).T,
-                             norm=norm, cmap="viridis")
-        if baseline_log_t is not None:
-            ax.plot(*_sorted_curve(log_rho, baseline_log_t), color=COLORS["baseline"],
-                    lw=1.5, label=r"local baseline $\langle \log_{10} T | \rho \rangle$")
+                             norm=norm, cmap="viridis", rasterized=True)
+        if baseline is not None:
+            ax.plot(*baseline, color=COLORS["baseline"], lw=1.5,
+                    label=r"local baseline $\langle \log_{10} T | \rho \rangle$")
             ax.legend(frameon=False, loc="upper left", fontsize=8)
         ax.set_title(title)
         ax.set_xlabel(log_rho_label(density_units))
     axes[0].set_ylabel(LOG_T_LABEL)
     fig.colorbar(mesh, ax=axes, label="pixel density [dex$^{-2}$]")
     return save_figure(fig, path)
+
+
+def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=None, *,
+                         density_units: str = "", n_bins: int = 100) -> Path:
+    """T-rho phase diagrams, true and predicted (`phase_diagram_panels`); the local
+    baseline T(rho) is drawn on both as a curve (it is a function of rho alone)."""
+    baseline = None if baseline_log_t is None else _sorted_curve(log_rho, baseline_log_t)
+    return phase_diagram_panels({"true": (log_rho, true_log_t), "model": (log_rho, pred_log_t)},
+                                path, baseline=baseline, density_units=density_units,
+                                n_bins=n_bins)
 
 
 def read_metrics(metrics_jsonl_path) -> list[dict]:

@@ -1,0 +1,111 @@
+"""A hyperparameter sweep read back (one row per variation) and its test metrics drawn
+against each varied setting."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from fieldnet import rundir
+from fieldnet.errors import FieldnetError
+from fieldnet.figures import report
+from fieldnet.records import flatten
+
+METRIC_PANELS = (  # (row column, its baseline column, y label)
+    ("mse", "baseline_mse", "test MSE\n(standardized $\\log_{10} T$)"),
+    ("pixel_corr", None, "pixel $r$ of $\\log_{10} T$"),
+    ("mean_r_to_half_nyquist", "baseline_mean_r_to_half_nyquist",
+     r"mean $r(k)$, $k \leq k_\mathrm{Nyq}/2$"),
+)
+
+
+def sweep_rows(sweep_dir) -> list[dict]:
+    """One row per variation of a sweep, in table.csv's order: `experiments.studies.sweep.table_row`
+    of its eval.json (checked against table.csv), plus `settings`, {config key: value}
+    where its config differs from the reference variation (the one without overrides,
+    else the first), and `values`, its value of every key that some variation varies."""
+    from experiments.studies import sweep
+
+    sweep_dir = Path(sweep_dir)
+    table_csv = sweep_dir / rundir.TABLE_CSV
+    with open(table_csv, newline="") as f:
+        table = list(csv.DictReader(f))
+    if not table:
+        raise FieldnetError(f"{table_csv} lists no variations")
+    configs = {r["variation"]: flatten(rundir.read_json(rundir.config(sweep_dir / r["variation"])))
+               for r in table}
+    reference = next((r["variation"] for r in table if not r["overrides"]), table[0]["variation"])
+    varied = sorted({k for config in configs.values() for k, v in config.items()
+                     if k != "name" and configs[reference].get(k) != v})
+    rows = []
+    for r in table:
+        name = r["variation"]
+        evaluation = rundir.read_eval(rundir.require(sweep_dir / name, rundir.EVAL))
+        row = sweep.table_row(name, {}, evaluation)
+        row["overrides"] = r["overrides"]
+        for column in sweep.COLUMNS[2:]:
+            if not math.isclose(float(r[column]), row[column], rel_tol=1e-9, abs_tol=1e-12):
+                raise FieldnetError(f"{table_csv}: {name} {column} = {r[column]} "
+                                    f"but its {rundir.EVAL} gives {row[column]}; rerun the sweep")
+        config = configs[name]
+        row["settings"] = {k: config.get(k) for k in varied
+                           if configs[reference].get(k) != config.get(k)}
+        row["values"] = {k: config.get(k) for k in varied}
+        rows.append(row)
+    return rows
+
+
+def _setting_groups(rows: list[dict]) -> dict[tuple[str, ...], list[dict]]:
+    """Variations grouped by which settings they change. A tuple-valued key that changes
+    together with a scalar one (channel_mult with depth) is folded into it."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for row in rows:
+        keys = [k for k, v in sorted(row["settings"].items()) if not isinstance(v, tuple)]
+        keys = tuple(keys or sorted(row["settings"]))
+        if keys:
+            groups.setdefault(keys, []).append(row)
+    return groups
+
+
+def _value_label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _numeric(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def variations_figure(rows: list[dict]) -> Figure:
+    """Test metrics against each varied setting (rows of `sweep_rows`): one column per
+    setting, the reference variation among its values; dashed: the local baseline."""
+    groups = _setting_groups(rows)
+    reference = next(r for r in rows if not r["settings"])
+    n_cols = max(len(groups), 1)
+    fig = Figure(figsize=(2.8 * n_cols + 0.8, 7), layout="constrained")
+    axes = fig.subplots(len(METRIC_PANELS), n_cols, squeeze=False, sharey="row")
+    if not groups:
+        axes[0, 0].text(0.5, 0.5, "one variation: nothing varied", ha="center",
+                        transform=axes[0, 0].transAxes)
+    for j, (keys, members) in enumerate(groups.items()):
+        points = [reference, *members]
+        if len(keys) == 1 and all(_numeric(p["values"][keys[0]]) for p in points):
+            points.sort(key=lambda p: p["values"][keys[0]])
+        labels = [", ".join(_value_label(p["values"][k]) for k in keys) for p in points]
+        for i, (column, baseline_column, ylabel) in enumerate(METRIC_PANELS):
+            ax = axes[i, j]
+            ax.plot(range(len(points)), [p[column] for p in points], "o-",
+                    color=report.COLORS["model"], label="model")
+            if baseline_column is not None:
+                ax.plot(range(len(points)), [p[baseline_column] for p in points], "s--",
+                        color=report.COLORS["baseline"], ms=4, label="local baseline")
+            ax.set_xticks(range(len(points)), labels, fontsize=8)
+            ax.set_xlim(-0.5, len(points) - 0.5)
+            if j == 0:
+                ax.set_ylabel(ylabel, fontsize=9)
+            if i == 0 and j == 0:
+                ax.legend(frameon=False, fontsize=7)
+        axes[-1, j].set_xlabel(", ".join(keys), fontsize=9)
+    return fig
