@@ -138,3 +138,41 @@ def test_predict_cli_matches_the_evaluation(run, tmp_path):
                              timeout=300)
     assert missing.returncode == 2 and "not a trained run folder" in missing.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_predict_names_bad_input_and_leaves_runs_alone(run, tmp_path):
+    import os
+    import shutil
+
+    import numpy as np
+
+    from fieldnet.data import h5format
+    from fieldnet.inference import predict_file
+
+    config, workdir, _ = run
+    untrained = tmp_path / "untrained"
+    shutil.copytree(workdir, untrained, ignore=shutil.ignore_patterns("checkpoints"))
+    with pytest.raises(FieldnetError, match="no checkpoints"):
+        predict_file(untrained, config.data.path, tmp_path / "a.h5", progress=False)
+    assert not rundir.checkpoints(untrained).exists()
+
+    info = h5format.read_info(config.data.path)
+    rho = np.ones((2, *info.fields["density"].shape[1:]), np.float32)
+    rho[1, 3, 4] = np.nan
+    bad = h5format.write_arrays(tmp_path / "nan.h5", {"density": rho}, ndim=2, box_size=25.0,
+                                source="test", sim_index=[0, 1], units={"density": "mean"})
+    with pytest.raises(FieldnetError, match=rf"{bad}:fields/density\[1\]: 1 NaN/Inf"):
+        predict_file(workdir, bad, tmp_path / "b.h5", progress=False)
+    assert not (tmp_path / "b.h5").exists()
+
+    good = h5format.write_arrays(tmp_path / "ones.h5", {"density": rho[:1]}, ndim=2,
+                                 box_size=25.0, source="test", sim_index=[0],
+                                 units={"density": "mean"})
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        predict_file(workdir, "ones.h5", "c.h5", progress=False)
+    finally:
+        os.chdir(here)
+    with h5format.open_file(tmp_path / "c.h5") as f:
+        assert f.attrs["source_file"] == str(good)
