@@ -5,8 +5,8 @@ The package face imports lazily, so `import fieldnet` (and the data tools that n
 
     from fieldnet import models, receptive_field   # imports JAX and Flax here
 
-Layers, from the bottom: `errors`, `records`, `files`, `grid`, `symmetry`, `rundir`, `cli`;
-`nn`; `models`, `receptive`; `data`; `train`; `eval`; `figures`.
+Layers, from the bottom: `errors`, `records`, `registry`, `files`, `grid`, `symmetry`,
+`rundir`, `cli`; `nn`; `models`, `receptive`; `data`; `train`; `eval`; `figures`.
 """
 
 import importlib
@@ -14,7 +14,8 @@ import importlib
 from fieldnet.version import __version__
 
 _SUBPACKAGES = ("cli", "data", "errors", "eval", "figures", "files", "grid", "inference",
-                "models", "nn", "receptive", "records", "rundir", "symmetry", "train", "version")
+                "models", "nn", "receptive", "records", "registry", "rundir", "symmetry",
+                "train", "version")
 # Modules that lived at the top level before the library was layered; kept importable as
 # `from fieldnet import <old name>`.
 _MOVED = {"h5format": "fieldnet.data.h5format", "data_source": "fieldnet.data.source",

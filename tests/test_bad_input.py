@@ -56,6 +56,8 @@ def test_help_exits_zero_and_lists_the_commands_own_flags(module, own):
     (["--config", CONFIG, "--config.data.crop_size=60"],
      "data.crop_size 60 is not divisible by the model's total stride 8"),
     (["--config", CONFIG, "--config.eval.statistics=pdf,nope"], "'nope' is not a registered"),
+    (["--config", CONFIG, "--config.train.loss=nope"],
+     "train.loss: 'nope' is not a registered loss; choose from ['cross_entropy', 'mse']"),
 ])
 def test_bad_config_is_one_line_before_any_work(tmp_path, args, message):
     proc = command("experiments.density_to_temp", *args, f"--workdir={tmp_path}/run",

@@ -20,6 +20,7 @@ ABOVE_THE_LIBRARY = ("experiments", "data_tools", "notebooks", "benchmarks", "te
 # import parts of lower layers only (and itself).
 LAYERS = [
     {"version", "errors", "records"},
+    {"registry"},
     {"files", "grid", "symmetry"},
     {"cli", "rundir"},
     {"nn", "data"},

@@ -128,4 +128,4 @@ def test_statistics_registry_adds_a_statistic_and_names_unknown_ones():
         assert block["variance_ratio"] == pytest.approx(4.0)
         assert statistics.selected("test_variance_ratio")[:2] == list(statistics.REQUIRED)
     finally:
-        del statistics.STATISTICS["test_variance_ratio"]
+        statistics.STATISTICS.unregister("test_variance_ratio")

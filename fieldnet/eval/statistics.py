@@ -3,7 +3,7 @@
 A statistic is a function of a `Comparison` (a test split's truth, the model's prediction
 and the local baseline's, in normalized and in log space, on their `Grid`) that returns a
 dict of JSON keys. `config.eval.statistics` names the ones a run computes, besides the
-`REQUIRED` ones that every eval.json holds (DESIGN.md). Adding one is one function:
+`REQUIRED` ones that every eval.json holds (README, "eval.json"). Adding one is one function:
 
     @register_statistic("variance_ratio")
     def variance_ratio(c):
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-from fieldnet.errors import FieldnetError
 from fieldnet.eval import metrics
 from fieldnet.grid import Grid
 from fieldnet.records import to_json_value
+from fieldnet.registry import Registry
 
 REQUIRED = ("pixels", "spectra")
 
@@ -59,19 +59,8 @@ class Comparison:
 
 
 Statistic = Callable[[Comparison], dict]
-STATISTICS: dict[str, Statistic] = {}
-
-
-def register_statistic(name: str) -> Callable[[Statistic], Statistic]:
-    """Decorator that registers `statistic(comparison) -> dict` under `name`."""
-
-    def register(fn: Statistic) -> Statistic:
-        if name in STATISTICS:
-            raise ValueError(f"a statistic named {name!r} is already registered")
-        STATISTICS[name] = fn
-        return fn
-
-    return register
+STATISTICS: Registry[Statistic] = Registry("statistic", "eval.statistics")
+register_statistic = STATISTICS.register
 
 
 def selected(names: str | Iterable[str] | None) -> list[str]:
@@ -83,9 +72,7 @@ def selected(names: str | Iterable[str] | None) -> list[str]:
     for name in names or ():
         if not name:
             continue
-        if name not in STATISTICS:
-            raise FieldnetError(f"eval.statistics: {name!r} is not a registered statistic; "
-                                f"choose from {sorted(STATISTICS)}")
+        STATISTICS.get(name)
         if name not in chosen:
             chosen.append(name)
     return chosen
@@ -95,7 +82,7 @@ def evaluate(comparison: Comparison, names: str | Iterable[str] | None = None) -
     """The "test" block: every selected statistic's keys, as plain JSON values."""
     block = {}
     for name in selected(names):
-        block.update(STATISTICS[name](comparison))
+        block.update(STATISTICS.get(name)(comparison))
     return to_json_value(block)
 
 

@@ -20,30 +20,12 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from fieldnet.errors import FieldnetError
+from fieldnet.registry import Registry
 
 LossFn = Callable[[nnx.Module, dict], jax.Array]
-LOSSES: dict[str, LossFn] = {}
-
-
-def register_loss(name: str) -> Callable[[LossFn], LossFn]:
-    """Decorator that registers `loss(model, batch)` under `name`."""
-
-    def register(fn: LossFn) -> LossFn:
-        if name in LOSSES:
-            raise ValueError(f"a loss named {name!r} is already registered")
-        LOSSES[name] = fn
-        return fn
-
-    return register
-
-
-def get_loss(name: str) -> LossFn:
-    """The registered loss `name`; an unknown name raises `FieldnetError` listing the known."""
-    if name not in LOSSES:
-        raise FieldnetError(f"train.loss={name!r} is not a registered loss; choose one of "
-                            f"{sorted(LOSSES)}")
-    return LOSSES[name]
+LOSSES: Registry[LossFn] = Registry("loss", "train.loss")
+register_loss = LOSSES.register
+get_loss = LOSSES.get
 
 
 @register_loss("mse")
