@@ -54,6 +54,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.split_fractions = (0.8, 0.1, 0.1)   # train, val, test: of simulations (or of the box)
     c.split_sims = None              # or {"train": [...], "val": [...], "test": [...]} sim ids
     c.split_seed = 0
+    c.condition_on = ""              # comma-separated /params names given to the model ("": none)
     c.augment = True                 # random symmetry-group element per training crop
     c.prefetch = 2                   # batches computed ahead in a background thread
     c.stats_max_samples = placeholder(int)   # fit the normalizer on at most this many samples
@@ -151,18 +152,20 @@ class FieldDataset:
             target_log_floor=config.target_log_floor)
         try:
             self.crop_size = int(config.crop_size)
+            self.condition_names = parse_names(config.get("condition_on", ""))
+            self._condition_columns = self._find_condition_columns()
             self._check_crop()
             self.splits = self._make_splits()
             self._check_window("train")
             self.normalizer = normalizer if normalizer is not None else self.fit_normalizer()
+            missing = [f.name for f in self.inputs + self.targets
+                       if f.name not in self.normalizer.fields]
+            missing += [n for n in self.condition_names if n not in self.normalizer.params]
+            if missing:
+                raise FieldnetError(f"the normalizer has no statistics for {missing}")
         except BaseException:
             self.close()
             raise
-        missing = [f.name for f in self.inputs + self.targets
-                   if f.name not in self.normalizer.fields]
-        if missing:
-            self.close()
-            raise FieldnetError(f"the normalizer has no statistics for fields {missing}")
         self._group = symmetry.group_elements(self.ndim)
 
     # --- metadata ---------------------------------------------------------------------------
@@ -194,6 +197,31 @@ class FieldDataset:
     @property
     def ndim(self) -> int:
         return self.source.ndim
+
+    @property
+    def cond_dim(self) -> int:
+        """How many simulation parameters the model is conditioned on (0: none)."""
+        return len(self.condition_names)
+
+    def _find_condition_columns(self) -> list[int]:
+        if not self.condition_names:
+            return []
+        known = self.source.param_names
+        if self.source.params is None:
+            raise data_error(self.source.path, "params", reason="missing, but "
+                             f"data.condition_on names {self.condition_names}")
+        missing = [n for n in self.condition_names if n not in known]
+        if missing:
+            raise data_error(self.source.path, "params", reason=f"no parameter(s) {missing} "
+                             f"to condition on (data.condition_on); the file has {known}")
+        return [known.index(n) for n in self.condition_names]
+
+    def condition(self, sample: int) -> np.ndarray | None:
+        """The standardized parameters sample `sample` is conditioned on, (P,) float32."""
+        if not self.condition_names:
+            return None
+        values = self.source.params[sample, self._condition_columns]
+        return self.normalizer.forward_params(self.condition_names, values)
 
     @property
     def box_size(self) -> float:
@@ -235,10 +263,15 @@ class FieldDataset:
                 yield from self.source.iter_blocks(field, r.sample, r.lo, r.hi)
 
         fields = {f.name: f for f in self.inputs + self.targets}
-        return Normalizer.fit({name: blocks(f) for name, f in fields.items()},
-                              floors={name: f.log_floor for name, f in fields.items()},
-                              vector_components={name: f.components for name, f in
-                                                 fields.items() if f.is_vector})
+        normalizer = Normalizer.fit({name: blocks(f) for name, f in fields.items()},
+                                    floors={name: f.log_floor for name, f in fields.items()},
+                                    vector_components={name: f.components for name, f in
+                                                       fields.items() if f.is_vector})
+        if self.condition_names:
+            rows = self.source.params[[r.sample for r in self.splits["train"]]]
+            normalizer.params = {p.name: p for p in Normalizer.fit_params(
+                self.condition_names, rows[:, self._condition_columns])}
+        return normalizer
 
     # --- crops and batches --------------------------------------------------------------------
 
@@ -261,7 +294,8 @@ class FieldDataset:
                                  f"{split} slab (rows {r.lo}:{r.hi} of the first axis)")
 
     def batch(self, split: str, batch_size: int, seed: int, step: int) -> dict[str, np.ndarray]:
-        """This process's slice of global batch `step`: {"x": (b, *crop, C_in), "y": ...}.
+        """This process's slice of global batch `step`: {"x": (b, *crop, C_in), "y": ...},
+        and "cond" (b, P), the standardized parameters, when data.condition_on names any.
 
         Training crops are augmented when data.augment is set; val/test crops never are.
         """
@@ -275,7 +309,10 @@ class FieldDataset:
         first = self.process_index * local
         items = [self._item(split, seed, step * batch_size + j, step, j)
                  for j in range(first, first + local)]
-        return {"x": np.stack([x for x, _ in items]), "y": np.stack([y for _, y in items])}
+        batch = {"x": np.stack([x for x, _, _ in items]), "y": np.stack([y for _, y, _ in items])}
+        if self.condition_names:
+            batch["cond"] = np.stack([c for _, _, c in items])
+        return batch
 
     def batches(self, split: str, batch_size: int, seed: int, start_step: int = 0,
                 num_steps: int | None = None) -> Prefetcher[dict[str, np.ndarray]]:
@@ -289,7 +326,7 @@ class FieldDataset:
                           start=start_step, size=int(self.config.prefetch), stop=stop)
 
     def _item(self, split: str, seed: int, position: int, step: int,
-              slot: int) -> tuple[np.ndarray, np.ndarray]:
+              slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         regions = self.splits[split]
         split_id = SPLITS.index(split)
         epoch, offset = divmod(position, len(regions))
@@ -303,7 +340,7 @@ class FieldDataset:
         if split == "train" and self.config.augment:
             g = self._group[int(rng.integers(len(self._group)))]
             x, y = self._transform(x, self.inputs, g), self._transform(y, self.targets, g)
-        return x, y
+        return x, y, self.condition(region.sample)
 
     def _window(self, fields: list[Field], sample: int, starts: list[int],
                 size: int) -> np.ndarray:
@@ -330,7 +367,8 @@ class FieldDataset:
         """Whole samples one at a time (a split name, or file sample indices), no batch axis.
 
         Each dict: x, y (normalized, (*spatial, C)), x_phys, y_phys (physical units),
-        sample_index, sim_index, params (or None), box_size (Mpc/h, of the periodic box),
+        sample_index, sim_index, params (or None), cond (the standardized
+        conditioning parameters, or None), box_size (Mpc/h, of the periodic box),
         box_lengths (Mpc/h per axis of these arrays; smaller along axis 0 for a slab),
         periodic (whether every axis wraps), units {field: units}.
         """
@@ -348,6 +386,7 @@ class FieldDataset:
                 "x_phys": x_phys, "y_phys": y_phys,
                 "sample_index": r.sample, "sim_index": int(self.source.sim_index[r.sample]),
                 "params": None if params is None else params[r.sample],
+                "cond": self.condition(r.sample),
                 "box_size": self.box_size,
                 "box_lengths": tuple(n * cell for n in x_phys.shape[:-1]),
                 "periodic": r.periodic, "units": units,
@@ -360,8 +399,9 @@ class FieldDataset:
             raise FieldnetError(f"{self.source.path}: nothing to read for {which!r}")
         stacked = {k: np.stack([s[k] for s in samples]) for k in
                    ("x", "y", "x_phys", "y_phys", "sample_index", "sim_index")}
-        params = [s["params"] for s in samples]
-        stacked["params"] = None if params[0] is None else np.stack(params)
+        for key in ("params", "cond"):
+            values = [s[key] for s in samples]
+            stacked[key] = None if values[0] is None else np.stack(values)
         first = samples[0]
         stacked.update({k: first[k] for k in ("box_size", "box_lengths", "periodic", "units")})
         return stacked

@@ -104,11 +104,44 @@ class RunningMoments:
         return mean, float(np.sqrt(var)) if var > 1e-24 else 1.0
 
 
-class Normalizer:
-    """Per-field standardization of log fields, fitted on the training split only."""
+@dataclass
+class ParamStats:
+    """How one simulation parameter (a /params column) is standardized for conditioning."""
 
-    def __init__(self, fields: Iterable[FieldStats]):
+    name: str
+    mean: float
+    std: float
+
+
+class Normalizer:
+    """Per-field standardization of log fields, and of the simulation parameters a model is
+    conditioned on, fitted on the training split only."""
+
+    def __init__(self, fields: Iterable[FieldStats], params: Iterable[ParamStats] = ()):
         self.fields = {s.name: s for s in fields}
+        self.params = {p.name: p for p in params}
+
+    @staticmethod
+    def fit_params(names: Sequence[str], values: np.ndarray) -> list[ParamStats]:
+        """Mean and std of each column of `values` (rows: training samples)."""
+        values = np.asarray(values, np.float64)
+        stats = []
+        for j, name in enumerate(names):
+            moments = RunningMoments()
+            moments.update(values[:, j])
+            stats.append(ParamStats(name, *moments.mean_std()))
+        return stats
+
+    def forward_params(self, names: Sequence[str], values: np.ndarray) -> np.ndarray:
+        """Physical parameter values (..., len(names)) -> standardized, float32."""
+        missing = [n for n in names if n not in self.params]
+        if missing:
+            raise FieldnetError(f"normalizer has no statistics for parameters {missing}; it "
+                                f"knows {sorted(self.params)}")
+        values = np.asarray(values, np.float64)
+        mean = np.array([self.params[n].mean for n in names])
+        std = np.array([self.params[n].std for n in names])
+        return ((values - mean) / std).astype(np.float32)
 
     @classmethod
     def fit(cls, chunks_by_field: dict[str, Iterable[tuple[np.ndarray, str]]],
@@ -161,12 +194,16 @@ class Normalizer:
         return np.concatenate(out, axis=-1)
 
     def to_json(self) -> dict:
-        return {"fields": [asdict(s) for s in self.fields.values()]}
+        out = {"fields": [asdict(s) for s in self.fields.values()]}
+        if self.params:
+            out["params"] = [asdict(p) for p in self.params.values()]
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> Normalizer:
         try:
-            return cls(FieldStats(**s) for s in data["fields"])
+            return cls((FieldStats(**s) for s in data["fields"]),
+                       (ParamStats(**p) for p in data.get("params", [])))
         except (KeyError, TypeError) as err:
             raise FieldnetError(f"not a normalizer description: {err}") from None
 
@@ -188,4 +225,4 @@ class Normalizer:
         return isinstance(other, Normalizer) and self.to_json() == other.to_json()
 
     def __repr__(self) -> str:
-        return f"Normalizer({list(self.fields.values())})"
+        return f"Normalizer({list(self.fields.values())}, {list(self.params.values())})"

@@ -1,8 +1,9 @@
 """The registry of training losses that `config.train.loss` names.
 
 A loss is a function `loss(model, batch) -> scalar` of a model and a batch dict (device
-arrays; "x" is the input, "y" the target or "label" the class). Adding one is one function
-with the decorator:
+arrays; "x" is the input, "y" the target or "label" the class, "cond" the standardized
+parameters of a conditioned model; `predict` applies the model either way). Adding one is
+one function with the decorator:
 
     @register_loss("huber")
     def huber(model, batch):
@@ -28,15 +29,23 @@ register_loss = LOSSES.register
 get_loss = LOSSES.get
 
 
+def predict(model: nnx.Module, batch: dict) -> jax.Array:
+    """The model's output for a batch, conditioned on batch["cond"] (the standardized
+    simulation parameters) when the batch has them."""
+    if "cond" in batch:
+        return model(batch["x"], cond=batch["cond"])
+    return model(batch["x"])
+
+
 @register_loss("mse")
 def mse(model: nnx.Module, batch: dict) -> jax.Array:
     """Mean squared error of the prediction against batch["y"], in float32."""
-    pred = model(batch["x"]).astype(jnp.float32)
+    pred = predict(model, batch).astype(jnp.float32)
     return jnp.mean((pred - batch["y"]) ** 2)
 
 
 @register_loss("cross_entropy")
 def cross_entropy(model: nnx.Module, batch: dict) -> jax.Array:
     """Softmax cross-entropy of a classifier's logits against integer batch["label"]."""
-    logits = model(batch["x"]).astype(jnp.float32)
+    logits = predict(model, batch).astype(jnp.float32)
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
