@@ -51,9 +51,11 @@ files.write_text(figdir / "variations_table.md", table)
 Markdown(table)
 
 # %% [markdown]
-# MSE is in the normalized target space (standardized log10 T); r is the Pearson correlation
-# of log10 T per pixel, and r(k) is averaged over the bins up to half the Nyquist wavenumber.
-# Dashed: the local baseline T(ρ), which is the same for every variation of the model.
+# MSE is in the normalized target space (standardized log10 T), the mean over the test maps
+# ± its bootstrap standard error over the test simulations (none with a single test box);
+# r is the Pearson correlation of log10 T per pixel, and r(k) is averaged over the bins up to
+# half the Nyquist wavenumber. Dashed: the local baseline T(ρ), which is the same for every
+# variation of the model.
 
 # %%
 numbers = {"variations": {r["variation"]: {k: r[k] for k in sweep.COLUMNS[2:]} for r in rows}}

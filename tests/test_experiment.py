@@ -43,7 +43,7 @@ def test_writes_the_documented_workdir(run):
     assert (workdir / "checkpoints" / "best").is_dir()
     figures = {p.name for p in (workdir / "figures").glob("*.png")}
     assert {"maps.png", "power.png", "cross_corr.png", "pdf.png", "phase_diagram.png",
-            "training.png"} <= figures
+            "per_box.png", "training.png"} <= figures
     saved = json.loads((workdir / "eval.json").read_text())
     assert saved == json.loads(json.dumps(report))
     assert CONTRACT_KEYS <= set(saved["test"])
@@ -51,6 +51,11 @@ def test_writes_the_documented_workdir(run):
     test = saved["test"]
     assert len(test["k"]) == len(test["cross_corr"]) == len(test["power_ratio"])
     assert 0 < test["mse"] < 10 and -1 <= test["pixel_corr"] <= 1
+    boxes = test["per_box"]
+    assert len(boxes) == test["n_test_boxes"] >= 1
+    assert all(set(b) == {"sim", "mse", "baseline_mse", "pixel_corr"} for b in boxes)
+    if len(boxes) == 1:
+        assert test["mse_err"] is None and boxes[0]["mse"] == pytest.approx(test["mse"])
 
 
 def test_rerun_resumes_without_retraining(run):

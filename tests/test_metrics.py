@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -79,10 +80,11 @@ def test_summary_matches_the_eval_json_contract():
     mean, std = 4.0, 0.5
     comparison = statistics.Comparison(
         (true_log - mean) / std, (pred_log - mean) / std, (baseline_log - mean) / std,
-        true_log, pred_log, baseline_log, Grid.box((32, 32), BOX))
+        true_log, pred_log, baseline_log, Grid.box((32, 32), BOX), np.array([0, 0, 3]))
     block = statistics.evaluate(comparison)
     required = {"mse", "baseline_mse", "pixel_corr", "k", "cross_corr", "power_ratio",
-                "baseline_cross_corr"}
+                "baseline_cross_corr", "per_box", "mse_err", "baseline_mse_err",
+                "n_test_boxes"}
     extras = {"transfer", "baseline_power_ratio", "baseline_pixel_corr", "n_modes",
               "k_nyquist"}
     assert set(block) == required | extras
@@ -106,7 +108,7 @@ def test_pdf_distance_is_the_shift_of_a_shifted_field():
     true_log = 4.0 + 0.5 * gaussian_stack(10, (2, 32, 32))
     shifted = true_log + 0.3
     c = statistics.Comparison(true_log, true_log, shifted, true_log, true_log, shifted,
-                              Grid.box((32, 32), BOX))
+                              Grid.box((32, 32), BOX), np.zeros(2, int))
     block = statistics.pdf(c)
     assert block["pdf_w1"] == pytest.approx(0.0, abs=1e-12)
     assert block["baseline_pdf_w1"] == pytest.approx(0.3, rel=1e-5)
@@ -123,9 +125,86 @@ def test_statistics_registry_adds_a_statistic_and_names_unknown_ones():
     try:
         true_log = gaussian_stack(11, (1, 16, 16))
         c = statistics.Comparison(true_log, 2 * true_log, true_log, true_log, 2 * true_log,
-                                  true_log, Grid.box((16, 16), BOX))
+                                  true_log, Grid.box((16, 16), BOX), np.zeros(1, int))
         block = statistics.evaluate(c, ["test_variance_ratio"])
         assert block["variance_ratio"] == pytest.approx(4.0)
-        assert statistics.selected("test_variance_ratio")[:2] == list(statistics.REQUIRED)
+        assert statistics.selected("test_variance_ratio") == [*statistics.REQUIRED,
+                                                              "test_variance_ratio"]
     finally:
         statistics.STATISTICS.unregister("test_variance_ratio")
+
+
+def boxes_comparison(sim_index, offsets, noise=0.0, seed=12, size=8):
+    """Maps whose model error in normalized space is the constant `offsets[i]` on map i
+    (so its MSE is offsets[i]**2) and the baseline's twice that; the log fields carry
+    `noise` so that their pixel correlation is below 1."""
+    n = len(sim_index)
+    true = gaussian_stack(seed, (n, size, size))
+    offset = np.asarray(offsets, float)[:, None, None]
+    pred_log = true + noise * gaussian_stack(seed + 1, (n, size, size))
+    return statistics.Comparison(true, true + offset, true + 2 * offset, true, pred_log,
+                                 true, Grid.box((size, size), BOX), np.asarray(sim_index))
+
+
+def test_per_box_statistics_are_those_of_each_simulations_maps():
+    sims = [7, 2, 7, 5, 2, 2]
+    offsets = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    c = boxes_comparison(sims, offsets, noise=0.5)
+    block = statistics.evaluate(c)
+    by_hand = {2: [0.2, 0.5, 0.6], 5: [0.4], 7: [0.1, 0.3]}
+    assert [b["sim"] for b in block["per_box"]] == [2, 5, 7]
+    assert block["n_test_boxes"] == 3
+    for entry in block["per_box"]:
+        maps = [i for i, s in enumerate(sims) if s == entry["sim"]]
+        squares = np.square(by_hand[entry["sim"]])
+        assert entry["mse"] == pytest.approx(squares.mean(), rel=1e-12)
+        assert entry["baseline_mse"] == pytest.approx(4 * squares.mean(), rel=1e-12)
+        r = np.corrcoef(c.pred_log[maps].ravel(), c.true_log[maps].ravel())[0, 1]
+        assert entry["pixel_corr"] == pytest.approx(r, rel=1e-12)
+    # The scalar keys stay the means over the test maps, not over boxes.
+    assert block["mse"] == pytest.approx(np.mean(np.square(offsets)), rel=1e-12)
+    assert block["baseline_mse"] == pytest.approx(4 * np.mean(np.square(offsets)), rel=1e-12)
+    assert block["pixel_corr"] == pytest.approx(
+        np.corrcoef(c.pred_log.ravel(), c.true_log.ravel())[0, 1], rel=1e-12)
+    assert statistics.evaluate(c) == block   # a fixed bootstrap seed: the same eval.json
+
+
+def test_bootstrap_error_of_boxes_with_one_mse_is_zero():
+    block = statistics.boxes(boxes_comparison([0, 0, 1, 1, 2, 2], [0.3] * 6))
+    assert block["mse_err"] == pytest.approx(0.0, abs=1e-15)
+    assert block["baseline_mse_err"] == pytest.approx(0.0, abs=1e-15)
+
+
+def test_bootstrap_error_over_boxes_is_their_standard_error():
+    """With B resamples of n equally sized boxes, the bootstrap variance tends to
+    sigma^2 = var(box means, ddof=0) / n, the squared standard error of the mean over boxes.
+    The estimate from B resamples scatters about it: the resampled means are iid with
+    kurtosis kappa = 3 + (kurtosis of the box means - 3) / n (that of a mean of n draws),
+    so the sample variance has relative standard deviation
+    sqrt((kappa - (B - 3) / (B - 1)) / B), and the standard deviation half that."""
+    n_boxes, maps_per_box = 20, 2
+    box_mse = np.random.default_rng(13).uniform(0.05, 0.5, n_boxes)
+    sims = np.repeat(np.arange(n_boxes), maps_per_box)
+    block = statistics.boxes(boxes_comparison(sims, np.sqrt(np.repeat(box_mse, maps_per_box))))
+    b = statistics.BOOTSTRAP_RESAMPLES
+    deviations = box_mse - box_mse.mean()
+    kurtosis = np.mean(deviations**4) / np.mean(deviations**2) ** 2
+    kappa = 3 + (kurtosis - 3) / n_boxes
+    relative_sd = 0.5 * np.sqrt((kappa - (b - 3) / (b - 1)) / b)
+    for key, scale in (("mse_err", 1.0), ("baseline_mse_err", 4.0)):
+        standard_error = scale * np.std(box_mse) / np.sqrt(n_boxes)
+        assert block[key] == pytest.approx(standard_error, rel=4 * relative_sd)
+    assert block["baseline_mse_err"] == pytest.approx(4 * block["mse_err"], rel=1e-12)
+
+
+def test_one_box_has_null_errors():
+    block = statistics.evaluate(boxes_comparison([4, 4, 4], [0.1, 0.2, 0.3]))
+    assert block["n_test_boxes"] == 1
+    assert block["mse_err"] is None and block["baseline_mse_err"] is None
+    assert block["per_box"] == [{"sim": 4, "mse": pytest.approx(block["mse"], rel=1e-12),
+                                 "baseline_mse": pytest.approx(block["baseline_mse"], rel=1e-12),
+                                 "pixel_corr": pytest.approx(1.0)}]
+    assert json.loads(json.dumps(block, allow_nan=False)) == block
+    with pytest.raises(ValueError, match="one entry per map"):
+        statistics.boxes(dataclasses.replace(boxes_comparison([4, 4], [0.1, 0.2]),
+                                             sim_index=np.array([4])))

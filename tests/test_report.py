@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from fieldnet.eval import metrics
+from fieldnet.eval import metrics, statistics
 from fieldnet.figures import report
+from fieldnet.grid import Grid
 
 BOX = 25.0
 PNG_MAGIC = b"\x89PNG"
@@ -70,10 +71,49 @@ def test_training_curves_tolerate_missing_keys(tmp_path):
     assert is_png(report.training_curves(empty, tmp_path / "t0.png"))
 
 
+def eval_json_test_block(test_set, sim_index):
+    """The "test" block eval.json would hold for a test set (normalized = log here), read
+    back from JSON."""
+    s = test_set
+    c = statistics.Comparison(s["true_log_t"], s["pred_log_t"], s["baseline_log_t"],
+                              s["true_log_t"], s["pred_log_t"], s["baseline_log_t"],
+                              Grid.box(s["true_log_t"].shape[1:], BOX), np.asarray(sim_index))
+    return json.loads(json.dumps(statistics.evaluate(c)))
+
+
+def drawn(fig, gid):
+    return next(a for a in fig.axes[0].get_children() if a.get_gid() == gid)
+
+
+def test_per_box_figure_draws_the_eval_json_numbers():
+    log_rho, true_t, pred_t, baseline_t = fake_test_set((6, 16, 16))
+    pred_t = pred_t + 0.1 * np.arange(6)[:, None, None]   # boxes that differ
+    test = eval_json_test_block({"true_log_t": true_t, "pred_log_t": pred_t,
+                                 "baseline_log_t": baseline_t}, [8, 8, 2, 2, 5, 5])
+    assert test["n_test_boxes"] == 3 and test["mse_err"] > 0
+    fig = report.per_box_figure(test, None)
+    for key in ("mse", "baseline_mse"):
+        points = drawn(fig, key).get_xydata()
+        np.testing.assert_array_equal(points[:, 0], [2, 5, 8])
+        np.testing.assert_array_equal(points[:, 1], [b[key] for b in test["per_box"]])
+        assert drawn(fig, f"{key}_mean").get_ydata()[0] == test[key]
+        band = drawn(fig, f"{key}_band")
+        assert band.get_y() == pytest.approx(test[key] - test[f"{key}_err"], rel=1e-12)
+        assert band.get_height() == pytest.approx(2 * test[f"{key}_err"], rel=1e-12)
+    assert f"{test['mse'] / test['baseline_mse']:.3f}" in fig.axes[0].get_title()
+
+    one_box = eval_json_test_block({"true_log_t": true_t, "pred_log_t": pred_t,
+                                    "baseline_log_t": baseline_t}, [1] * 6)
+    fig = report.per_box_figure(one_box, None)
+    gids = {a.get_gid() for a in fig.axes[0].get_children()}
+    assert {"mse", "mse_mean"} <= gids and "mse_band" not in gids
+
+
 def test_write_all_uses_the_fixed_names(tmp_path, test_set_2d):
     metrics_file = tmp_path / "metrics.jsonl"
     metrics_file.write_text(json.dumps({"step": 1, "train_loss": 0.3}) + "\n")
+    summary = eval_json_test_block(test_set_2d, [0, 1, 1])
     paths = report.write_all(tmp_path / "figures", metrics_jsonl=metrics_file,
-                             density_units="mean density", **test_set_2d)
+                             density_units="mean density", summary=summary, **test_set_2d)
     assert {p.name for p in paths.values()} == set(report.FIGURE_NAMES.values())
     assert all(p.parent == tmp_path / "figures" and is_png(p) for p in paths.values())

@@ -120,7 +120,7 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
                      spec_model=h.spec_model, spec_baseline=h.spec_baseline,
                      metrics_jsonl=rundir.metrics(workdir),
                      baseline_mse=h.summary["baseline_mse"], density_units=h.density_units,
-                     box_size=h.box_size, n_maps=config.eval.n_maps)
+                     box_size=h.box_size, n_maps=config.eval.n_maps, summary=h.summary)
     return result
 
 

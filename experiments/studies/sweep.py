@@ -14,8 +14,11 @@ from fieldnet import rundir
 from fieldnet.errors import FieldnetError
 from fieldnet.files import write_text
 
-COLUMNS = ("variation", "overrides", "mse", "baseline_mse", "pixel_corr",
-           "mean_r_to_half_nyquist", "baseline_mean_r_to_half_nyquist", "train_steps")
+COLUMNS = ("variation", "overrides", "mse", "mse_err", "baseline_mse", "baseline_mse_err",
+           "pixel_corr", "mean_r_to_half_nyquist", "baseline_mean_r_to_half_nyquist",
+           "n_test_boxes", "train_steps")
+# table.md writes an error beside its mean ("0.1710 ± 0.0123"); table.csv keeps both numeric.
+ERRORS = {"mse": "mse_err", "baseline_mse": "baseline_mse_err"}
 
 
 def apply_overrides(base: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
@@ -30,6 +33,8 @@ def apply_overrides(base: ml_collections.ConfigDict, overrides: dict) -> ml_coll
 
 
 def table_row(name: str, overrides: dict, report: dict) -> dict:
+    """One variation's row from its eval.json. The errors over test boxes are None with one
+    test box, and in an eval.json written before they were reported."""
     test = report["test"]
     k = np.asarray(test["k"], float)
     within = k <= test["k_nyquist"] / 2
@@ -38,10 +43,12 @@ def table_row(name: str, overrides: dict, report: dict) -> dict:
         return float(np.nanmean(np.asarray(test[key], float)[within]))
 
     return {"variation": name, "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
-            "mse": test["mse"], "baseline_mse": test["baseline_mse"],
+            "mse": test["mse"], "mse_err": test.get("mse_err"),
+            "baseline_mse": test["baseline_mse"],
+            "baseline_mse_err": test.get("baseline_mse_err"),
             "pixel_corr": test["pixel_corr"], "mean_r_to_half_nyquist": mean_r("cross_corr"),
             "baseline_mean_r_to_half_nyquist": mean_r("baseline_cross_corr"),
-            "train_steps": report["train_steps"]}
+            "n_test_boxes": test.get("n_test_boxes"), "train_steps": report["train_steps"]}
 
 
 def run_sweep(base: ml_collections.ConfigDict, variations: dict[str, dict], out: str | Path,
@@ -59,14 +66,26 @@ def run_sweep(base: ml_collections.ConfigDict, variations: dict[str, dict], out:
     return rows
 
 
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def write_tables(rows: list[dict], out: Path) -> None:
+    """table.csv: every column of `COLUMNS`, numbers as numbers (a missing error is an empty
+    cell); table.md: the same rows for reading, each mean with its error as "mean ± err"."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / rundir.TABLE_CSV, buffer.getvalue())
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    shown = [c for c in COLUMNS if c not in ERRORS.values()]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for r in rows:
-        lines.append("| " + " | ".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c])
-                                       for c in COLUMNS) + " |")
+        cells = []
+        for c in shown:
+            error = r.get(ERRORS.get(c))
+            cells.append(_cell(r[c]) + ("" if error is None else f" ± {_cell(error)}"))
+        lines.append("| " + " | ".join(cells) + " |")
     write_text(out / rundir.TABLE_MD, "\n".join(lines) + "\n")

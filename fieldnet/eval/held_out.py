@@ -68,7 +68,7 @@ def held_out(model: nnx.Module, ds, config) -> HeldOut:
     true_log, pred_log, base_log = (to_log(a[..., 0]) for a in (y, pred, base))
     grid = Grid.box(true_log.shape[1:], ds.box_size)
     comparison = statistics.Comparison(y[..., 0], pred[..., 0], base[..., 0], true_log,
-                                       pred_log, base_log, grid)
+                                       pred_log, base_log, grid, test["sim_index"])
     summary = statistics.evaluate(comparison, config.eval.get("statistics", ""))
     density = ds.input_names[0]
     return HeldOut(ds.normalizer[density].unstandardize(x[..., 0]), true_log, pred_log, base_log,

@@ -47,6 +47,37 @@ def mse(pred, true) -> float:
     return float(np.mean(np.square(pred.astype(np.float64) - true)))
 
 
+def mse_per_field(pred, true) -> np.ndarray:
+    """The mean squared error of each field of a stack `(N, *spatial)`: shape (N,)."""
+    pred, true = _same_shape(as_stack(pred), as_stack(true))
+    return np.mean(np.square(pred.astype(np.float64) - true), axis=tuple(range(1, pred.ndim)))
+
+
+def group_bootstrap_error(values, groups, *, n_resamples: int, seed: int) -> float:
+    """Bootstrap standard error of the mean of `values` when whole groups are the
+    independent units (the maps of one simulation are correlated).
+
+    Each of `n_resamples` resamples draws as many groups as there are, with replacement,
+    and takes the mean over all values of the drawn groups (a group drawn twice counts
+    twice); the error is the standard deviation of those means. The draws depend only on
+    `seed` and the number of groups, so two calls with the same `groups` and `seed` are
+    paired. NaN with a single group, whose spread is unknown (not 0).
+    """
+    values, groups = np.asarray(values, np.float64), np.asarray(groups)
+    if values.shape != groups.shape or values.ndim != 1:
+        raise ValueError(f"values and groups must be 1D and of one length, got shapes "
+                         f"{values.shape} and {groups.shape}")
+    _, group_of = np.unique(groups, return_inverse=True)
+    n_groups = int(group_of.max()) + 1 if group_of.size else 0
+    if n_groups < 2:
+        return float("nan")
+    sums = np.bincount(group_of, weights=values, minlength=n_groups)
+    counts = np.bincount(group_of, minlength=n_groups)
+    draws = np.random.default_rng(seed).multinomial(n_groups, np.full(n_groups, 1 / n_groups),
+                                                    size=n_resamples)
+    return float(np.std((draws @ sums) / (draws @ counts), ddof=1))
+
+
 def pixel_correlation(a, b) -> float:
     """Pearson r over all pixels of a stack (NaN if either is constant)."""
     a, b = _same_shape(a, b)

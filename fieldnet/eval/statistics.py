@@ -26,7 +26,9 @@ from fieldnet.grid import Grid
 from fieldnet.records import to_json_value
 from fieldnet.registry import Registry
 
-REQUIRED = ("pixels", "spectra")
+REQUIRED = ("pixels", "spectra", "boxes")
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Comparison:
         space (standardized log10 T), where the MSEs are measured.
       true_log, pred_log, baseline_log: the same stacks as log10 of the field.
       grid: the grid of one field (its box lengths in Mpc/h set k).
+      sim_index: `(N,)`, the simulation each map comes from (its maps are correlated, so
+        errors are estimated over simulations, not maps).
     """
 
     true_norm: np.ndarray
@@ -47,6 +51,7 @@ class Comparison:
     pred_log: np.ndarray
     baseline_log: np.ndarray
     grid: Grid
+    sim_index: np.ndarray
 
     @functools.cached_property
     def spec_model(self) -> dict:
@@ -113,3 +118,38 @@ def pdf(c: Comparison) -> dict:
     truth = np.ravel(c.true_log)
     return {"pdf_w1": float(wasserstein_distance(np.ravel(c.pred_log), truth)),
             "baseline_pdf_w1": float(wasserstein_distance(np.ravel(c.baseline_log), truth))}
+
+
+@register_statistic("boxes")
+def boxes(c: Comparison) -> dict:
+    """The pixel statistics per test simulation (box), and how much the means scatter
+    between boxes.
+
+    `per_box`: one {"sim", "mse", "baseline_mse", "pixel_corr"} per simulation, sorted by
+    sim, each over that box's maps; `n_test_boxes`; `mse_err`, `baseline_mse_err`: bootstrap
+    standard errors of `mse` and `baseline_mse` (the means over all test maps) from
+    `BOOTSTRAP_RESAMPLES` = 2000 resamples of the boxes with replacement
+    (`metrics.group_bootstrap_error`, seeded with `BOOTSTRAP_SEED`, so eval.json is
+    reproducible and model and baseline see the same resamples). With one test box the
+    errors are NaN (null in eval.json): the scatter between boxes is then unknown.
+    """
+    sim_index = np.asarray(c.sim_index)
+    if sim_index.shape != (len(c.true_norm),):
+        raise ValueError(f"sim_index must have one entry per map, shape ({len(c.true_norm)},), "
+                         f"got {sim_index.shape}")
+    model = metrics.mse_per_field(c.pred_norm, c.true_norm)
+    base = metrics.mse_per_field(c.baseline_norm, c.true_norm)
+    per_box = []
+    for sim in np.unique(sim_index):
+        box = sim_index == sim
+        per_box.append({"sim": int(sim), "mse": float(model[box].mean()),
+                        "baseline_mse": float(base[box].mean()),
+                        "pixel_corr": metrics.pixel_correlation(c.pred_log[box],
+                                                                c.true_log[box])})
+
+    def error(values):
+        return metrics.group_bootstrap_error(values, sim_index, n_resamples=BOOTSTRAP_RESAMPLES,
+                                             seed=BOOTSTRAP_SEED)
+
+    return {"per_box": per_box, "n_test_boxes": len(per_box), "mse_err": error(model),
+            "baseline_mse_err": error(base)}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from fieldnet.eval import metrics
 from fieldnet.files import atomic_output
@@ -24,7 +24,7 @@ from fieldnet.files import atomic_output
 DPI = 120
 FIGURE_NAMES = {"maps": "maps.png", "power": "power.png", "cross_corr": "cross_corr.png",
                 "pdf": "pdf.png", "phase_diagram": "phase_diagram.png",
-                "training": "training.png"}
+                "per_box": "per_box.png", "training": "training.png"}
 COLORS = {"true": "black", "model": "tab:blue", "baseline": "tab:orange"}
 K_LABEL = r"$k$ [$h\,$Mpc$^{-1}$]"
 LOG_T_LABEL = r"$\log_{10} T$ [K]"
@@ -266,6 +266,36 @@ def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=N
                                 n_bins=n_bins)
 
 
+def per_box_figure(test: dict, path) -> Path | Figure:
+    """The test MSE box by box: each test simulation's MSE (normalized space), model and
+    local baseline, as points at its sim index; lines and bands: the means over all test
+    maps ± their bootstrap standard errors over boxes (no band with one box, whose error is
+    unknown). The title states the ratio of the means, model / baseline. `test` is the
+    "test" block of eval.json (`fieldnet.eval.statistics.boxes` fills its per-box keys)."""
+    boxes = test["per_box"]
+    sims = [b["sim"] for b in boxes]
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for key, name, marker, ls in (("mse", "model", "o", "-"),
+                                  ("baseline_mse", "local baseline", "s", "--")):
+        color = COLORS["baseline" if key == "baseline_mse" else "model"]
+        mean, err = test[key], test.get(f"{key}_err")
+        ax.plot(sims, [b[key] for b in boxes], marker, ls="", color=color, gid=key)
+        spread = "" if err is None else f" ± {err:.3g}"
+        ax.axhline(mean, color=color, ls=ls, lw=1, gid=f"{key}_mean",
+                   label=f"{name}: {mean:.3g}{spread}")
+        if err is not None:
+            ax.axhspan(mean - err, mean + err, color=color, alpha=0.2, lw=0, gid=f"{key}_band")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("test simulation (sim index)")
+    ax.set_ylabel(r"test MSE (standardized $\log_{10} T$)")
+    ax.set_title(f"MSE model / local baseline = {test['mse'] / test['baseline_mse']:.3f} "
+                 f"({len(boxes)} test box{'es' if len(boxes) != 1 else ''})", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, title="mean over maps ± bootstrap error",
+              title_fontsize=8)
+    return save_figure(fig, path)
+
+
 def read_metrics(metrics_jsonl_path) -> list[dict]:
     """The logged records of a metrics.jsonl; a truncated last line (a crash mid-write) and
     blank lines are skipped."""
@@ -325,13 +355,15 @@ def training_curves(metrics_jsonl_paths, path, *, labels: Sequence[str] | None =
 def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
               spec_model: dict, spec_baseline: dict, metrics_jsonl=None,
               baseline_mse: float | None = None, density_units: str = "",
-              box_size: float | None = None, n_maps: int = 3) -> dict[str, Path]:
+              box_size: float | None = None, n_maps: int = 3,
+              summary: dict | None = None) -> dict[str, Path]:
     """Writes every figure under `figures_dir` with the fixed names of `FIGURE_NAMES`.
 
     The stacks are the test set as log10 fields; the spectra come from
     `metrics.spectral_comparison` of (pred, true) and (baseline, true). maps.png shows
     the first `n_maps` test samples and is written for 2D and 3D fields (there are no maps
-    of 1D ones), training.png when `metrics_jsonl` exists. Returns {figure: path}.
+    of 1D ones), per_box.png when `summary` (eval.json's "test" block) holds "per_box",
+    training.png when `metrics_jsonl` exists. Returns {figure: path}.
     """
     out = Path(figures_dir)
     paths = {}
@@ -348,6 +380,8 @@ def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
                                               out / FIGURE_NAMES["phase_diagram"],
                                               baseline_log_t, density_units=density_units),
     })
+    if summary is not None and "per_box" in summary:
+        paths["per_box"] = per_box_figure(summary, out / FIGURE_NAMES["per_box"])
     if metrics_jsonl is not None and Path(metrics_jsonl).exists():
         paths["training"] = training_curves(metrics_jsonl, out / FIGURE_NAMES["training"],
                                             baseline_mse=baseline_mse)

@@ -47,8 +47,8 @@ def sweep_rows(sweep_dir) -> list[dict]:
         row = sweep.table_row(name, {}, evaluation)
         row["overrides"] = r["overrides"]
         for column in sweep.COLUMNS[2:]:
-            if not math.isclose(float(r[column]), row[column], rel_tol=1e-9, abs_tol=1e-12):
-                raise FieldnetError(f"{table_csv}: {name} {column} = {r[column]} "
+            if not _same_number(r.get(column), row[column]):
+                raise FieldnetError(f"{table_csv}: {name} {column} = {r.get(column)} "
                                     f"but its {rundir.EVAL} gives {row[column]}; rerun the sweep")
         config = configs[name]
         row["settings"] = {k: config.get(k) for k in varied
@@ -56,6 +56,14 @@ def sweep_rows(sweep_dir) -> list[dict]:
         row["values"] = {k: config.get(k) for k in varied}
         rows.append(row)
     return rows
+
+
+def _same_number(cell: str | None, value) -> bool:
+    """Whether a table.csv cell holds `value`; an empty or absent cell (a table or an
+    eval.json from before a column existed, or a null error of one test box) matches None."""
+    if value is None or not cell:
+        return value is None and not cell
+    return math.isclose(float(cell), value, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def _setting_groups(rows: list[dict]) -> dict[tuple[str, ...], list[dict]]:
@@ -78,9 +86,21 @@ def _numeric(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _errors(points: list[dict], column: str) -> list[float] | None:
+    """The errors over test boxes of a row column that has them (NaN where unknown: one
+    test box), else None."""
+    from experiments.studies import sweep
+
+    key = sweep.ERRORS.get(column)
+    if key is None:
+        return None
+    return [math.nan if p.get(key) is None else p[key] for p in points]
+
+
 def variations_figure(rows: list[dict]) -> Figure:
     """Test metrics against each varied setting (rows of `sweep_rows`): one column per
-    setting, the reference variation among its values; dashed: the local baseline."""
+    setting, the reference variation among its values; dashed: the local baseline. The MSEs
+    carry their bootstrap errors over test boxes as error bars."""
     groups = _setting_groups(rows)
     reference = next(r for r in rows if not r["settings"])
     n_cols = max(len(groups), 1)
@@ -96,11 +116,13 @@ def variations_figure(rows: list[dict]) -> Figure:
         labels = [", ".join(_value_label(p["values"][k]) for k in keys) for p in points]
         for i, (column, baseline_column, ylabel) in enumerate(METRIC_PANELS):
             ax = axes[i, j]
-            ax.plot(range(len(points)), [p[column] for p in points], "o-",
-                    color=report.COLORS["model"], label="model")
+            ax.errorbar(range(len(points)), [p[column] for p in points],
+                        yerr=_errors(points, column), fmt="o-", capsize=2,
+                        color=report.COLORS["model"], label="model")
             if baseline_column is not None:
-                ax.plot(range(len(points)), [p[baseline_column] for p in points], "s--",
-                        color=report.COLORS["baseline"], ms=4, label="local baseline")
+                ax.errorbar(range(len(points)), [p[baseline_column] for p in points],
+                            yerr=_errors(points, baseline_column), fmt="s--", capsize=2,
+                            color=report.COLORS["baseline"], ms=4, label="local baseline")
             ax.set_xticks(range(len(points)), labels, fontsize=8)
             ax.set_xlim(-0.5, len(points) - 0.5)
             if j == 0:

@@ -1,0 +1,101 @@
+"""The sweep's table: rows from eval.json, table.csv numeric, table.md with mean ± error,
+and the notebooks' check of the table against eval.json."""
+
+import csv
+
+import ml_collections
+import numpy as np
+import pytest
+
+from experiments.studies import sweep
+from fieldnet import rundir
+from fieldnet.errors import FieldnetError
+from fieldnet.eval import statistics
+from fieldnet.files import write_json
+from fieldnet.grid import Grid
+from notebooks.lib import sweep_figures
+
+
+def eval_test_block(sim_index, seed):
+    """A real "test" block of eval.json for maps of the given simulations."""
+    rng = np.random.default_rng(seed)
+    true = rng.normal(size=(len(sim_index), 16, 16))
+    pred = true + rng.normal(scale=rng.uniform(0.2, 0.6, (len(sim_index), 1, 1)),
+                             size=true.shape)
+    base = 0.5 * true
+    return statistics.evaluate(statistics.Comparison(true, pred, base, true, pred, base,
+                                                     Grid.box((16, 16), 25.0),
+                                                     np.asarray(sim_index)))
+
+
+def fake_study(blocks):
+    """A study that writes a run folder with the given test block per variation (by the
+    config's width), as `density_to_temp.train_and_evaluate` would."""
+
+    def study(config, workdir):
+        report = {"test": blocks[config.model.width], "n_test": 6, "train_steps": 10}
+        workdir.mkdir()
+        write_json(rundir.config(workdir), config.to_dict())
+        write_json(rundir.evaluation(workdir), report)
+        return report
+
+    return study
+
+
+@pytest.fixture
+def swept(tmp_path):
+    base = ml_collections.ConfigDict({"name": "fake", "model": {"width": 8}})
+    old = eval_test_block([0, 0], seed=2)   # an eval.json from before the errors over boxes
+    for key in ("per_box", "mse_err", "baseline_mse_err", "n_test_boxes"):
+        del old[key]
+    blocks = {8: eval_test_block([3, 3, 5, 5, 9, 9], seed=0),
+              16: eval_test_block([1, 1, 1], seed=1), 4: old}
+    variations = {"reference": {}, "one_box": {"model.width": 16}, "old": {"model.width": 4}}
+    rows = sweep.run_sweep(base, variations, tmp_path, fake_study(blocks))
+    return tmp_path, rows, blocks
+
+
+def test_table_csv_holds_the_errors_as_numbers(swept):
+    out, _, blocks = swept
+    with open(out / rundir.TABLE_CSV, newline="") as f:
+        table = {r["variation"]: r for r in csv.DictReader(f)}
+    assert tuple(table["reference"]) == sweep.COLUMNS
+    reference = blocks[8]
+    for key in ("mse", "mse_err", "baseline_mse", "baseline_mse_err"):
+        assert float(table["reference"][key]) == reference[key]
+    assert int(table["reference"]["n_test_boxes"]) == 3
+    assert table["one_box"]["mse_err"] == table["one_box"]["baseline_mse_err"] == ""
+    assert table["one_box"]["n_test_boxes"] == "1"
+    assert table["old"]["mse_err"] == table["old"]["n_test_boxes"] == ""
+
+
+def test_table_md_shows_mean_plus_minus_error(swept):
+    out, _, blocks = swept
+    header, rule, *lines = (out / rundir.TABLE_MD).read_text().splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert "mse_err" not in columns and "n_test_boxes" in columns
+    assert rule == "|" + "---|" * len(columns)
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+             for line in lines}
+    b = blocks[8]
+    row = dict(zip(columns, cells["reference"], strict=True))
+    assert row["mse"] == f"{b['mse']:.4f} ± {b['mse_err']:.4f}"
+    assert row["baseline_mse"] == f"{b['baseline_mse']:.4f} ± {b['baseline_mse_err']:.4f}"
+    assert row["n_test_boxes"] == "3"
+    one_box = dict(zip(columns, cells["one_box"], strict=True))
+    assert one_box["mse"] == f"{blocks[16]['mse']:.4f}"
+
+
+def test_notebook_rows_check_the_table_against_eval_json(swept):
+    out, rows, _ = swept
+    read = sweep_figures.sweep_rows(out)
+    for mine, theirs in zip(rows, read, strict=True):
+        assert {c: theirs[c] for c in sweep.COLUMNS} == mine
+    assert sweep_figures.variations_figure(read).axes
+    csv_path = out / rundir.TABLE_CSV
+    text = csv_path.read_text()
+    reference_err = f"{rows[0]['mse_err']!r}"
+    assert reference_err in text
+    csv_path.write_text(text.replace(reference_err, "0.5"))
+    with pytest.raises(FieldnetError, match="reference mse_err = 0.5"):
+        sweep_figures.sweep_rows(out)
