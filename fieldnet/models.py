@@ -1,4 +1,5 @@
-"""The field-to-field U-Net and the ResNet classifier.
+"""The field-to-field U-Net, the ResNet classifier, and `FieldModel`, the interface of a
+field-to-field model.
 
     m = UNet(in_channels=1, out_channels=1, ndim=2, width=16, depth=3,
              padding="periodic", symmetry="none", rngs=nnx.Rngs(0))
@@ -7,17 +8,24 @@
 multiples of its total stride 2**depth. `symmetry="dihedral"` ties every kernel to be
 invariant under the grid's rotations and reflections (D4 in 2D, 48 elements in 3D), so the
 U-Net is exactly equivariant and the ResNet exactly invariant under them, by construction.
+
+Any model with the members of `FieldModel` works with `receptive_field` and tiled
+inference (`predict_field`), which read nothing else off it (it is defined in
+`fieldnet.nn.field_model`, a layer below this module and `fieldnet.receptive`).
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
 
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
 from fieldnet.nn import layers
+from fieldnet.nn.field_model import FieldModel as FieldModel
+from fieldnet.nn.field_model import missing_members as missing_members
 
 SYMMETRIES = ("none", "dihedral")
 MODEL_PADDINGS = ("periodic", "zero")
@@ -30,13 +38,15 @@ def _check_choice(name, value, choices):
     return value
 
 
-def _channels(width: int, depth: int, channel_mult) -> tuple[int, ...]:
-    if width < 1 or depth < 0:
-        raise ValueError(f"width must be ≥ 1 and depth ≥ 0, got width={width}, depth={depth}")
-    mult = tuple(channel_mult) if channel_mult else tuple(2 ** min(l, 3) for l in range(depth + 1))
-    if len(mult) != depth + 1:
-        raise ValueError(f"channel_mult needs depth + 1 = {depth + 1} entries (one per level and "
-                         f"the bottleneck), got {mult}")
+def _channels(width: int, levels: int, channel_mult) -> tuple[int, ...]:
+    """Channels of each of `levels` + 1 resolutions."""
+    width = layers.check_positive("width", width)
+    mult = tuple(channel_mult) if channel_mult else tuple(2 ** min(l, 3) for l in range(levels + 1))
+    if len(mult) != levels + 1:
+        raise ValueError(f"channel_mult needs one entry per resolution, {levels + 1} in all, "
+                         f"got {mult}")
+    if any(isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1 for m in mult):
+        raise ValueError(f"channel_mult entries must be positive integers, got {mult}")
     return tuple(width * m for m in mult)
 
 
@@ -69,7 +79,55 @@ def _span(modules, lo, hi):
 
 
 class UNet(nnx.Module):
-    """U-Net on periodic fields: residual blocks, ×2 strided down, transposed ×2 up, skips."""
+    """U-Net on periodic fields: residual blocks, ×2 strided down, transposed ×2 up, skips.
+
+    A `FieldModel`: it maps (batch, *spatial, in_channels) to (batch, *spatial,
+    out_channels), with spatial sizes multiples of its stride 2**depth.
+
+    Args:
+        in_channels: Channels of the input field.
+        out_channels: Channels of the output field.
+        ndim: Number of spatial axes, 1, 2 or 3.
+        width: Channels at full resolution; level l has `width * channel_mult[l]`.
+        depth: Number of ×2 downsamplings (0 for a single full-resolution level).
+        padding: `"periodic"` (exactly equivariant to periodic translations by multiples
+            of the stride) or `"zero"`.
+        symmetry: `"none"`, or `"dihedral"` for kernels tied to be invariant under the
+            grid's rotations and reflections, which makes the U-Net exactly equivariant
+            under them (D4 in 2D, the 48-element group in 3D; on even grids).
+        channel_mult: Channel multipliers of the depth + 1 resolutions, full resolution
+            first; None gives 1, 2, 4, 8, 8, ...
+        blocks_per_level: Residual blocks at each resolution, in the encoder and again in
+            the decoder.
+        kernel_size: Kernel size of the residual blocks and the stem; odd when
+            `symmetry="dihedral"`.
+        norm: `"layer"` (per pixel; keeps the receptive field finite), `"group"` (whole
+            field statistics) or `"none"`.
+        act: Activation, one of `layers.ACTIVATIONS` (`"gelu"`, `"relu"`, ...).
+        dropout: Dropout rate inside the residual blocks, in [0, 1).
+        global_residual: Add the input to the output (needs in_channels == out_channels).
+        dtype: Compute dtype, `"float32"`, `"bfloat16"` or a JAX dtype; parameters stay
+            float32 and the output has the input's dtype.
+        rngs: Random streams for the weights (and dropout).
+
+    Raises:
+        ValueError: On a channel count, width, block count or kernel size that is not a
+            positive integer, a negative depth, a `channel_mult` of the wrong length, an
+            unknown `ndim`, `padding`, `symmetry`, `norm`, `act` or `dtype`, an even
+            `kernel_size` with `symmetry="dihedral"`, or a `global_residual` whose channel
+            counts differ.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from fieldnet import models, receptive_field
+        >>> m = models.UNet(in_channels=1, out_channels=1, ndim=2, width=4, depth=1,
+        ...                 padding="periodic", symmetry="none", rngs=nnx.Rngs(0))
+        >>> m(jnp.ones((3, 16, 16, 1))).shape
+        (3, 16, 16, 1)
+        >>> m.stride, receptive_field(m), isinstance(m, models.FieldModel)
+        (2, 10, True)
+    """
 
     def __init__(self, in_channels: int, out_channels: int, ndim: int, width: int = 16,
                  depth: int = 3, padding: str = "periodic", symmetry: str = "none", *,
@@ -77,6 +135,12 @@ class UNet(nnx.Module):
                  norm: str = "layer", act: str = "gelu", dropout: float = 0.0,
                  global_residual: bool = False, dtype=None, rngs: nnx.Rngs):
         self.ndim = layers.check_ndim(ndim)
+        in_channels = layers.check_positive("in_channels", in_channels)
+        out_channels = layers.check_positive("out_channels", out_channels)
+        blocks_per_level = layers.check_positive("blocks_per_level", blocks_per_level)
+        if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 0:
+            raise ValueError(f"depth must be an integer ≥ 0 (the number of ×2 downsamplings), "
+                             f"got {depth!r}")
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
         self.padding = _check_choice("padding", padding, MODEL_PADDINGS)
         _check_choice("symmetry", symmetry, SYMMETRIES)
@@ -151,7 +215,50 @@ class UNet(nnx.Module):
 class ResNet(nnx.Module):
     """Classifier: residual stages with ×2 downsampling between them, global mean pooling,
     then a linear head. With `flip_invariant`, features of x and -x are summed before the
-    head, making the logits exactly invariant under a global sign flip (Ising Z2)."""
+    head, making the logits exactly invariant under a global sign flip (Ising Z2).
+
+    It maps (batch, *spatial, in_channels) to logits (batch, num_classes). Pooling
+    globally, it has no receptive field and is not a `FieldModel`.
+
+    Args:
+        in_channels: Channels of the input field.
+        num_classes: Number of logits.
+        ndim: Number of spatial axes, 1, 2 or 3.
+        width: Channels of the first stage; stage l has `width * channel_mult[l]`.
+        depth: Number of stages (≥ 1), with a ×2 downsampling between consecutive ones.
+        padding: `"periodic"` or `"zero"`.
+        symmetry: `"none"`, or `"dihedral"` for kernels tied to be invariant under the
+            grid's rotations and reflections, which makes the logits exactly invariant
+            under them (on grids that stay even down to the last stage).
+        channel_mult: Channel multipliers of the `depth` stages; None gives 1, 2, 4, 8, 8, ...
+        blocks_per_level: Residual blocks per stage.
+        kernel_size: Kernel size of the residual blocks and the stem; odd when
+            `symmetry="dihedral"`.
+        norm: `"layer"`, `"group"` or `"none"`.
+        act: Activation, one of `layers.ACTIVATIONS`.
+        dropout: Dropout rate inside the residual blocks, in [0, 1).
+        flip_invariant: Sum the pooled features of x and -x (logits invariant under x -> -x).
+        dtype: Compute dtype, `"float32"`, `"bfloat16"` or a JAX dtype; parameters stay
+            float32.
+        rngs: Random streams for the weights (and dropout).
+
+    Raises:
+        ValueError: On a channel or class count, width, depth, block count or kernel size
+            that is not a positive integer, a `channel_mult` of the wrong length, an unknown
+            `ndim`, `padding`, `symmetry`, `norm`, `act` or `dtype`, or an even
+            `kernel_size` with `symmetry="dihedral"`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from fieldnet import models
+        >>> r = models.ResNet(in_channels=1, num_classes=3, ndim=2, width=4, depth=2,
+        ...                   symmetry="dihedral", rngs=nnx.Rngs(0))
+        >>> r(jnp.ones((5, 8, 8, 1))).shape
+        (5, 3)
+        >>> isinstance(r, models.FieldModel)
+        False
+    """
 
     def __init__(self, in_channels: int, num_classes: int, ndim: int, width: int = 16,
                  depth: int = 3, padding: str = "periodic", symmetry: str = "none", *,
@@ -159,8 +266,10 @@ class ResNet(nnx.Module):
                  norm: str = "layer", act: str = "gelu", dropout: float = 0.0,
                  flip_invariant: bool = False, dtype=None, rngs: nnx.Rngs):
         self.ndim = layers.check_ndim(ndim)
-        if depth < 1:
-            raise ValueError(f"a ResNet needs depth ≥ 1, got {depth}")
+        in_channels = layers.check_positive("in_channels", in_channels)
+        num_classes = layers.check_positive("num_classes", num_classes)
+        depth = layers.check_positive("depth", depth)
+        blocks_per_level = layers.check_positive("blocks_per_level", blocks_per_level)
         self.in_channels, self.num_classes, self.depth = in_channels, num_classes, depth
         _check_choice("padding", padding, MODEL_PADDINGS)
         _check_choice("symmetry", symmetry, SYMMETRIES)

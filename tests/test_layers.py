@@ -105,8 +105,52 @@ def test_conv_parameter_count(ndim, k):
 
 @pytest.mark.parametrize("ndim,k,orbits", [(1, 3, 2), (2, 3, 3), (3, 3, 4), (2, 5, 6), (3, 2, 1)])
 def test_symmetric_conv_parameter_count(ndim, k, orbits):
-    conv = nn.Conv(3, 5, k, ndim=ndim, symmetric=True, rngs=nnx.Rngs(0))
+    # Even kernels are symmetric only over windows that need no padding.
+    padding = "periodic" if k % 2 else "valid"
+    conv = nn.Conv(3, 5, k, ndim=ndim, padding=padding, symmetric=True, rngs=nnx.Rngs(0))
     assert nn.param_count(conv) == orbits * 3 * 5 + 5
+
+
+@pytest.mark.parametrize("kernel_size,dilation", [(3, 1), (5, 1), (2, 2)])
+def test_symmetric_conv_with_balanced_padding_is_equivariant_2d(kernel_size, dilation):
+    """Odd kernels, and even kernels whose dilation makes the padding balanced, keep their
+    centre on a pixel: the layer commutes with every element of D4."""
+    from fieldnet import symmetry
+
+    conv = nn.Conv(2, 3, kernel_size, ndim=2, dilation=dilation, symmetric=True,
+                   rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(6).normal(size=(1, 8, 8, 2)), jnp.float32)
+    y = conv(x)
+    for g in symmetry.group_elements(2):
+        np.testing.assert_allclose(conv(symmetry.apply(x, g)), symmetry.apply(y, g),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["periodic", "zero"])
+@pytest.mark.parametrize("kernel_size,dilation", [(2, 1), (4, 1), (4, 3)])
+def test_symmetric_conv_refuses_lopsided_padding(padding, kernel_size, dilation):
+    with pytest.raises(ValueError, match=f"odd kernel_size.*got kernel_size={kernel_size}"):
+        nn.Conv(1, 1, kernel_size, ndim=2, dilation=dilation, padding=padding, symmetric=True,
+                rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("name", ["in_channels", "out_channels", "kernel_size", "stride",
+                                  "dilation"])
+@pytest.mark.parametrize("value", [0, -1, 2.5])
+def test_conv_refuses_non_positive_sizes(name, value):
+    args = {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 1, "dilation": 1,
+            name: value}
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer, got {value}"):
+        nn.Conv(**args, ndim=2, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("layer", [nn.ConvTranspose, nn.ChannelMixer, nn.ResBlock])
+def test_channel_counts_must_be_positive(layer):
+    kwargs = {"ndim": 2} if layer is not nn.ChannelMixer else {}
+    with pytest.raises(ValueError, match="in_channels must be a positive integer, got 0"):
+        layer(0, 3, **kwargs, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="out_channels must be a positive integer, got 0"):
+        layer(3, 0, **kwargs, rngs=nnx.Rngs(0))
 
 
 def test_bad_choices_raise():

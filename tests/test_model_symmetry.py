@@ -1,4 +1,5 @@
-"""Exact symmetries of the models, checked to float32 precision."""
+"""The models: exact symmetries (to float32 precision), the field-model interface, and
+the refusal of bad arguments."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fieldnet import models, symmetry
+from fieldnet import models, receptive_field, symmetry
+from fieldnet.inference import predict_field
 
 SIZES = {1: 32, 2: 16, 3: 8}
 
@@ -25,9 +27,10 @@ def jitted(model):
     return jax.jit(lambda x: nnx.merge(graphdef, state)(x))
 
 
-def unet(ndim, padding="periodic", symmetry_="none", depth=2):
+def unet(ndim, padding="periodic", symmetry_="none", depth=2, kernel_size=3):
     return models.UNet(in_channels=1, out_channels=2, ndim=ndim, width=4, depth=depth,
-                       padding=padding, symmetry=symmetry_, rngs=nnx.Rngs(0))
+                       padding=padding, symmetry=symmetry_, kernel_size=kernel_size,
+                       rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
@@ -68,6 +71,108 @@ def test_dihedral_unet_is_equivariant_under_every_group_element(ndim, padding):
     ys = m(jnp.concatenate([symmetry.apply(x, g) for g in elements]))
     for i, g in enumerate(elements):
         assert rel_err(ys[i:i + 1], symmetry.apply(ys[:1], g)) < 1e-5, g
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_dihedral_unet_with_odd_kernels_is_equivariant(ndim, kernel_size):
+    m = jitted(unet(ndim, symmetry_="dihedral", depth=1, kernel_size=kernel_size))
+    x = field(ndim, batch=1)
+    elements = symmetry.group_elements(ndim)
+    ys = m(jnp.concatenate([symmetry.apply(x, g) for g in elements]))
+    for i, g in enumerate(elements):
+        assert rel_err(ys[i:i + 1], symmetry.apply(ys[:1], g)) < 1e-5, g
+
+
+@pytest.mark.parametrize("model_cls", [models.UNet, models.ResNet])
+@pytest.mark.parametrize("padding", ["periodic", "zero"])
+@pytest.mark.parametrize("kernel_size", [2, 4])
+def test_dihedral_models_refuse_even_kernels(model_cls, padding, kernel_size):
+    """An even kernel's centre sits half a pixel off the grid; with kernel 4 the U-Net's
+    rotation error would be of order one, so the models refuse it."""
+    with pytest.raises(ValueError, match=f"odd kernel_size.*got kernel_size={kernel_size}"):
+        model_cls(1, 2, 2, width=2, depth=1, padding=padding, symmetry="dihedral",
+                  kernel_size=kernel_size, rngs=nnx.Rngs(0))
+
+
+def test_even_kernels_without_symmetry_stay_translation_equivariant():
+    model = unet(2, depth=1, kernel_size=4)
+    x = field(2, batch=1)
+    ys = jitted(model)(jnp.concatenate([x, jnp.roll(x, model.stride, 1)]))
+    assert rel_err(ys[1:], jnp.roll(ys[:1], model.stride, 1)) < 1e-5
+
+
+@pytest.mark.parametrize("model_cls", [models.UNet, models.ResNet])
+@pytest.mark.parametrize("name,value,expected", [
+    ("in_channels", 0, "in_channels must be a positive integer, got 0"),
+    ("in_channels", -2, "in_channels must be a positive integer, got -2"),
+    ("width", 0, "width must be a positive integer, got 0"),
+    ("width", 2.5, "width must be a positive integer, got 2.5"),
+    ("kernel_size", 0, "kernel_size must be a positive integer, got 0"),
+    ("blocks_per_level", 0, "blocks_per_level must be a positive integer, got 0"),
+    ("channel_mult", (1, 0), r"channel_mult entries must be positive integers, got \(1, 0\)"),
+    ("channel_mult", (1, 2, 4), r"channel_mult needs one entry per resolution, 2 in all"),
+    ("dropout", 1.0, r"dropout must be a rate in \[0, 1\), got 1.0"),
+])
+def test_bad_sizes_name_the_argument(model_cls, name, value, expected):
+    # Two resolutions either way: a U-Net of depth 1, a ResNet of two stages.
+    depth, second = (1, "out_channels") if model_cls is models.UNet else (2, "num_classes")
+    args = {"in_channels": 1, second: 1, "ndim": 2, "width": 2, "depth": depth, name: value}
+    with pytest.raises(ValueError, match=expected):
+        model_cls(**args, rngs=nnx.Rngs(0))
+
+
+def test_bad_output_sizes_and_depths_name_the_argument():
+    with pytest.raises(ValueError, match="out_channels must be a positive integer, got 0"):
+        models.UNet(1, 0, 2, width=2, depth=1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
+        models.ResNet(1, 0, 2, width=2, depth=1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"depth must be an integer ≥ 0 .*got -1"):
+        models.UNet(1, 1, 2, width=2, depth=-1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="depth must be a positive integer, got 0"):
+        models.ResNet(1, 2, 2, width=2, depth=0, rngs=nnx.Rngs(0))
+
+
+def test_unet_is_a_field_model_and_resnet_is_not():
+    assert isinstance(unet(2), models.FieldModel)
+    resnet = models.ResNet(1, 2, 2, width=2, depth=1, rngs=nnx.Rngs(0))
+    assert not isinstance(resnet, models.FieldModel)
+    assert models.missing_members(resnet) == ["out_channels", "padding", "input_interval"]
+    with pytest.raises(ValueError, match="FieldModel.*lacks out_channels, padding"):
+        predict_field(resnet, np.ones((8, 8, 1), np.float32), tile=8)
+
+
+class PeriodicSmoother(nnx.Module):
+    """The smallest field model of one's own: a learned mix of each pixel and its two
+    neighbours along every axis, with periodic wrap-around."""
+
+    def __init__(self, channels: int, ndim: int, *, rngs: nnx.Rngs):
+        self.ndim, self.in_channels, self.out_channels = ndim, channels, channels
+        self.stride, self.padding = 1, "periodic"
+        self.weights = nnx.Param(jax.random.normal(rngs.params(), (2,)))
+
+    def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
+        return lo - 1, hi + 1
+
+    def __call__(self, x):
+        centre, side = self.weights[...]
+        axes = range(1, self.ndim + 1)
+        return centre * x + side * sum(jnp.roll(x, s, a) for a in axes for s in (-1, 1))
+
+
+def test_a_model_of_ones_own_works_with_receptive_field_and_tiled_inference():
+    model = PeriodicSmoother(2, ndim=2, rngs=nnx.Rngs(0))
+    assert isinstance(model, models.FieldModel)
+    assert receptive_field(model) == 1
+    x = np.asarray(field(2, channels=2, batch=1))[0]
+    tiled = predict_field(model, x, tile=4, batch=3)
+    np.testing.assert_allclose(tiled, np.asarray(model(jnp.asarray(x)[None]))[0], atol=1e-6)
+
+
+def test_receptive_field_refuses_models_without_input_interval():
+    resnet = models.ResNet(1, 2, 1, width=2, depth=1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="ResNet pools globally"):
+        receptive_field(resnet)
 
 
 @pytest.mark.parametrize("ndim", [2, 3])

@@ -134,8 +134,50 @@ def _split_counts(total: int, fractions: Sequence[float], what: str) -> list[int
 class FieldDataset:
     """Input/target fields of one file, split, normalized, served as crops or whole samples.
 
-    `process_index`/`process_count` shard every global batch across hosts: each process
-    gets a disjoint, contiguous slice of batch_size // process_count items.
+    Opening it reads the metadata, splits by simulation (or a single box into slabs) and,
+    without a `normalizer`, fits one on the train split. Use it as a context manager, or
+    call `close()`, to close the file.
+
+    Args:
+        config: The data config, `default_config()` with its keys set: `path` (a fieldnet
+            HDF5 file or any HDF5 file), `input_field` and `target_field` (names, or
+            dataset paths, comma-separated for several channels), `crop_size`, and the
+            optional keys documented there (log floors, box size, splits, augmentation).
+        normalizer: Train-split statistics to reuse (as a resumed run does); None fits
+            them now.
+        process_index: This process's index among `process_count`, for multi-host runs.
+        process_count: Number of processes; each gets a disjoint, contiguous slice of
+            batch_size // process_count items of every global batch.
+
+    Raises:
+        FieldnetError: (a ValueError) If the file, its fields or the config do not fit: a
+            missing file or field, no target, a crop larger than the field or than a
+            split's slab, an empty split, split fractions that do not sum to 1, a
+            normalizer without statistics for a field, or a `process_index` outside
+            [0, process_count).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from fieldnet import data
+        >>> from fieldnet.data import h5format
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rho = np.random.default_rng(0).lognormal(size=(6, 16, 16)).astype(np.float32)
+        >>> path = h5format.write_arrays(
+        ...     Path(tmp.name) / "tiny.h5", {"density": rho, "temperature": 1e4 * rho**0.6},
+        ...     ndim=2, box_size=25.0, source="example", sim_index=[0, 0, 1, 1, 2, 2],
+        ...     units={"density": "mean density", "temperature": "K"})
+        >>> config = data.default_config()
+        >>> config.path, config.crop_size = str(path), 8
+        >>> with data.FieldDataset(config) as ds:   # 3 simulations: one per split
+        ...     batch = ds.batch("train", 4, seed=0, step=0)
+        ...     test = ds.read("test")
+        >>> ds.in_channels, batch["x"].shape, batch["y"].shape
+        (1, (4, 8, 8, 1), (4, 8, 8, 1))
+        >>> test["x"].shape, len(set(test["sim_index"]))   # both maps of one simulation
+        ((2, 16, 16, 1), 1)
+        >>> tmp.cleanup()
     """
 
     def __init__(self, config: ml_collections.ConfigDict, *, normalizer: Normalizer | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,13 @@ def check_ndim(ndim: int) -> int:
     return ndim
 
 
+def check_positive(name: str, value) -> int:
+    """`value` as an int; a ValueError naming `name` unless it is an integer ≥ 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def activation(name: str):
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
@@ -57,19 +65,67 @@ def _cast(dtype, *arrays):
 
 
 class Conv(nnx.Module):
-    """Convolution with kernel size, stride, dilation and a boundary condition.
+    """Convolution of a channels-last field with a kernel size, stride, dilation and a
+    boundary condition.
 
     With `symmetric=True` the kernel is invariant under the grid's rotations and
-    reflections (one parameter per offset orbit), so the layer is exactly equivariant.
+    reflections (one parameter per orbit of kernel offsets), so a stride-1 layer is exactly
+    equivariant under them. A strided one keeps that only where its windows tile the grid,
+    as the kernel-2, stride-2 blocks of `downsample` do on even grids.
+
+    Args:
+        in_channels: Channels of the input (its last axis).
+        out_channels: Channels of the output.
+        kernel_size: Pixels of the kernel along every spatial axis. With `symmetric=True`
+            and a padding that keeps the size, it must be odd: an even kernel is padded
+            lopsidedly, so its centre sits half a pixel off the grid and a reflection
+            moves the output by a pixel.
+        ndim: Number of spatial axes, 1, 2 or 3.
+        stride: Step between output pixels, in input pixels.
+        dilation: Spacing between kernel taps, in input pixels.
+        padding: Boundary condition: `"periodic"` (wrap around, as in a simulation box),
+            `"zero"` (both keep the size at stride 1) or `"valid"` (no padding).
+        symmetric: Tie the kernel to be invariant under the grid's symmetry group.
+        use_bias: Add a learned bias per output channel.
+        dtype: Compute dtype (e.g. `jnp.bfloat16`); None computes in the input's dtype.
+            Parameters stay float32 either way.
+        rngs: Random streams; the weights are drawn from `rngs.params()`.
+
+    Raises:
+        ValueError: On a channel count, kernel size, stride or dilation that is not a
+            positive integer, an unknown `ndim` or `padding`, or an even `kernel_size`
+            with `symmetric=True` and `padding` `"periodic"` or `"zero"`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from fieldnet.nn import Conv
+        >>> conv = Conv(1, 4, 3, ndim=2, padding="periodic", rngs=nnx.Rngs(0))
+        >>> conv(jnp.ones((2, 8, 8, 1))).shape
+        (2, 8, 8, 4)
+        >>> conv.input_interval(0, 0)   # output pixel 0 sees inputs -1..1, wrapped around
+        (-1, 1)
+        >>> tied = Conv(1, 4, 3, ndim=2, symmetric=True, rngs=nnx.Rngs(0))
+        >>> tied.weight.shape           # one weight per orbit: centre, edges, corners
+        (3, 1, 4)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, ndim: int,
                  stride: int = 1, dilation: int = 1, padding: str = "periodic",
                  symmetric: bool = False, use_bias: bool = True, dtype=None, rngs: nnx.Rngs):
         self.ndim = check_ndim(ndim)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
+        self.in_channels = check_positive("in_channels", in_channels)
+        self.out_channels = check_positive("out_channels", out_channels)
+        self.kernel_size = check_positive("kernel_size", kernel_size)
+        self.stride = check_positive("stride", stride)
+        self.dilation = check_positive("dilation", dilation)
         self.padding = check_padding(padding)
+        before, after = self.pads
+        if symmetric and before != after:
+            raise ValueError(f"symmetric (dihedral) kernels need an odd kernel_size with "
+                             f"padding={padding!r}, got kernel_size={kernel_size}: an even "
+                             "kernel is padded lopsidedly, so its centre sits half a pixel off "
+                             "the grid and rotations and reflections move the output")
         self.symmetric = symmetric
         self.dtype = dtype
         fan_in = in_channels * kernel_size**ndim
@@ -111,12 +167,36 @@ class ConvTranspose(nnx.Module):
 
     Each coarse pixel writes its own 2^d block of fine pixels, so no padding is involved
     and a periodic shift by s coarse pixels becomes an exact shift by 2s fine pixels.
+
+    Args:
+        in_channels: Channels of the coarse input (its last axis).
+        out_channels: Channels of the fine output.
+        ndim: Number of spatial axes, 1, 2 or 3.
+        symmetric: Give every pixel of a block the same channel mix, the only 2^d kernel
+            invariant under the grid's reflections, so the layer is exactly equivariant.
+        use_bias: Add a learned bias per output channel.
+        dtype: Compute dtype (e.g. `jnp.bfloat16`); None computes in the input's dtype.
+        rngs: Random streams; the weights are drawn from `rngs.params()`.
+
+    Raises:
+        ValueError: On a channel count that is not a positive integer or an unknown `ndim`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from fieldnet.nn import ConvTranspose
+        >>> up = ConvTranspose(4, 2, ndim=2, rngs=nnx.Rngs(0))
+        >>> up(jnp.ones((1, 4, 4, 4))).shape
+        (1, 8, 8, 2)
+        >>> up.input_interval(6, 7)     # fine pixels 6 and 7 come from coarse pixel 3
+        (3, 3)
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, ndim: int,
                  symmetric: bool = False, use_bias: bool = True, dtype=None, rngs: nnx.Rngs):
         self.ndim = check_ndim(ndim)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels = check_positive("in_channels", in_channels)
+        self.out_channels = check_positive("out_channels", out_channels)
         self.symmetric = symmetric
         self.dtype = dtype
         # A 2^d kernel invariant under all reflections has one value: every block pixel gets
@@ -152,7 +232,8 @@ class ChannelMixer(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, use_bias: bool = True, dtype=None,
                  rngs: nnx.Rngs):
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels = check_positive("in_channels", in_channels)
+        self.out_channels = check_positive("out_channels", out_channels)
         self.dtype = dtype
         self.weight, self.bias = _weight_and_bias(rngs, (in_channels, out_channels), in_channels,
                                                   use_bias)
@@ -254,6 +335,8 @@ class ResBlock(nnx.Module):
                                  symmetric=symmetric, dtype=dtype, rngs=rngs)
         self.act = act
         activation(act)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}")
         self.norm1 = make_norm(norm, in_channels)
         self.conv1 = conv(in_channels, out_channels)
         self.norm2 = make_norm(norm, out_channels)
