@@ -21,6 +21,7 @@ import numpy as np
 
 from data_tools import cosmology
 from data_tools.halofit_check import halofit_ratio
+from fieldnet import cli
 
 
 def _positive_list(parser: argparse.ArgumentParser, name: str, text: str, kind=int) -> list:
@@ -35,7 +36,7 @@ def _positive_list(parser: argparse.ArgumentParser, name: str, text: str, kind=i
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.halofit",
+    parser = cli.ArgumentParser(prog="python -m benchmarks.halofit",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--box", default="256", help="box sizes [Mpc/h], comma-separated")
     parser.add_argument("--particles", default="256", help="particles per side")

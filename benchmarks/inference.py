@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from fieldnet import cli
+
 CASES = {"2d512": (2, 512), "2d1024": (2, 1024), "3d64": (3, 64), "3d128": (3, 128),
          "3d256": (3, 256)}
 
@@ -57,7 +59,7 @@ def run_case(ndim: int, size: int, tile: int, batch: int, check: bool, repeats: 
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="2d1024,3d256")
     parser.add_argument("--tile", type=int, default=128)
     parser.add_argument("--batch", type=int, default=4)

@@ -51,7 +51,7 @@ def measure(config, batch_size: int, steps: int, label: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.loader_throughput",
+    p = cli.ArgumentParser(prog="python -m benchmarks.loader_throughput",
                                 description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--path", help="measure this file instead of generated ones")

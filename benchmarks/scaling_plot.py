@@ -12,12 +12,13 @@ through the median point. Prints the fitted exponent of time against pixels × b
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from fieldnet import cli
 
 
 def read_rows(path) -> list[dict]:
@@ -55,7 +56,7 @@ def figure(rows: list[dict], title: str = "") -> Figure:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", help="JSON lines from compare_torch --batch-sweep")
     parser.add_argument("--out", required=True, help="figure path (.png or .pdf)")
     args = parser.parse_args()

@@ -7,7 +7,6 @@ default U-Net (width 16, depth 3, periodic). This is the consumption rate the da
 has to keep up with (compare `python -m benchmarks.loader_throughput`).
 """
 
-import argparse
 import json
 import platform
 import statistics
@@ -17,7 +16,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from fieldnet import models, train
+from fieldnet import cli, models, train
 
 CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "3d32": (3, 32), "3d64": (3, 64)}
 
@@ -62,7 +61,7 @@ def time_case(ndim: int, size: int, batch: int, repeats: int, steps: int, dtype:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="2d128,3d32")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)

@@ -138,7 +138,7 @@ def _copy_samples(array: np.ndarray, ds, path: Path) -> float | None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m data_tools.camels", description=__doc__,
+    p = cli.ArgumentParser(prog="python -m data_tools.camels", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--maps-dir", required=True, help="folder with the CMD .npy and params files")
     p.add_argument("--input", required=True, help="CMD input field(s), comma-separated (Mtot)")

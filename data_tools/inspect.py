@@ -131,7 +131,7 @@ def _attrs(attrs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_tools.inspect", description=__doc__,
+    p = cli.ArgumentParser(prog="python -m data_tools.inspect", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="any HDF5 file")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -256,15 +256,8 @@ def _parse_sizes(text: str) -> list[int]:
         raise FieldnetError(f"--L must be comma-separated integers, got {text!r}") from None
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one-line `FieldnetError`s, like every other bad input."""
-
-    def error(self, message):
-        raise FieldnetError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m data_tools.ising", description=__doc__.split("\n\n")[0],
+    p = cli.ArgumentParser(prog="python -m data_tools.ising", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--L", default=",".join(map(str, DEFAULT_LATTICE_SIZES)),

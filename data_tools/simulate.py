@@ -26,6 +26,7 @@ from scipy.stats import qmc
 from tqdm.auto import tqdm
 
 from data_tools import cosmology, gas, nbody
+from fieldnet import cli
 from fieldnet.cli import run
 from fieldnet.data import h5format
 from fieldnet.errors import FieldnetError
@@ -176,7 +177,7 @@ def simulate_dataset(out: str | Path, n_sims: int = SimulationSpec.n_sims,
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = SimulationSpec()
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m data_tools.simulate",
         description="Simulate paired matter-density / gas-temperature fields (2LPT + PM "
                     "N-body and a photo-ionization + shock-heating gas model) and write a "

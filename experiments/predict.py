@@ -1,10 +1,12 @@
 r"""Predict whole fields with a trained run, by exact periodic tiling.
 
     python -m experiments.predict --workdir RUN --input FILE.h5 --output OUT.h5 \
-        [--field NAME --tile 64 --batch 8 --overwrite]
+        [--field NAME --tile 64 --batch 8 --params a=1,b=2 --overwrite]
 
 Loads the run's config, normalization and best checkpoint; writes the prediction in
 physical units with provenance attributes (run, checkpoint step, config hash, source file).
+A run conditioned on simulation parameters (data.condition_on) reads them from the input
+file's /params, or from --params for every sample.
 """
 
 import argparse
@@ -13,7 +15,7 @@ from fieldnet import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.predict",
+    p = cli.ArgumentParser(prog="python -m experiments.predict",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--workdir", required=True, help="a trained run's folder")
     p.add_argument("--input", required=True, help="HDF5 file with the input field(s)")
@@ -22,8 +24,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the run's input fields)")
     p.add_argument("--tile", type=int, default=64, help="tile core size in pixels")
     p.add_argument("--batch", type=int, default=8, help="tiles per batch")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--params", type=parse_params, default=None,
+                   help="simulation parameters of a conditioned run, name=value,... "
+                   "(default: the input file's /params)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return p
+
+
+def parse_params(text: str) -> dict[str, float]:
+    """'a=1,b=2.5' -> {'a': 1.0, 'b': 2.5}; anything else is argparse's one-line error."""
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected name=value,..., got {item!r}") from None
+    return out
 
 
 def main(argv=None) -> int:
@@ -31,7 +50,8 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     result = predict_file(args.workdir, args.input, args.output, fields=args.field,
-                          tile=args.tile, batch=args.batch, overwrite=args.overwrite)
+                          tile=args.tile, batch=args.batch, overwrite=args.overwrite,
+                          params=args.params)
     print(f"wrote {result['output']} ({result['samples']} samples, checkpoint step "
           f"{result['checkpoint_step']})")
     return 0

@@ -7,13 +7,14 @@
         ...
 
 User errors are `FieldnetError` (bad input, stated by the code that found it) and every
-`OSError` (a missing, unreadable or unwritable file or folder, a full disk). A `Stopped`
-run prints why and exits with its own code; Ctrl-C exits 130. Anything else is a bug and
-keeps its traceback.
+`OSError` (a missing, unreadable or unwritable file or folder, a full disk); the
+`ArgumentParser` here reports usage errors the same way. A `Stopped` run prints why and
+exits with its own code; Ctrl-C exits 130. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
@@ -38,6 +39,13 @@ def fail(reason: str, code: int = EXIT_BAD_INPUT):
     """Prints `error: <reason>` on stderr and exits with `code`."""
     print(f"error: {reason}", file=sys.stderr)
     sys.exit(code)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a usage error as one line and exit code 2 (`--help` for the usage)."""
+
+    def error(self, message: str):
+        fail(f"{message} (see --help)")
 
 
 @contextlib.contextmanager

@@ -26,9 +26,10 @@ from flax import nnx
 from fieldnet.nn import layers
 from fieldnet.nn.field_model import FieldModel as FieldModel
 from fieldnet.nn.field_model import missing_members as missing_members
+from fieldnet.nn.padding import BOUNDARY_CONDITIONS
 
 SYMMETRIES = ("none", "dihedral")
-MODEL_PADDINGS = ("periodic", "zero")
+MODEL_PADDINGS = BOUNDARY_CONDITIONS
 DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 
 
@@ -66,6 +67,32 @@ def check_input(x, *, ndim: int, channels: int, multiple: int) -> None:
     expected = f"(batch, {names}, {channels}) with {names} divisible by {multiple}"
     if x.ndim != ndim + 2 or x.shape[-1] != channels or any(s % multiple for s in x.shape[1:-1]):
         raise ValueError(f"expected input of shape {expected}, got {tuple(x.shape)}")
+
+
+def _check_cond_dim(cond_dim) -> int:
+    if not isinstance(cond_dim, int) or isinstance(cond_dim, bool) or cond_dim < 0:
+        raise ValueError(f"cond_dim must be an integer ≥ 0, got {cond_dim!r}")
+    return cond_dim
+
+
+def check_cond(cond, cond_dim: int, batch: int):
+    """The conditioning vector of a batch, checked: (batch, cond_dim), or None when the
+    model is not conditioned."""
+    if cond_dim == 0:
+        if cond is not None:
+            raise ValueError("this model is not conditioned (cond_dim=0); got a cond")
+        return None
+    if cond is None or cond.shape != (batch, cond_dim):
+        got = None if cond is None else tuple(cond.shape)
+        raise ValueError(f"expected cond of shape ({batch}, {cond_dim}), got {got}")
+    return cond
+
+
+def stride_of(config: ml_collections.ConfigDict) -> int:
+    """The total stride of the model a config builds, without building it: spatial sizes
+    must be multiples of it (2**depth for the U-Net, 2**(depth - 1) for the ResNet)."""
+    depth = int(config.depth)
+    return 2 ** max(depth - 1, 0) if config.get("name", "unet") == "resnet" else 2 ** depth
 
 
 def _blocks(n, cin, cout, block):
@@ -106,6 +133,10 @@ class UNet(nnx.Module):
         act: Activation, one of `layers.ACTIVATIONS` (`"gelu"`, `"relu"`, ...).
         dropout: Dropout rate inside the residual blocks, in [0, 1).
         global_residual: Add the input to the output (needs in_channels == out_channels).
+        cond_dim: Length of a conditioning vector (standardized simulation parameters):
+            with cond_dim > 0 every residual block modulates its features by `FiLM`, the
+            same at every pixel, so every symmetry above stays exact; the model is then
+            called as `m(x, cond)` with cond of shape (batch, cond_dim).
         dtype: Compute dtype, `"float32"`, `"bfloat16"` or a JAX dtype; parameters stay
             float32 and the output has the input's dtype.
         rngs: Random streams for the weights (and dropout).
@@ -133,7 +164,8 @@ class UNet(nnx.Module):
                  depth: int = 3, padding: str = "periodic", symmetry: str = "none", *,
                  channel_mult=None, blocks_per_level: int = 1, kernel_size: int = 3,
                  norm: str = "layer", act: str = "gelu", dropout: float = 0.0,
-                 global_residual: bool = False, dtype=None, rngs: nnx.Rngs):
+                 global_residual: bool = False, cond_dim: int = 0, dtype=None,
+                 rngs: nnx.Rngs):
         self.ndim = layers.check_ndim(ndim)
         in_channels = layers.check_positive("in_channels", in_channels)
         out_channels = layers.check_positive("out_channels", out_channels)
@@ -142,6 +174,7 @@ class UNet(nnx.Module):
             raise ValueError(f"depth must be an integer ≥ 0 (the number of ×2 downsamplings), "
                              f"got {depth!r}")
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
+        self.cond_dim = _check_cond_dim(cond_dim)
         self.padding = _check_choice("padding", padding, MODEL_PADDINGS)
         _check_choice("symmetry", symmetry, SYMMETRIES)
         if global_residual and in_channels != out_channels:
@@ -154,7 +187,8 @@ class UNet(nnx.Module):
         chans = _channels(width, depth, channel_mult)
         block = functools.partial(layers.ResBlock, ndim=ndim, kernel_size=kernel_size,
                                   padding=padding, symmetric=sym, norm=norm, act=act,
-                                  dropout=dropout, dtype=dtype, rngs=rngs)
+                                  dropout=dropout, cond_dim=self.cond_dim, dtype=dtype,
+                                  rngs=rngs)
         self.stem = layers.Conv(in_channels, chans[0], kernel_size, ndim=ndim, padding=padding,
                                 symmetric=sym, dtype=dtype, rngs=rngs)
         self.encoders = nnx.List([_blocks(blocks_per_level, c, c, block) for c in chans[:-1]])
@@ -177,22 +211,23 @@ class UNet(nnx.Module):
     def stride(self) -> int:
         return 2**self.depth
 
-    def __call__(self, x):
+    def __call__(self, x, cond=None):
         check_input(x, ndim=self.ndim, channels=self.in_channels, multiple=self.stride)
+        cond = check_cond(cond, self.cond_dim, len(x))
         h = self.stem(x)
         skips = []
         for enc, down in zip(self.encoders, self.downs, strict=True):
             for b in enc:
-                h = b(h)
+                h = b(h, cond)
             skips.append(h)
             h = down(h)
         for b in self.middle:
-            h = b(h)
+            h = b(h, cond)
         for level in reversed(range(self.depth)):
             h = self.ups[level](h)
             h = jnp.concatenate([skips[level].astype(h.dtype), h], axis=-1)
             for b in self.decoders[level]:
-                h = b(h)
+                h = b(h, cond)
         if self.head_norm is not None:
             h = self.head_norm(h)
         y = self.head(layers.ACTIVATIONS[self.act](h)).astype(x.dtype)
@@ -238,6 +273,8 @@ class ResNet(nnx.Module):
         act: Activation, one of `layers.ACTIVATIONS`.
         dropout: Dropout rate inside the residual blocks, in [0, 1).
         flip_invariant: Sum the pooled features of x and -x (logits invariant under x -> -x).
+        cond_dim: Length of a conditioning vector; > 0 adds `FiLM` to every residual block
+            (called as `r(x, cond)`), which keeps every invariance above exact.
         dtype: Compute dtype, `"float32"`, `"bfloat16"` or a JAX dtype; parameters stay
             float32.
         rngs: Random streams for the weights (and dropout).
@@ -264,13 +301,15 @@ class ResNet(nnx.Module):
                  depth: int = 3, padding: str = "periodic", symmetry: str = "none", *,
                  channel_mult=None, blocks_per_level: int = 1, kernel_size: int = 3,
                  norm: str = "layer", act: str = "gelu", dropout: float = 0.0,
-                 flip_invariant: bool = False, dtype=None, rngs: nnx.Rngs):
+                 flip_invariant: bool = False, cond_dim: int = 0, dtype=None,
+                 rngs: nnx.Rngs):
         self.ndim = layers.check_ndim(ndim)
         in_channels = layers.check_positive("in_channels", in_channels)
         num_classes = layers.check_positive("num_classes", num_classes)
         depth = layers.check_positive("depth", depth)
         blocks_per_level = layers.check_positive("blocks_per_level", blocks_per_level)
         self.in_channels, self.num_classes, self.depth = in_channels, num_classes, depth
+        self.cond_dim = _check_cond_dim(cond_dim)
         _check_choice("padding", padding, MODEL_PADDINGS)
         _check_choice("symmetry", symmetry, SYMMETRIES)
         self.act, self.flip_invariant = act, flip_invariant
@@ -279,7 +318,8 @@ class ResNet(nnx.Module):
         chans = _channels(width, depth - 1, channel_mult)
         block = functools.partial(layers.ResBlock, ndim=ndim, kernel_size=kernel_size,
                                   padding=padding, symmetric=sym, norm=norm, act=act,
-                                  dropout=dropout, dtype=dtype, rngs=rngs)
+                                  dropout=dropout, cond_dim=self.cond_dim, dtype=dtype,
+                                  rngs=rngs)
         self.stem = layers.Conv(in_channels, chans[0], kernel_size, ndim=ndim, padding=padding,
                                 symmetric=sym, dtype=dtype, rngs=rngs)
         self.stages = nnx.List([_blocks(blocks_per_level, c, c, block) for c in chans])
@@ -297,12 +337,12 @@ class ResNet(nnx.Module):
     def stride(self) -> int:
         return 2 ** (self.depth - 1)
 
-    def features(self, x):
+    def features(self, x, cond=None):
         """Globally pooled features, (batch, channels)."""
         h = self.stem(x)
         for l, stage in enumerate(self.stages):
             for b in stage:
-                h = b(h)
+                h = b(h, cond)
             if l < len(self.downs):
                 h = self.downs[l](h)
         if self.head_norm is not None:
@@ -310,11 +350,12 @@ class ResNet(nnx.Module):
         h = layers.ACTIVATIONS[self.act](h)
         return h.mean(axis=tuple(range(1, self.ndim + 1))).astype(jnp.float32)
 
-    def __call__(self, x):
+    def __call__(self, x, cond=None):
         check_input(x, ndim=self.ndim, channels=self.in_channels, multiple=self.stride)
-        f = self.features(x)
+        cond = check_cond(cond, self.cond_dim, len(x))
+        f = self.features(x, cond)
         if self.flip_invariant:
-            f = f + self.features(-x)
+            f = f + self.features(-x, cond)
         return self.head(f)
 
 

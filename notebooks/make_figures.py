@@ -25,6 +25,7 @@ import os
 import time
 from pathlib import Path
 
+from fieldnet import cli
 from notebooks.lib.runs import ROOT, RUNS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent
@@ -156,7 +157,7 @@ def make_figures(workdirs: dict, figdir: str | Path, *, names=None, quick: bool 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m notebooks.make_figures",
         description="Execute every notebook in notebooks/ and write its figures (PNG and "
                     "PDF). Notebooks whose workdir is not given make a small run themselves "

@@ -76,3 +76,41 @@ def test_unknown_or_absent_parameters_are_one_line(param_file, tmp_path):
                                  units={"density": "mean", "temperature": "K"})
     with pytest.raises(FieldnetError, match="params: missing"):
         data.FieldDataset(config(bare, condition_on="a", split_fractions=(0.5, 0.5, 0.0)))
+
+
+def test_a_conditioned_run_trains_evaluates_and_predicts(param_file, tmp_path):
+    from experiments.configs import density_to_temp
+    from experiments.studies import density_to_temp as study
+    from fieldnet import rundir
+    from fieldnet.inference import predict_file
+
+    c = density_to_temp.get_config("quick")
+    c.data.path, c.data.crop_size, c.data.condition_on = str(param_file), 16, "a,b"
+    c.data.split_fractions = (0.5, 0.25, 0.25)
+    c.model.width, c.model.depth, c.model.channel_mult = 4, 1, (1, 2)
+    c.train.num_steps, c.train.warmup_steps, c.train.batch_size = 4, 1, 4
+    c.train.eval_every = c.train.checkpoint_every = c.train.log_every = 2
+    c.train.progress = False
+    report = study.train_and_evaluate(c, tmp_path / "run")
+    assert report["train_steps"] == 4 and np.isfinite(report["test"]["mse"])
+    io = rundir.read_json(rundir.model_io(tmp_path / "run"))
+    assert io["condition_on"] == ["a", "b"]
+
+    predict_file(tmp_path / "run", param_file, tmp_path / "from_file.h5", progress=False)
+    predict_file(tmp_path / "run", param_file, tmp_path / "given.h5", progress=False,
+                 params={"a": 1.0, "b": 10.0})
+    with h5format.open_file(tmp_path / "from_file.h5") as f, \
+            h5format.open_file(tmp_path / "given.h5") as g:
+        # sample 0 is simulation 0, whose parameters are (1, 10): the same prediction
+        np.testing.assert_allclose(f["fields/temperature"][0], g["fields/temperature"][0],
+                                   rtol=1e-6)
+    with pytest.raises(FieldnetError, match=r"conditioned on \['a', 'b'\] only"):
+        predict_file(tmp_path / "run", param_file, tmp_path / "x.h5", progress=False,
+                     params={"c": 1.0})
+    rho = np.ones((1, 16, 16), np.float32)
+    bare = h5format.write_arrays(tmp_path / "bare.h5", {"density": rho}, ndim=2,
+                                 box_size=10.0, source="test", sim_index=[0],
+                                 units={"density": "mean"})
+    with pytest.raises(FieldnetError, match=r"\['b'\] missing: pass --params b=VALUE"):
+        predict_file(tmp_path / "run", bare, tmp_path / "y.h5", progress=False,
+                     params={"a": 2.0})

@@ -24,11 +24,6 @@ from fieldnet.files import write_json
 from fieldnet.grid import check_divisible
 
 
-def model_stride(config: ml_collections.ConfigDict) -> int:
-    """The total downsampling of the configured U-Net, which every field size must divide."""
-    return 2 ** int(config.model.depth) if config.model.get("name", "unet") == "unet" else 1
-
-
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Every value the study reads, checked in one line before any data is simulated or
     loaded and before the workdir is touched."""
@@ -43,7 +38,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     statistics.selected(e.get("statistics", ""))
     if not isinstance(config.model.depth, int) or config.model.depth < 0:
         raise FieldnetError(f"model.depth must be an integer ≥ 0, got {config.model.depth!r}")
-    stride = model_stride(config)
+    stride = models.stride_of(config.model)
     check_divisible([config.data.crop_size], stride, "data.crop_size")
     sim = config.get("simulate")
     if sim is not None and sim.enabled and not Path(config.data.path).exists():
@@ -94,7 +89,7 @@ def build_model(config: ml_collections.ConfigDict, ds: data.FieldDataset) -> nnx
     try:
         model = models.build(config.model, rngs=nnx.Rngs(config.seed),
                              in_channels=ds.in_channels, out_channels=ds.out_channels,
-                             ndim=ds.ndim)
+                             ndim=ds.ndim, cond_dim=ds.cond_dim)
     except ValueError as err:
         raise FieldnetError(f"model config: {err}") from None
     check_divisible([config.data.crop_size], model.stride, "data.crop_size")
@@ -105,7 +100,8 @@ def model_io(ds: data.FieldDataset) -> dict:
     """What the run's model maps, for inference on other files (fieldnet.inference)."""
     return {"ndim": ds.ndim, "in_channels": ds.in_channels, "out_channels": ds.out_channels,
             "input_names": ds.input_names, "target_names": ds.target_names,
-            "target_units": [f.units for f in ds.targets], "box_size": ds.box_size}
+            "target_units": [f.units for f in ds.targets], "box_size": ds.box_size,
+            "condition_on": ds.condition_names}
 
 
 def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_steps: int,

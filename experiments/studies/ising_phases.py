@@ -125,7 +125,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     depth = config.model.depth
     if not isinstance(depth, int) or depth < 0:
         raise FieldnetError(f"model.depth must be an integer ≥ 0, got {depth!r}")
-    check_divisible(sizes, 2 ** max(depth - 1, 0), "data.lattice_sizes")  # ResNet.stride
+    check_divisible(sizes, models.stride_of(config.model), "data.lattice_sizes")
     member_seeds(config)
     an = config.analysis
     if not isinstance(an.batch_size, int) or an.batch_size < 1 or an.n_bootstrap < 1:

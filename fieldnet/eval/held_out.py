@@ -21,11 +21,14 @@ from fieldnet.eval.inference import jitted_forward
 from fieldnet.grid import Grid
 
 
-def predict_stack(model: nnx.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Model outputs for a stack of whole fields (N, *spatial, C), a batch at a time."""
+def predict_stack(model: nnx.Module, x: np.ndarray, batch_size: int,
+                  cond: np.ndarray | None = None) -> np.ndarray:
+    """Model outputs for a stack of whole fields (N, *spatial, C), a batch at a time; `cond`
+    (N, P) are the standardized parameters of a conditioned model."""
     forward = jitted_forward(model)
-    return np.concatenate([np.asarray(forward(x[i:i + batch_size]))
-                           for i in range(0, len(x), batch_size)])
+    return np.concatenate([
+        np.asarray(forward(x[i:i + batch_size], None if cond is None else cond[i:i + batch_size]))
+        for i in range(0, len(x), batch_size)])
 
 
 def fit_baseline(ds, bins: int) -> LocalBaseline:
@@ -62,7 +65,7 @@ def held_out(model: nnx.Module, ds, config) -> HeldOut:
     statistics (`config.eval.statistics` beside the required ones)."""
     test = ds.read("test")
     x, y = test["x"], test["y"]
-    pred = predict_stack(model, x, config.eval.batch_size)
+    pred = predict_stack(model, x, config.eval.batch_size, test["cond"])
     base = fit_baseline(ds, config.eval.baseline_bins).predict(x[..., 0])[..., None]
     to_log = ds.normalizer[ds.target_names[0]].unstandardize
     true_log, pred_log, base_log = (to_log(a[..., 0]) for a in (y, pred, base))

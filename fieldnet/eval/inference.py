@@ -85,21 +85,23 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _forward(graphdef, state, x):
-    return nnx.merge(graphdef, state)(x)
+def _forward(graphdef, state, x, cond):
+    model = nnx.merge(graphdef, state)
+    return model(x) if cond is None else model(x, cond)
 
 
 def jitted_forward(model: nnx.Module):
-    """`model(x)` in eval mode (dropout off) as one jitted function of x. The compiled code
+    """`model(x)` (or `model(x, cond)` for a conditioned model) in eval mode (dropout off) as
+    one jitted function of x and cond. The compiled code
     is cached by architecture and input shape, so later calls on a model of the same
     architecture (any weights) do not compile again."""
     model.eval()
     graphdef, state = nnx.split(model)
-    return lambda x: _forward(graphdef, state, x)
+    return lambda x, cond=None: _forward(graphdef, state, x, cond)
 
 
 def predict_field(model: models.FieldModel, field: ArrayLike, tile: int = 64, batch: int = 8,
-                  *, progress: bool = False) -> np.ndarray:
+                  *, params: ArrayLike | None = None, progress: bool = False) -> np.ndarray:
     """Prediction for one whole periodic field (*spatial, C_in), no batch axis.
 
     Equals `model(field[None])[0]` to float rounding, with peak memory set by `tile` and
@@ -115,6 +117,9 @@ def predict_field(model: models.FieldModel, field: ArrayLike, tile: int = 64, ba
             a field smaller than it is predicted as one tile.
         batch: Tiles per forward pass, ≥ 1; the last batch is padded to this size so that
             one compiled shape serves all.
+        params: For a model conditioned on simulation parameters (`cond_dim > 0`), the
+            conditioning vector of this field, shape (cond_dim,), standardized as in
+            training (`Normalizer.forward_params`); None for an unconditioned model.
         progress: Show a progress bar over the tiles.
 
     Returns:
@@ -145,6 +150,7 @@ def predict_field(model: models.FieldModel, field: ArrayLike, tile: int = 64, ba
     tile = min(tile, *spatial)
     per_axis = [tile_plan(n, tile, stride) for n in spatial]
     starts = list(itertools.product(*per_axis))
+    cond = _tile_condition(model, params, batch)
     forward = jitted_forward(model)
     out = np.empty((*spatial, model.out_channels), np.float32)
     core = (slice(None),) + (slice(halo, halo + tile),) * len(spatial)
@@ -153,11 +159,26 @@ def predict_field(model: models.FieldModel, field: ArrayLike, tile: int = 64, ba
             x = _tiles(field, group, tile, halo)
             if len(group) < batch:  # one compiled shape for every batch
                 x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]), x.dtype)])
-            y = np.asarray(forward(x))[core]
+            y = np.asarray(forward(x, cond))[core]
             for start, pred in zip(group, y, strict=False):
                 out[tuple(slice(s, s + tile) for s in start)] = pred
             bar.update(len(group))
     return out
+
+
+def _tile_condition(model, params, batch: int) -> np.ndarray | None:
+    """A conditioned model's vector, repeated for every tile of a batch."""
+    cond_dim = getattr(model, "cond_dim", 0)
+    if cond_dim == 0:
+        if params is not None:
+            raise FieldnetError("params given, but the model is not conditioned on any")
+        return None
+    if params is None:
+        raise FieldnetError(f"the model is conditioned on {cond_dim} parameter(s); pass params")
+    params = np.asarray(params, np.float32)
+    if params.shape != (cond_dim,) or not np.isfinite(params).all():
+        raise FieldnetError(f"params must be {cond_dim} finite numbers, got {params}")
+    return np.broadcast_to(params, (batch, cond_dim))
 
 
 def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
@@ -169,7 +190,8 @@ def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
     config = rundir.read_config(workdir)
     io = rundir.read_json(rundir.model_io(workdir))
     model = models.build(config.model, rngs=nnx.Rngs(0), in_channels=io["in_channels"],
-                         out_channels=io["out_channels"], ndim=io["ndim"])
+                         out_channels=io["out_channels"], ndim=io["ndim"],
+                         cond_dim=len(io.get("condition_on", [])))
     if not rundir.checkpoints(workdir).is_dir():
         raise FieldnetError(f"{workdir}: no checkpoints (has the run trained?)")
     step = train.restore_params(model, workdir, config.train, best=True)
@@ -180,13 +202,15 @@ def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
 
 def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
                  tile: int = 64, batch: int = 8, overwrite: bool = False,
-                 progress: bool = True) -> dict:
+                 params: dict[str, float] | None = None, progress: bool = True) -> dict:
     """Predicts every sample of `input_path` with a trained run; writes physical units.
 
     Reads fieldnet-format files (/fields/<name>, a leading sample axis) or any HDF5 dataset
     path (with or without a sample axis), through `FieldSource` and so with its checks.
-    The output is written under a temporary name and renamed when complete, so an error
-    leaves nothing behind; it may never replace the input file.
+    A run conditioned on simulation parameters takes them from `params` ({name: value},
+    the same for every sample) where given, else from the file's /params. The output is
+    written under a temporary name and renamed when complete, so an error leaves nothing
+    behind; it may never replace the input file.
     """
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise FieldnetError(f"--output {output_path} is the input file; write elsewhere")
@@ -202,6 +226,7 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
             raise FieldnetError(f"{input_path}: the run maps {io['ndim']}D fields, the input "
                                 f"is {source.ndim}D (shape {source.spatial_shape})")
         n, spatial = source.num_samples, source.spatial_shape
+        conditions = _conditions(io.get("condition_on", []), params, source, normalizer)
         with h5format.create(output_path, ndim=io["ndim"], box_size=source.box_size,
                              source="fieldnet.inference", overwrite=overwrite) as out:
             out.attrs.update(source_file=str(Path(input_path).absolute()), **io["provenance"])
@@ -211,7 +236,8 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
             for i in tqdm(range(n), desc="samples", disable=not progress or n == 1):
                 x = np.concatenate([source.read_sample(f, i) for f in source.inputs], axis=-1)
                 z = normalizer.forward_channels(io["input_names"], x)
-                y = predict_field(model, z, tile, batch, progress=progress and n == 1)
+                y = predict_field(model, z, tile, batch, params=conditions[i],
+                                  progress=progress and n == 1)
                 y = normalizer.inverse_channels(io["target_names"], y)
                 for k, dataset in enumerate(outputs):
                     dataset[i] = y[..., k]
@@ -219,3 +245,30 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
     finally:
         source.close()
     return {"output": str(output_path), "samples": n, **io["provenance"]}
+
+
+def _conditions(names: list[str], given: dict[str, float] | None, source: FieldSource,
+                normalizer: Normalizer) -> list[np.ndarray | None]:
+    """Per sample, the standardized parameters a conditioned run needs (None each for an
+    unconditioned run); a parameter neither given nor in the file is a one-line error."""
+    n = source.num_samples
+    if not names:
+        if given:
+            raise FieldnetError(f"--params given, but the run is not conditioned on any "
+                                f"(got {sorted(given)})")
+        return [None] * n
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise FieldnetError(f"--params {unknown}: the run is conditioned on {names} only")
+    in_file = dict(zip(source.param_names, range(len(source.param_names)), strict=True))
+    missing = [name for name in names if name not in given and name not in in_file]
+    if missing:
+        raise FieldnetError(f"the run is conditioned on {names}; {missing} missing: pass "
+                            f"--params {missing[0]}=VALUE,... or use a file whose /params "
+                            "has them")
+    values = np.empty((n, len(names)), np.float64)
+    for j, name in enumerate(names):
+        values[:, j] = given[name] if name in given else source.params[:, in_file[name]]
+    return list(normalizer.forward_params(names, values))
+

@@ -6,6 +6,7 @@ from fieldnet.nn.layers import (
     ChannelMixer,
     Conv,
     ConvTranspose,
+    FiLM,
     GroupNorm,
     LayerNorm,
     Pool,
@@ -17,7 +18,7 @@ from fieldnet.nn.layers import (
 from fieldnet.nn.padding import PADDING_MODES, pad_spatial
 
 __all__ = [
-    "ACTIVATIONS", "NORMS", "PADDING_MODES", "ChannelMixer", "Conv", "ConvTranspose",
+    "ACTIVATIONS", "NORMS", "PADDING_MODES", "ChannelMixer", "Conv", "ConvTranspose", "FiLM",
     "GroupNorm", "LayerNorm", "Pool", "ResBlock", "downsample", "input_interval", "pad_spatial",
     "param_count",
 ]

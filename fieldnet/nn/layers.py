@@ -325,12 +325,63 @@ def make_norm(kind: str, num_channels: int):
     return LayerNorm(num_channels) if kind == "layer" else GroupNorm(num_channels)
 
 
+class FiLM(nnx.Module):
+    """Feature-wise linear modulation: `h * (1 + scale) + shift`, per channel, with scale and
+    shift from a small MLP of a conditioning vector (simulation parameters, a flow's time).
+
+    The modulation is the same at every pixel, so it commutes with every translation,
+    rotation and reflection of the field: a periodic or dihedral model stays exactly so.
+    The MLP's last layer starts at zero, so a new FiLM is the identity.
+
+    Args:
+        cond_dim: Length of the conditioning vector.
+        channels: Channels of the modulated field.
+        hidden: Width of the MLP's hidden layer (default max(32, 2 * channels)).
+        act: Activation of the hidden layer, one of `ACTIVATIONS`.
+        dtype: Compute dtype (None: the inputs').
+        rngs: Random streams for the weights.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> film = FiLM(cond_dim=3, channels=8, rngs=nnx.Rngs(0))
+        >>> h = jnp.ones((2, 16, 16, 8))
+        >>> bool(jnp.all(film(h, jnp.zeros((2, 3))) == h))   # the identity when new
+        True
+    """
+
+    def __init__(self, cond_dim: int, channels: int, *, hidden: int | None = None,
+                 act: str = "gelu", dtype=None, rngs: nnx.Rngs):
+        self.cond_dim = check_positive("cond_dim", cond_dim)
+        self.channels = check_positive("channels", channels)
+        hidden = check_positive("hidden", hidden or max(32, 2 * channels))
+        self.act = act
+        activation(act)
+        self.hidden = ChannelMixer(cond_dim, hidden, dtype=dtype, rngs=rngs)
+        self.out = ChannelMixer(hidden, 2 * channels, dtype=dtype, rngs=rngs)
+        self.out.weight[...] = jnp.zeros_like(self.out.weight[...])
+        self.out.bias[...] = jnp.zeros_like(self.out.bias[...])
+
+    def __call__(self, h, cond):
+        if cond.ndim != 2 or cond.shape != (h.shape[0], self.cond_dim):
+            raise ValueError(f"expected cond of shape ({h.shape[0]}, {self.cond_dim}) for a "
+                             f"batch of {h.shape[0]}, got {tuple(cond.shape)}")
+        gamma_beta = self.out(ACTIVATIONS[self.act](self.hidden(cond)))
+        view = (h.shape[0],) + (1,) * (h.ndim - 2) + (self.channels,)
+        scale = gamma_beta[:, :self.channels].reshape(view).astype(h.dtype)
+        shift = gamma_beta[:, self.channels:].reshape(view).astype(h.dtype)
+        return h * (1 + scale) + shift
+
+
 class ResBlock(nnx.Module):
-    """Pre-activation residual block: norm, act, conv, norm, act, dropout, conv, plus skip."""
+    """Pre-activation residual block: norm, act, conv, norm, (FiLM,) act, dropout, conv,
+    plus skip. With `cond_dim > 0` the block takes a conditioning vector and modulates its
+    hidden features with `FiLM`."""
 
     def __init__(self, in_channels: int, out_channels: int, *, ndim: int, kernel_size: int = 3,
                  padding: str = "periodic", symmetric: bool = False, norm: str = "layer",
-                 act: str = "gelu", dropout: float = 0.0, dtype=None, rngs: nnx.Rngs):
+                 act: str = "gelu", dropout: float = 0.0, cond_dim: int = 0, dtype=None,
+                 rngs: nnx.Rngs):
         conv = functools.partial(Conv, kernel_size=kernel_size, ndim=ndim, padding=padding,
                                  symmetric=symmetric, dtype=dtype, rngs=rngs)
         self.act = act
@@ -344,12 +395,19 @@ class ResBlock(nnx.Module):
         self.conv2 = conv(out_channels, out_channels)
         self.skip = (ChannelMixer(in_channels, out_channels, dtype=dtype, rngs=rngs)
                      if in_channels != out_channels else None)
+        self.film = (FiLM(cond_dim, out_channels, act=act, dtype=dtype, rngs=rngs)
+                     if cond_dim else None)
 
-    def __call__(self, x):
+    def __call__(self, x, cond=None):
         act = ACTIVATIONS[self.act]
         h = self.norm1(x) if self.norm1 is not None else x
         h = self.conv1(act(h))
         h = self.norm2(h) if self.norm2 is not None else h
+        if self.film is not None:
+            if cond is None:
+                raise ValueError(f"this block is conditioned (cond_dim={self.film.cond_dim}); "
+                                 "pass cond")
+            h = self.film(h, cond)
         h = act(h)
         if self.dropout is not None:
             h = self.dropout(h)

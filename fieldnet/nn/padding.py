@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-PADDING_MODES = ("periodic", "zero", "valid")
+# The boundary conditions a model can have, and the paddings a single layer can have (a
+# layer may also not pad at all).
+BOUNDARY_CONDITIONS = ("periodic", "zero")
+PADDING_MODES = (*BOUNDARY_CONDITIONS, "valid")
 
 
 def check_padding(padding: str) -> str:
