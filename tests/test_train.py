@@ -154,6 +154,65 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(f.exists() for f in files)
 
 
+def small_run(tmp_path, steps):
+    """(dataset, train config, batches(start), val batches) of a small in-process run."""
+    train_worker.make_data(tmp_path / "data.h5")
+    data_cfg, train_cfg = train_worker.config(tmp_path, steps, 3e-3)
+    ds = data.FieldDataset(data_cfg)
+
+    def batches(start):
+        for step in range(start, steps):
+            yield ds.batch("train", 4, seed=0, step=step)
+
+    return ds, train_cfg, batches, [ds.batch("val", 4, seed=0, step=0)]
+
+
+def test_host_does_not_wait_for_the_device_between_log_points(tmp_path, monkeypatch):
+    """Each step's loss is still being computed when the host dispatches the next step,
+    except after the steps where the loop reads the losses back (logs, evaluations,
+    checkpoints): a per-step sync of any kind (float(loss), device_get, block_until_ready)
+    would make the loss ready before the next dispatch."""
+    import jax
+    import jax.numpy as jnp
+
+    from fieldnet.train import loop
+
+    _, cfg, batches, val = small_run(tmp_path, 12)
+    cfg.log_every, cfg.eval_every, cfg.checkpoint_every = 4, 6, 12
+    read_back = {4, 6, 8, 12}
+
+    def slow_mse(model, batch):
+        # ~0.1-0.5 s of device work that the loss depends on, so that a step is still
+        # running while a host that does not wait prepares and dispatches the next one
+        m = jnp.tile(batch["x"].reshape(-1)[:512], (512, 1)) / 512
+        m = jax.lax.fori_loop(0, 30, lambda i, m: jnp.tanh(m @ m), m)
+        return train.get_loss("mse")(model, batch) + 0.0 * m.mean()
+
+    ready_at_next_dispatch = {}
+    real_step_functions = loop.step_functions
+
+    def probed_step_functions(*args, **kwargs):
+        fns = real_step_functions(*args, **kwargs)
+        previous = []
+
+        def probed_train(state, batch, window):
+            if previous:
+                ready_at_next_dispatch[len(previous)] = previous[-1].is_ready()
+            out = fns.train(state, batch, window)
+            previous.append(out[2])
+            return out
+
+        return loop.StepFunctions(probed_train, fns.evaluate)
+
+    monkeypatch.setattr(loop, "step_functions", probed_step_functions)
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    result = train.fit(model, batches, val, cfg, tmp_path, loss_fn=slow_mse)
+    assert result.final_step == 12 and np.isfinite(result.final_train_loss)
+    assert sorted(ready_at_next_dispatch) == list(range(1, 12))
+    waited = sorted(step for step, ready in ready_at_next_dispatch.items() if ready)
+    assert waited == sorted(read_back - {12})
+
+
 def test_bad_train_config_fails_at_start(tmp_path):
     _, train_cfg = train_worker.config(tmp_path, 10, 3e-3)
     train_cfg.batch_size = 0
