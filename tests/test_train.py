@@ -213,6 +213,80 @@ def test_host_does_not_wait_for_the_device_between_log_points(tmp_path, monkeypa
     assert waited == sorted(read_back - {12})
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_FSIZE")
+def test_failed_save_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(
+        tmp_path, monkeypatch, caplog):
+    """After the step-4 checkpoint the kernel refuses every write past 32 kB (a file-size
+    limit: EFBIG, as a full disk gives ENOSPC), so orbax's background save of step 8 fails:
+    the run stops with one line that names the folder and the reason, orbax's tracebacks
+    are not logged, and step 4 stays restorable."""
+    import logging
+    import resource
+
+    from fieldnet.train import loop
+
+    _, cfg, batches, val = small_run(tmp_path, 16)
+    cfg.log_every, cfg.eval_every, cfg.checkpoint_every = 2, 16, 4
+    opened = []
+
+    class RecordedCheckpoints(loop.Checkpoints):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    pulled = []
+
+    def limited(start):
+        for step, batch in enumerate(batches(start), start):
+            if step == 4:
+                opened[0].wait()  # step 4 is on disk
+                resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, hard))
+            pulled.append(step)
+            yield batch
+
+    monkeypatch.setattr(loop, "Checkpoints", RecordedCheckpoints)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    try:
+        with pytest.raises(FieldnetError) as failure:
+            train.fit(model, limited, val, cfg, tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    message = str(failure.value)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'checkpoints'}: saving a checkpoint failed (")
+    assert "File too large" in message and "(step 4) is intact" in message
+    assert max(pulled) <= 11  # stopped at the save of step 12 at the latest, not at the end
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    fresh = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(1))
+    assert train.restore_params(fresh, tmp_path, cfg, best=False) == 4
+
+
+def test_save_failing_at_once_raises_one_line(tmp_path, monkeypatch):
+    import errno
+
+    import orbax.checkpoint as ocp
+
+    ckpts = train.Checkpoints(tmp_path / "checkpoints")
+    state = {"w": np.arange(3.0)}
+    ckpts.save(1, state)
+    ckpts.wait()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", full_disk)
+    with pytest.raises(FieldnetError, match=r"checkpoints: saving a checkpoint failed "
+                       r"\(\[Errno 28\] No space left on device\); the last good checkpoint "
+                       r"\(step 1\) is intact"):
+        ckpts.save(2, state)
+    ckpts.wait()  # the failure was raised already: shutting down does not raise it again
+    ckpts.close()
+    assert train.Checkpoints(tmp_path / "checkpoints").latest_step() == 1
+
+
 def test_bad_train_config_fails_at_start(tmp_path):
     _, train_cfg = train_worker.config(tmp_path, 10, 3e-3)
     train_cfg.batch_size = 0

@@ -285,6 +285,7 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
                     continue  # nothing on the host needs this step's results yet
                 seen = jax.device_get(window)
                 check_finite(seen, window_first, done)
+                ckpts.check()  # a background save that failed stops the run here
                 val_loss = None
                 if evaluate:
                     val_loss = validate(state)
@@ -311,13 +312,19 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
         close = getattr(batches, "close", None)
         if close is not None:
             close()
-        ckpts.wait()
-        ckpts.close()
-        log.close()
+        try:
+            ckpts.wait()
+        finally:
+            ckpts.close()
+            log.close()
     nnx.update(model, jax.device_get(state["params"]), jax.device_get(state["rest"]))
     last_loss = math.nan if loss is None else float(loss)
-    return TrainResult(final, Checkpoints(rundir.checkpoints(workdir)).latest_step(best=True),
-                       last_loss, best_val)
+    saved = Checkpoints(rundir.checkpoints(workdir))
+    try:
+        best_step = saved.latest_step(best=True)
+    finally:
+        saved.close()
+    return TrainResult(final, best_step, last_loss, best_val)
 
 
 def restore_params(model: nnx.Module, workdir: str | Path, config: ml_collections.ConfigDict,
