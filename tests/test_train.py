@@ -1,5 +1,6 @@
 """Training faults and data parallelism, on real (small) runs in separate processes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -58,9 +59,12 @@ def reference(tmp_path_factory):
     return workdir
 
 
-def test_loss_decreases_and_logs(reference):
-    import json
+def logged_steps(workdir):
+    return [json.loads(l)["step"] for l in (Path(workdir) / "metrics.jsonl").read_text()
+            .splitlines()]
 
+
+def test_loss_decreases_and_logs(reference):
     lines = [json.loads(l) for l in (reference / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [5, 10, 15, 20]
     assert lines[-1]["val_loss"] < 0.95 * lines[0]["val_loss"]
@@ -106,6 +110,7 @@ def test_kill9_then_restart_ends_like_an_uninterrupted_run(reference, tmp_path):
     assert steps and steps[-1] < STEPS
     worker(tmp_path)
     assert_same_params(tmp_path, reference, rtol=1e-5)
+    assert logged_steps(tmp_path) == logged_steps(reference)  # each step once
 
 
 def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
@@ -285,6 +290,25 @@ def test_save_failing_at_once_raises_one_line(tmp_path, monkeypatch):
     ckpts.wait()  # the failure was raised already: shutting down does not raise it again
     ckpts.close()
     assert train.Checkpoints(tmp_path / "checkpoints").latest_step() == 1
+
+
+def test_resume_drops_the_metrics_logged_after_the_checkpoint(tmp_path):
+    """A kill after the step-10 checkpoint left records of steps 15 and 20 and a half-written
+    line; the resumed run logs those steps anew, each once."""
+    _, cfg, batches, val = small_run(tmp_path, 20)
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    _, _, state = train.split_model(model)
+    state["opt_state"] = train.optimizer(cfg).init(state["params"])
+    ckpts = train.Checkpoints(tmp_path / "checkpoints")
+    ckpts.save(10, state)
+    ckpts.close()
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(f'{{"step": {step}, "train_loss": 999.0}}\n'
+                               for step in (5, 10, 15, 20)) + '{"step": 2')
+    train.fit(model, batches, val, cfg, tmp_path)
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20]
+    assert [r["train_loss"] == 999 for r in records] == [True, True, False, False]
 
 
 def test_bad_train_config_fails_at_start(tmp_path):

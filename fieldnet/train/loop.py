@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError
+from fieldnet.files import write_text
 from fieldnet.train.checkpoint import Checkpoints
 from fieldnet.train.losses import LossFn, get_loss
 
@@ -188,15 +189,30 @@ def stop_signals() -> Iterator[list[int]]:
 
 
 class MetricsLog:
-    """metrics.jsonl (one JSON object per logged step) plus TensorBoard events."""
+    """metrics.jsonl (one JSON object per logged step) plus TensorBoard events.
 
-    def __init__(self, workdir: Path, enabled: bool = True):
+    A run resumed from step `start` continues the log as if uninterrupted: records of later
+    steps, written before a kill, are dropped (metrics.jsonl rewritten atomically, along
+    with any half-written last line; TensorBoard's purge_step hides those events).
+    """
+
+    def __init__(self, workdir: Path, enabled: bool = True, start: int = 0):
         self.enabled = enabled
         if enabled:
             from tensorboardX import SummaryWriter
 
             self.path = rundir.metrics(workdir)
-            self.tb = SummaryWriter(str(rundir.tensorboard(workdir)))
+            self._drop_records_after(start)
+            self.tb = SummaryWriter(str(rundir.tensorboard(workdir)), purge_step=start + 1)
+
+    def _drop_records_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        kept = [line for line in lines
+                if (logged := _logged_step(line)) is not None and logged <= step]
+        if kept != lines:
+            write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, step: int, **values) -> None:
         if not self.enabled:
@@ -211,6 +227,15 @@ class MetricsLog:
     def close(self) -> None:
         if self.enabled:
             self.tb.close()
+
+
+def _logged_step(line: str) -> int | None:
+    """The step of a metrics.jsonl line; None for a line that is not a whole record."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record.get("step") if isinstance(record, dict) else None
 
 
 @dataclass
@@ -243,10 +268,14 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
     steps = step_functions(graphdef, eval_graphdef, tx, loss_fn, replicated)
     ckpts = Checkpoints(rundir.checkpoints(workdir), config.keep_checkpoints)
     is_main = jax.process_index() == 0
-    log = MetricsLog(workdir, enabled=is_main)
     start = ckpts.latest_step() or 0
     if start:
-        state = ckpts.restore(state, start)
+        try:
+            state = ckpts.restore(state, start)
+        except BaseException:
+            ckpts.close()
+            raise
+    log = MetricsLog(workdir, enabled=is_main, start=start)
     val = [global_batch(b, batch_sharding) for b in val_batches]
 
     def validate(state) -> float:
