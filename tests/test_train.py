@@ -311,6 +311,54 @@ def test_resume_drops_the_metrics_logged_after_the_checkpoint(tmp_path):
     assert [r["train_loss"] == 999 for r in records] == [True, True, False, False]
 
 
+RESTORE = """
+import sys
+from pathlib import Path
+from flax import nnx
+from fieldnet import models, train
+from fieldnet.errors import FieldnetError
+from tests import train_worker
+_, cfg = train_worker.config(Path(sys.argv[1]), 10, 3e-3)
+model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+try:
+    train.restore_params(model, sys.argv[1], cfg, best=False)
+except FieldnetError as err:
+    sys.exit(f"error: {err}")
+"""
+
+
+@pytest.mark.parametrize("data_folder", ["default", "ocdbt.process_0"])
+def test_corrupt_checkpoint_data_is_a_one_line_error(tmp_path, data_folder):
+    """Random bytes in orbax's array data files (the merged OCDBT database, or the
+    per-process one): the process that restores prints one line naming the checkpoint and
+    the reading error, and nothing else up to its exit (orbax wraps a read error in a bare
+    Exception whose message ends in multi-line TensorStore specs, and the callbacks of
+    abandoned reads report "Event loop is closed" later)."""
+    _, cfg, _, _ = small_run(tmp_path, 10)
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    _, _, state = train.split_model(model)
+    state["opt_state"] = train.optimizer(cfg).init(state["params"])
+    ckpts = train.Checkpoints(tmp_path / "checkpoints")
+    ckpts.save(5, state)
+    ckpts.close()
+    data_files = [f for f in (tmp_path / "checkpoints" / "latest" / "5").rglob("*")
+                  if f.is_file() and f.parent.name == "d" and f.parent.parent.name == data_folder]
+    assert data_files
+    rng = np.random.default_rng(0)
+    for f in data_files:
+        f.write_bytes(rng.bytes(f.stat().st_size))
+    proc = subprocess.run([sys.executable, "-c", RESTORE, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(f"error: {tmp_path / 'checkpoints' / 'latest' / '5'}: cannot "
+                               "restore the checkpoint")
+    assert "Error reading" in lines[0] and "TensorStore" not in lines[0]
+    assert all(f.exists() for f in data_files)
+
+
 def test_bad_train_config_fails_at_start(tmp_path):
     _, train_cfg = train_worker.config(tmp_path, 10, 3e-3)
     train_cfg.batch_size = 0

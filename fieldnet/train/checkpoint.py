@@ -7,11 +7,13 @@ when complete, so a crash mid-save leaves the previous checkpoints intact.
 
 A save that fails (a full disk, a lost mount), at once or later in orbax's background
 threads, raises a one-line `FieldnetError` naming the folder and the reason, from `save`,
-`check` or `wait`, whichever comes first. While the managers are open, the noise of such a
-failure is held back: orbax's logged tracebacks (one per background thread, hundreds of
-lines; any that no raised error accounted for are logged at close, one line each), and the
-"Event loop is closed" errors that tensorstore reports as unraisable when the callbacks of
-the abandoned writes arrive after orbax's event loop for the failed save has finished.
+`check` or `wait`, whichever comes first; a checkpoint that cannot be read (corrupt files,
+another model's structure) raises one from `restore`. The noise of such failures is held
+back: orbax's logged tracebacks while the managers are open (one per background thread,
+hundreds of lines; any that no raised error accounted for are logged at close, one line
+each), and the "unraisable" errors of the failed operation's abandoned I/O that arrive
+later, up to interpreter exit: asyncio's "Event loop is closed" from tensorstore callbacks
+that outlive orbax's event loop, and the errors of orbax's unawaited read coroutines.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Checkpoints:
     def __init__(self, directory: str | Path, keep: int = 3):
         directory = Path(directory).absolute()
         self.directory = directory
+        self._held_back = _HeldBackOrbaxErrors()  # before the managers read their metadata
+        self._failure: str | None = None  # the save failure already raised, if any
+        self._closed = False
+        logging.getLogger("absl").addFilter(self._held_back)
+        _hold_back_abandoned_io_errors()
         # Both managers save the same step; in a multi-process run their barriers need
         # distinct names.
         self.latest = ocp.CheckpointManager(
@@ -43,11 +50,6 @@ class Checkpoints:
             directory / "best", options=ocp.CheckpointManagerOptions(
                 max_to_keep=1, best_fn=lambda m: m["val_loss"], best_mode="min", create=True,
                 multiprocessing_options=_barriers("best")))
-        self._held_back = _HeldBackOrbaxErrors()
-        self._failure: str | None = None  # the save failure already raised, if any
-        self._closed = False
-        logging.getLogger("absl").addFilter(self._held_back)
-        _late_write_callbacks.hold_back()
 
     def latest_step(self, best: bool = False) -> int | None:
         return self.best.best_step() if best else self.latest.latest_step()
@@ -81,10 +83,10 @@ class Checkpoints:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         try:
             return manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        except (ValueError, KeyError, OSError, FileNotFoundError) as err:
+        except Exception as err:  # noqa: BLE001 - orbax wraps read errors in a bare Exception
             raise FieldnetError(f"{manager.directory}/{step}: cannot restore the checkpoint "
                                 f"(corrupt, or from a different model config?): "
-                                f"{_reason(err)}") from None
+                                f"{_reason(_root_cause(err))}") from None
 
     def wait(self) -> None:
         """Waits for the background saves; raises FieldnetError if one failed."""
@@ -106,7 +108,6 @@ class Checkpoints:
                     self.best.close()
         finally:
             logging.getLogger("absl").removeFilter(self._held_back)
-            _late_write_callbacks.release()
             if self._failure is None:
                 for message in self._held_back.messages:
                     logging.getLogger(__name__).warning("orbax: %s", message)
@@ -131,9 +132,18 @@ class Checkpoints:
             raise FieldnetError(self._failure) from None
 
 
+def _root_cause(err: BaseException) -> BaseException:
+    """The innermost error of a chain: orbax's own messages about failed reads end in
+    multi-line TensorStore specs, the tensorstore error they wrap names the problem."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
 def _reason(err: BaseException) -> str:
-    """The first line of an error's message, or its type when it has none."""
-    text = str(err).strip()
+    """The first line of an error's message (without tensorstore's JSON specs), or its type
+    when it has none."""
+    text = str(err).split(" [tensorstore_spec")[0].strip()
     return text.splitlines()[0] if text else type(err).__name__
 
 
@@ -151,30 +161,34 @@ class _HeldBackOrbaxErrors(logging.Filter):
         return True
 
 
-class _LateWriteCallbacks:
-    """An unraisable-exception hook, installed while any `Checkpoints` is open, that drops
-    asyncio's "Event loop is closed" errors (the late callbacks of a failed save's writes)."""
-
-    def __init__(self):
-        self.users, self.previous = 0, None
-
-    def hold_back(self) -> None:
-        if self.users == 0:
-            self.previous, sys.unraisablehook = sys.unraisablehook, self.hook
-        self.users += 1
-
-    def release(self) -> None:
-        self.users -= 1
-        if self.users == 0 and sys.unraisablehook == self.hook:
-            sys.unraisablehook, self.previous = self.previous, None
-
-    def hook(self, unraisable) -> None:
-        err = unraisable.exc_value
-        if not (isinstance(err, RuntimeError) and str(err) == "Event loop is closed"):
-            (self.previous or sys.__unraisablehook__)(unraisable)
+def _abandoned_io_error(unraisable) -> bool:
+    """Whether an unraisable error is the late echo of a failed orbax save or restore."""
+    err = unraisable.exc_value
+    if isinstance(err, RuntimeError) and str(err) == "Event loop is closed":
+        return True
+    frame = unraisable.exc_traceback
+    while frame is not None:
+        if frame.tb_frame.f_code.co_filename.startswith(_ORBAX_SOURCES):
+            return True
+        frame = frame.tb_next
+    return False
 
 
-_late_write_callbacks = _LateWriteCallbacks()
+def _drop_abandoned_io_errors(unraisable) -> None:
+    if not _abandoned_io_error(unraisable):
+        _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+
+
+def _hold_back_abandoned_io_errors() -> None:
+    """Installs the unraisable-error filter, for the rest of the process: the echoes of a
+    failure come at any time after it, until exit."""
+    global _previous_unraisablehook
+    if sys.unraisablehook is not _drop_abandoned_io_errors:
+        _previous_unraisablehook = sys.unraisablehook
+        sys.unraisablehook = _drop_abandoned_io_errors
 
 
 def _barriers(prefix: str) -> ocp.options.MultiprocessingOptions:
