@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from fieldnet import cli, models, train
+from fieldnet.train.loop import empty_window
 
 CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "3d32": (3, 32), "3d64": (3, 64)}
 
@@ -36,11 +37,12 @@ def step_runner(model, batch: int, shape, seed: int = 0):
     full = (batch, *shape, 1)
     b = train.global_batch({"x": rng.normal(size=full).astype(np.float32),
                             "y": rng.normal(size=full).astype(np.float32)}, batch_sharding)
+    window = jax.device_put(empty_window(), replicated)
     box = {"state": state}
 
     def run(steps: int) -> None:
         for _ in range(steps):
-            box["state"], loss, _ = fns.train(box["state"], b)
+            box["state"], _, loss, _ = fns.train(box["state"], b, window)
         loss.block_until_ready()
 
     return run

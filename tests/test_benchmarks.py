@@ -50,5 +50,5 @@ def test_halofit_benchmark_refuses_bad_settings_before_running(capsys, args, mes
     with pytest.raises(SystemExit) as exit_info:
         halofit.main(args)
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("python -m benchmarks.halofit: error:") and message in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

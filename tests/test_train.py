@@ -1,5 +1,6 @@
 """Training faults and data parallelism, on real (small) runs in separate processes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -58,9 +59,12 @@ def reference(tmp_path_factory):
     return workdir
 
 
-def test_loss_decreases_and_logs(reference):
-    import json
+def logged_steps(workdir):
+    return [json.loads(l)["step"] for l in (Path(workdir) / "metrics.jsonl").read_text()
+            .splitlines()]
 
+
+def test_loss_decreases_and_logs(reference):
     lines = [json.loads(l) for l in (reference / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [5, 10, 15, 20]
     assert lines[-1]["val_loss"] < 0.95 * lines[0]["val_loss"]
@@ -106,6 +110,7 @@ def test_kill9_then_restart_ends_like_an_uninterrupted_run(reference, tmp_path):
     assert steps and steps[-1] < STEPS
     worker(tmp_path)
     assert_same_params(tmp_path, reference, rtol=1e-5)
+    assert logged_steps(tmp_path) == logged_steps(reference)  # each step once
 
 
 def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
@@ -152,6 +157,206 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(FieldnetError, match="checkpoints/latest/5: cannot restore"):
         train.restore_params(fresh, tmp_path, train_cfg, best=False)
     assert all(f.exists() for f in files)
+
+
+def small_run(tmp_path, steps):
+    """(dataset, train config, batches(start), val batches) of a small in-process run."""
+    train_worker.make_data(tmp_path / "data.h5")
+    data_cfg, train_cfg = train_worker.config(tmp_path, steps, 3e-3)
+    ds = data.FieldDataset(data_cfg)
+
+    def batches(start):
+        for step in range(start, steps):
+            yield ds.batch("train", 4, seed=0, step=step)
+
+    return ds, train_cfg, batches, [ds.batch("val", 4, seed=0, step=0)]
+
+
+def test_host_does_not_wait_for_the_device_between_log_points(tmp_path, monkeypatch):
+    """Each step's loss is still being computed when the host dispatches the next step,
+    except after the steps where the loop reads the losses back (logs, evaluations,
+    checkpoints): a per-step sync of any kind (float(loss), device_get, block_until_ready)
+    would make the loss ready before the next dispatch."""
+    import jax
+    import jax.numpy as jnp
+
+    from fieldnet.train import loop
+
+    _, cfg, batches, val = small_run(tmp_path, 12)
+    cfg.log_every, cfg.eval_every, cfg.checkpoint_every = 4, 6, 12
+    read_back = {4, 6, 8, 12}
+
+    def slow_mse(model, batch):
+        # ~0.1-0.5 s of device work that the loss depends on, so that a step is still
+        # running while a host that does not wait prepares and dispatches the next one
+        m = jnp.tile(batch["x"].reshape(-1)[:512], (512, 1)) / 512
+        m = jax.lax.fori_loop(0, 30, lambda i, m: jnp.tanh(m @ m), m)
+        return train.get_loss("mse")(model, batch) + 0.0 * m.mean()
+
+    ready_at_next_dispatch = {}
+    real_step_functions = loop.step_functions
+
+    def probed_step_functions(*args, **kwargs):
+        fns = real_step_functions(*args, **kwargs)
+        previous = []
+
+        def probed_train(state, batch, window):
+            if previous:
+                ready_at_next_dispatch[len(previous)] = previous[-1].is_ready()
+            out = fns.train(state, batch, window)
+            previous.append(out[2])
+            return out
+
+        return loop.StepFunctions(probed_train, fns.evaluate)
+
+    monkeypatch.setattr(loop, "step_functions", probed_step_functions)
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    result = train.fit(model, batches, val, cfg, tmp_path, loss_fn=slow_mse)
+    assert result.final_step == 12 and np.isfinite(result.final_train_loss)
+    assert sorted(ready_at_next_dispatch) == list(range(1, 12))
+    waited = sorted(step for step, ready in ready_at_next_dispatch.items() if ready)
+    assert waited == sorted(read_back - {12})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_FSIZE")
+def test_failed_save_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(
+        tmp_path, monkeypatch, caplog):
+    """After the step-4 checkpoint the kernel refuses every write past 32 kB (a file-size
+    limit: EFBIG, as a full disk gives ENOSPC), so orbax's background save of step 8 fails:
+    the run stops with one line that names the folder and the reason, orbax's tracebacks
+    are not logged, and step 4 stays restorable."""
+    import logging
+    import resource
+
+    from fieldnet.train import loop
+
+    _, cfg, batches, val = small_run(tmp_path, 16)
+    cfg.log_every, cfg.eval_every, cfg.checkpoint_every = 2, 16, 4
+    opened = []
+
+    class RecordedCheckpoints(loop.Checkpoints):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    pulled = []
+
+    def limited(start):
+        for step, batch in enumerate(batches(start), start):
+            if step == 4:
+                opened[0].wait()  # step 4 is on disk
+                resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, hard))
+            pulled.append(step)
+            yield batch
+
+    monkeypatch.setattr(loop, "Checkpoints", RecordedCheckpoints)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    try:
+        with pytest.raises(FieldnetError) as failure:
+            train.fit(model, limited, val, cfg, tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    message = str(failure.value)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'checkpoints'}: saving a checkpoint failed (")
+    assert "File too large" in message and "(step 4) is intact" in message
+    assert max(pulled) <= 11  # stopped at the save of step 12 at the latest, not at the end
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    fresh = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(1))
+    assert train.restore_params(fresh, tmp_path, cfg, best=False) == 4
+
+
+def test_save_failing_at_once_raises_one_line(tmp_path, monkeypatch):
+    import errno
+
+    import orbax.checkpoint as ocp
+
+    ckpts = train.Checkpoints(tmp_path / "checkpoints")
+    state = {"w": np.arange(3.0)}
+    ckpts.save(1, state)
+    ckpts.wait()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", full_disk)
+    with pytest.raises(FieldnetError, match=r"checkpoints: saving a checkpoint failed "
+                       r"\(\[Errno 28\] No space left on device\); the last good checkpoint "
+                       r"\(step 1\) is intact"):
+        ckpts.save(2, state)
+    ckpts.wait()  # the failure was raised already: shutting down does not raise it again
+    ckpts.close()
+    assert train.Checkpoints(tmp_path / "checkpoints").latest_step() == 1
+
+
+def test_resume_drops_the_metrics_logged_after_the_checkpoint(tmp_path):
+    """A kill after the step-10 checkpoint left records of steps 15 and 20 and a half-written
+    line; the resumed run logs those steps anew, each once."""
+    _, cfg, batches, val = small_run(tmp_path, 20)
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    _, _, state = train.split_model(model)
+    state["opt_state"] = train.optimizer(cfg).init(state["params"])
+    ckpts = train.Checkpoints(tmp_path / "checkpoints")
+    ckpts.save(10, state)
+    ckpts.close()
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(f'{{"step": {step}, "train_loss": 999.0}}\n'
+                               for step in (5, 10, 15, 20)) + '{"step": 2')
+    train.fit(model, batches, val, cfg, tmp_path)
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20]
+    assert [r["train_loss"] == 999 for r in records] == [True, True, False, False]
+
+
+RESTORE = """
+import sys
+from pathlib import Path
+from flax import nnx
+from fieldnet import models, train
+from fieldnet.errors import FieldnetError
+from tests import train_worker
+_, cfg = train_worker.config(Path(sys.argv[1]), 10, 3e-3)
+model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+try:
+    train.restore_params(model, sys.argv[1], cfg, best=False)
+except FieldnetError as err:
+    sys.exit(f"error: {err}")
+"""
+
+
+@pytest.mark.parametrize("data_folder", ["default", "ocdbt.process_0"])
+def test_corrupt_checkpoint_data_is_a_one_line_error(tmp_path, data_folder):
+    """Random bytes in orbax's array data files (the merged OCDBT database, or the
+    per-process one): the process that restores prints one line naming the checkpoint and
+    the reading error, and nothing else up to its exit (orbax wraps a read error in a bare
+    Exception whose message ends in multi-line TensorStore specs, and the callbacks of
+    abandoned reads report "Event loop is closed" later)."""
+    _, cfg, _, _ = small_run(tmp_path, 10)
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    _, _, state = train.split_model(model)
+    state["opt_state"] = train.optimizer(cfg).init(state["params"])
+    ckpts = train.Checkpoints(tmp_path / "checkpoints")
+    ckpts.save(5, state)
+    ckpts.close()
+    data_files = [f for f in (tmp_path / "checkpoints" / "latest" / "5").rglob("*")
+                  if f.is_file() and f.parent.name == "d" and f.parent.parent.name == data_folder]
+    assert data_files
+    rng = np.random.default_rng(0)
+    for f in data_files:
+        f.write_bytes(rng.bytes(f.stat().st_size))
+    proc = subprocess.run([sys.executable, "-c", RESTORE, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(f"error: {tmp_path / 'checkpoints' / 'latest' / '5'}: cannot "
+                               "restore the checkpoint")
+    assert "Error reading" in lines[0] and "TensorStore" not in lines[0]
+    assert all(f.exists() for f in data_files)
 
 
 def test_bad_train_config_fails_at_start(tmp_path):

@@ -4,10 +4,24 @@ Two orbax `CheckpointManager`s under `<workdir>/checkpoints/`: `latest/` keeps t
 `keep` steps for resuming, `best/` keeps the one step with the lowest validation loss for
 evaluation and inference. Orbax writes each step under a temporary name and renames it
 when complete, so a crash mid-save leaves the previous checkpoints intact.
+
+A save that fails (a full disk, a lost mount), at once or later in orbax's background
+threads, raises a one-line `FieldnetError` naming the folder and the reason, from `save`,
+`check` or `wait`, whichever comes first; a checkpoint that cannot be read (corrupt files,
+another model's structure) raises one from `restore`. The noise of such failures is held
+back: orbax's logged tracebacks while the managers are open (one per background thread,
+hundreds of lines; any that no raised error accounted for are logged at close, one line
+each), and the "unraisable" errors of the failed operation's abandoned I/O that arrive
+later, up to interpreter exit: asyncio's "Event loop is closed" from tensorstore callbacks
+that outlive orbax's event loop, and the errors of orbax's unawaited read coroutines.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
 from pathlib import Path
 
 import jax
@@ -15,11 +29,18 @@ import orbax.checkpoint as ocp
 
 from fieldnet.errors import FieldnetError
 
+_ORBAX_SOURCES = os.path.dirname(ocp.__file__)
+
 
 class Checkpoints:
     def __init__(self, directory: str | Path, keep: int = 3):
         directory = Path(directory).absolute()
         self.directory = directory
+        self._held_back = _HeldBackOrbaxErrors()  # before the managers read their metadata
+        self._failure: str | None = None  # the save failure already raised, if any
+        self._closed = False
+        logging.getLogger("absl").addFilter(self._held_back)
+        _hold_back_abandoned_io_errors()
         # Both managers save the same step; in a multi-process run their barriers need
         # distinct names.
         self.latest = ocp.CheckpointManager(
@@ -34,12 +55,24 @@ class Checkpoints:
         return self.best.best_step() if best else self.latest.latest_step()
 
     def save(self, step: int, state, val_loss: float | None = None) -> None:
-        """Saves asynchronously; with a validation loss, also offers the step as the best."""
-        if step not in self.latest.all_steps():
-            self.latest.save(step, args=ocp.args.StandardSave(state))
-        if val_loss is not None and step not in self.best.all_steps():
-            self.best.save(step, args=ocp.args.StandardSave(state),
-                           metrics={"val_loss": float(val_loss)})
+        """Saves asynchronously; with a validation loss, also offers the step as the best.
+
+        Raises FieldnetError if this save fails at once, or if an earlier one failed.
+        """
+        with self._failing_saves_raise(again=True):
+            if step not in self.latest.all_steps():
+                self.latest.save(step, args=ocp.args.StandardSave(state))
+            if val_loss is not None and step not in self.best.all_steps():
+                self.best.save(step, args=ocp.args.StandardSave(state),
+                               metrics={"val_loss": float(val_loss)})
+
+    def check(self) -> None:
+        """Raises FieldnetError if a finished background save failed; does not wait for one
+        still in progress."""
+        with self._failing_saves_raise(again=True):
+            for manager in (self.latest, self.best):
+                if not manager.is_saving_in_progress():
+                    manager.wait_until_finished()  # returns at once, raising its failure
 
     def restore(self, template, step: int | None = None, best: bool = False):
         """Restores into the structure, shapes, dtypes and shardings of `template`."""
@@ -50,19 +83,112 @@ class Checkpoints:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         try:
             return manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        except (ValueError, KeyError, OSError, FileNotFoundError) as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err)
+        except Exception as err:  # noqa: BLE001 - orbax wraps read errors in a bare Exception
             raise FieldnetError(f"{manager.directory}/{step}: cannot restore the checkpoint "
                                 f"(corrupt, or from a different model config?): "
-                                f"{first_line}") from None
+                                f"{_reason(_root_cause(err))}") from None
 
     def wait(self) -> None:
-        self.latest.wait_until_finished()
-        self.best.wait_until_finished()
+        """Waits for the background saves; raises FieldnetError if one failed."""
+        with self._failing_saves_raise():
+            self.latest.wait_until_finished()
+            self.best.wait_until_finished()
 
     def close(self) -> None:
-        self.latest.close()
-        self.best.close()
+        """Waits for and closes both managers; raises FieldnetError if a save failed that
+        was not raised before. Closing twice does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            with self._failing_saves_raise():
+                try:
+                    self.latest.close()
+                finally:
+                    self.best.close()
+        finally:
+            logging.getLogger("absl").removeFilter(self._held_back)
+            if self._failure is None:
+                for message in self._held_back.messages:
+                    logging.getLogger(__name__).warning("orbax: %s", message)
+
+    @contextlib.contextmanager
+    def _failing_saves_raise(self, again: bool = False):
+        """Turns a failed save into a one-line FieldnetError. Orbax re-raises a failure on
+        every later wait; unless `again`, one already raised is not raised a second time
+        (so that shutting down after it does not replace the first error)."""
+        try:
+            yield
+        except Exception as err:  # noqa: BLE001 - any failure to save stops the run
+            if self._failure is not None:
+                if again:
+                    raise FieldnetError(self._failure) from None
+                return
+            latest = self.latest.latest_step()
+            kept = (f"the last good checkpoint (step {latest}) is intact" if latest is not None
+                    else "no checkpoint was saved before")
+            self._failure = (f"{self.directory}: saving a checkpoint failed ({_reason(err)}); "
+                             f"{kept}; free space or fix the folder, then rerun to resume")
+            raise FieldnetError(self._failure) from None
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    """The innermost error of a chain: orbax's own messages about failed reads end in
+    multi-line TensorStore specs, the tensorstore error they wrap names the problem."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def _reason(err: BaseException) -> str:
+    """The first line of an error's message (without tensorstore's JSON specs), or its type
+    when it has none."""
+    text = str(err).split(" [tensorstore_spec")[0].strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class _HeldBackOrbaxErrors(logging.Filter):
+    """Drops orbax's error records (kept, first line only) from absl's logger."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.pathname.startswith(_ORBAX_SOURCES):
+            self.messages.append(_reason(record.getMessage()))
+            return False
+        return True
+
+
+def _abandoned_io_error(unraisable) -> bool:
+    """Whether an unraisable error is the late echo of a failed orbax save or restore."""
+    err = unraisable.exc_value
+    if isinstance(err, RuntimeError) and str(err) == "Event loop is closed":
+        return True
+    frame = unraisable.exc_traceback
+    while frame is not None:
+        if frame.tb_frame.f_code.co_filename.startswith(_ORBAX_SOURCES):
+            return True
+        frame = frame.tb_next
+    return False
+
+
+def _drop_abandoned_io_errors(unraisable) -> None:
+    if not _abandoned_io_error(unraisable):
+        _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+
+
+def _hold_back_abandoned_io_errors() -> None:
+    """Installs the unraisable-error filter, for the rest of the process: the echoes of a
+    failure come at any time after it, until exit."""
+    global _previous_unraisablehook
+    if sys.unraisablehook is not _drop_abandoned_io_errors:
+        _previous_unraisablehook = sys.unraisablehook
+        sys.unraisablehook = _drop_abandoned_io_errors
 
 
 def _barriers(prefix: str) -> ocp.options.MultiprocessingOptions:

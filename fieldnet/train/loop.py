@@ -6,10 +6,16 @@ function that merges them inside, with the state buffers donated. Data paralleli
 compiler inserts the gradient all-reduce. Across hosts, each process feeds its own
 slice of every global batch (`jax.make_array_from_process_local_data`).
 
+The host never waits for the device between log points: the step adds its loss to a
+device-side window (sum, count, first non-finite step), which is read back only every
+`log_every` steps, at evaluations, and before every checkpoint save, so the accelerator
+runs ahead of the Python loop.
+
 Faults: checkpoints every `checkpoint_every` steps (asynchronous, atomic); SIGTERM and
-SIGINT save and stop; a NaN/Inf loss stops before anything is saved, so the last good
-checkpoint stays intact; a rerun resumes from the latest checkpoint, and since batches
-are a pure function of (seed, step) it ends where an uninterrupted run would.
+SIGINT save and stop; a NaN/Inf loss stops before anything is saved (the window is checked
+before each save), so the last good checkpoint stays intact; a rerun resumes from the
+latest checkpoint, and since batches are a pure function of (seed, step) it ends where an
+uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -33,6 +40,7 @@ from tqdm.auto import tqdm
 
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError, Stopped
+from fieldnet.files import write_text
 from fieldnet.train.checkpoint import Checkpoints
 from fieldnet.train.losses import LossFn, get_loss
 
@@ -115,15 +123,30 @@ def global_batch(local: Batch, sharding: NamedSharding) -> dict[str, jax.Array]:
             for k, v in local.items()}
 
 
+def empty_window() -> dict[str, jax.Array]:
+    """The device-side record of the training losses since the last log: their sum, the
+    number of steps, and the first non-finite loss (its index in the window, -1 if none)."""
+    return {"loss_sum": jnp.zeros((), jnp.float32), "steps": jnp.zeros((), jnp.int32),
+            "first_bad": jnp.full((), -1, jnp.int32), "bad_loss": jnp.zeros((), jnp.float32)}
+
+
+def _add_to_window(window: dict, loss: jax.Array) -> dict:
+    loss = loss.astype(jnp.float32)
+    first = ~jnp.isfinite(loss) & (window["first_bad"] < 0)
+    return {"loss_sum": window["loss_sum"] + loss, "steps": window["steps"] + 1,
+            "first_bad": jnp.where(first, window["steps"], window["first_bad"]),
+            "bad_loss": jnp.where(first, loss, window["bad_loss"])}
+
+
 @dataclass
 class StepFunctions:
-    train: Callable
-    evaluate: Callable
+    train: Callable      # (state, batch, window) -> (state, window, loss, grad_norm)
+    evaluate: Callable   # (state, batch) -> loss
 
 
 def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
                    replicated: NamedSharding) -> StepFunctions:
-    def train(state, batch):
+    def train(state, batch, window):
         def loss(params):
             model = nnx.merge(graphdef, params, state["rest"])
             value = loss_fn(model, batch)
@@ -133,14 +156,13 @@ def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new_state = {"params": params, "rest": rest, "opt_state": opt_state}
-        return new_state, value, optax.tree.norm(grads)
+        return new_state, _add_to_window(window, value), value, optax.tree.norm(grads)
 
     def evaluate(state, batch):
         return loss_fn(nnx.merge(eval_graphdef, state["params"], state["rest"]), batch)
 
     return StepFunctions(
-        train=jax.jit(train, donate_argnums=0, out_shardings=(replicated, replicated,
-                                                              replicated)),
+        train=jax.jit(train, donate_argnums=0, out_shardings=replicated),
         evaluate=jax.jit(evaluate, out_shardings=replicated))
 
 
@@ -167,15 +189,30 @@ def stop_signals() -> Iterator[list[int]]:
 
 
 class MetricsLog:
-    """metrics.jsonl (one JSON object per logged step) plus TensorBoard events."""
+    """metrics.jsonl (one JSON object per logged step) plus TensorBoard events.
 
-    def __init__(self, workdir: Path, enabled: bool = True):
+    A run resumed from step `start` continues the log as if uninterrupted: records of later
+    steps, written before a kill, are dropped (metrics.jsonl rewritten atomically, along
+    with any half-written last line; TensorBoard's purge_step hides those events).
+    """
+
+    def __init__(self, workdir: Path, enabled: bool = True, start: int = 0):
         self.enabled = enabled
         if enabled:
             from tensorboardX import SummaryWriter
 
             self.path = rundir.metrics(workdir)
-            self.tb = SummaryWriter(str(rundir.tensorboard(workdir)))
+            self._drop_records_after(start)
+            self.tb = SummaryWriter(str(rundir.tensorboard(workdir)), purge_step=start + 1)
+
+    def _drop_records_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        kept = [line for line in lines
+                if (logged := _logged_step(line)) is not None and logged <= step]
+        if kept != lines:
+            write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, step: int, **values) -> None:
         if not self.enabled:
@@ -190,6 +227,15 @@ class MetricsLog:
     def close(self) -> None:
         if self.enabled:
             self.tb.close()
+
+
+def _logged_step(line: str) -> int | None:
+    """The step of a metrics.jsonl line; None for a line that is not a whole record."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record.get("step") if isinstance(record, dict) else None
 
 
 @dataclass
@@ -222,17 +268,33 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
     steps = step_functions(graphdef, eval_graphdef, tx, loss_fn, replicated)
     ckpts = Checkpoints(rundir.checkpoints(workdir), config.keep_checkpoints)
     is_main = jax.process_index() == 0
-    log = MetricsLog(workdir, enabled=is_main)
     start = ckpts.latest_step() or 0
     if start:
-        state = ckpts.restore(state, start)
+        try:
+            state = ckpts.restore(state, start)
+        except BaseException:
+            ckpts.close()
+            raise
+    log = MetricsLog(workdir, enabled=is_main, start=start)
     val = [global_batch(b, batch_sharding) for b in val_batches]
 
     def validate(state) -> float:
-        return float(np.mean([float(steps.evaluate(state, b)) for b in val]))
+        losses = jax.device_get([steps.evaluate(state, b) for b in val])  # one read-back
+        return float(np.mean([float(v) for v in losses]))
 
-    best_val, last_loss = math.inf, math.nan
-    window_loss, window_count, window_start = 0.0, 0, time.perf_counter()
+    def check_finite(window: dict, first: int, last: int) -> None:
+        """Raises TrainingDiverged if a loss of steps first..last (read back as `window`)
+        was not finite; called before anything is saved."""
+        if window["first_bad"] >= 0:
+            raise TrainingDiverged(
+                f"loss is {float(window['bad_loss'])} at step {first + int(window['first_bad'])} "
+                f"(the first non-finite of steps {first}-{last}, read back together); stopped "
+                f"without saving, the last good checkpoint (step {ckpts.latest_step()}) is "
+                f"intact in {ckpts.directory}; lower train.learning_rate or check the data")
+
+    best_val, loss = math.inf, None
+    empty = jax.device_put(empty_window(), replicated)
+    window, window_first, window_start = empty, start + 1, time.perf_counter()
     bar = tqdm(total=config.num_steps, initial=start, desc="train", unit="step",
                disable=not (config.progress and is_main), dynamic_ncols=True)
     batches = train_batches(start)
@@ -240,48 +302,58 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
         with stop_signals() as received:
             step = start
             for step, local in zip(range(start, config.num_steps), batches, strict=False):
-                state, loss, grad_norm = steps.train(state, global_batch(local, batch_sharding))
-                last_loss = float(loss)
-                if not math.isfinite(last_loss):
-                    raise TrainingDiverged(
-                        f"loss is {last_loss} at step {step + 1}; stopped without saving, the "
-                        f"last good checkpoint (step {ckpts.latest_step()}) is intact in "
-                        f"{ckpts.directory}; lower train.learning_rate or check the data")
+                state, window, loss, grad_norm = steps.train(
+                    state, global_batch(local, batch_sharding), window)
                 done = step + 1
-                window_loss += last_loss
-                window_count += 1
                 bar.update(1)
+                evaluate = done % config.eval_every == 0 or done == config.num_steps
+                log_now = evaluate or done % config.log_every == 0
+                save = (done % config.checkpoint_every == 0 or done == config.num_steps
+                        or bool(received))
+                if not (log_now or save):
+                    continue  # nothing on the host needs this step's results yet
+                seen = jax.device_get(window)
+                check_finite(seen, window_first, done)
+                ckpts.check()  # a background save that failed stops the run here
                 val_loss = None
-                if done % config.eval_every == 0 or done == config.num_steps:
+                if evaluate:
                     val_loss = validate(state)
                     best_val = min(best_val, val_loss)
-                if done % config.log_every == 0 or val_loss is not None:
-                    elapsed = time.perf_counter() - window_start
-                    rate = window_count * config.batch_size / max(elapsed, 1e-9)
+                if log_now:
+                    n = int(seen["steps"])
+                    train_loss = float(seen["loss_sum"]) / n
+                    rate = n * config.batch_size / max(time.perf_counter() - window_start, 1e-9)
                     extra = {} if val_loss is None else {"val_loss": val_loss}
-                    log.write(done, train_loss=window_loss / window_count, grad_norm=grad_norm,
+                    log.write(done, train_loss=train_loss, grad_norm=grad_norm,
                               learning_rate=schedule(done), samples_per_s=rate, **extra)
-                    bar.set_postfix(loss=f"{window_loss / window_count:.4f}",
-                                    samples_s=f"{rate:.1f}",
+                    bar.set_postfix(loss=f"{train_loss:.4f}", samples_s=f"{rate:.1f}",
                                     **({} if val_loss is None else {"val": f"{val_loss:.4f}"}))
-                    window_loss, window_count, window_start = 0.0, 0, time.perf_counter()
-                if done % config.checkpoint_every == 0 or done == config.num_steps:
+                    window, window_first, window_start = empty, done + 1, time.perf_counter()
+                if save:
                     ckpts.save(done, state, val_loss)
                 if received:
-                    ckpts.save(done, state, val_loss)
                     raise TrainingInterrupted(received[0], done)
             final = step + 1 if config.num_steps > start else start
+            if loss is not None:  # the batches may end between read-backs
+                check_finite(jax.device_get(window), window_first, final)
     finally:
         bar.close()
         close = getattr(batches, "close", None)
         if close is not None:
             close()
-        ckpts.wait()
-        ckpts.close()
-        log.close()
+        try:
+            ckpts.wait()
+        finally:
+            ckpts.close()
+            log.close()
     nnx.update(model, jax.device_get(state["params"]), jax.device_get(state["rest"]))
-    return TrainResult(final, Checkpoints(rundir.checkpoints(workdir)).latest_step(best=True),
-                       last_loss, best_val)
+    last_loss = math.nan if loss is None else float(loss)
+    saved = Checkpoints(rundir.checkpoints(workdir))
+    try:
+        best_step = saved.latest_step(best=True)
+    finally:
+        saved.close()
+    return TrainResult(final, best_step, last_loss, best_val)
 
 
 def restore_params(model: nnx.Module, workdir: str | Path, config: ml_collections.ConfigDict,
