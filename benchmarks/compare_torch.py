@@ -10,20 +10,26 @@ same forward output), then alternates timed repeats of the JAX and the PyTorch t
 steps (forward + backward + clipped AdamW update, MSE loss, same batch), so both see the
 same machine load. On the CPU, 3D cases also time the JAX step with XLA's own
 convolution gradients (`FIELDNET_CPU_CONV_VJP=0`, see `fieldnet.nn.ops`) in the same
-alternation, and report the fast path's speedup. Per case it prints a JSON line:
-samples/s of each (median over repeats), `jax_over_torch` (the throughput ratio; > 1
-means JAX is faster), FLOPs per step counted from the architecture (forward + backward
-convolutions and matrix products), the achieved FLOP/s and, on a GPU with a known peak, MFU.
+alternation, and report the fast path's speedup. With `--torch-compile`, the same PyTorch
+step with the model under `torch.compile` (a copy with its own optimizer) is one more
+contender in the alternation, reported beside eager PyTorch (`torch_compile_*` keys). Per
+case it prints a JSON line: samples/s of each (median over repeats), `jax_over_torch` (the
+throughput ratio; > 1 means JAX is faster), FLOPs per step counted from the architecture
+(forward + backward convolutions and matrix products), the achieved FLOP/s and, on a GPU
+with a known peak, MFU.
 
-On the GPU the PyTorch side runs channels_last and, for bfloat16, autocast (AMP); the JAX
-side runs `dtype="bfloat16"` compute with float32 parameters. `--batch-sweep 8,16,32`
-instead times JAX alone at several batches (the scaling data for `benchmarks.scaling_plot`).
+The PyTorch side runs channels_last (model and data; `torch_unet.channels_last`) on every
+device and, on the GPU for bfloat16, autocast (AMP); the JAX side runs `dtype="bfloat16"`
+compute with float32 parameters. `--batch-sweep 8,16,32` instead times JAX alone at several
+batches (the scaling data for `benchmarks.scaling_plot`). PyTorch is imported only to run
+a comparison, so `--help` and the batch sweep work without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import platform
@@ -33,11 +39,8 @@ from collections.abc import Iterator
 
 import jax
 import numpy as np
-import torch
 from flax import nnx
-from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import torch_unet
 from benchmarks.train_step import step_runner
 from fieldnet import models, train
 from fieldnet.nn import ops
@@ -48,21 +51,29 @@ CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "2d512": (2, 512
 PEAKS = {"H100": (67e12, 989e12), "H200": (67e12, 989e12), "A100": (19.5e12, 312e12)}
 
 
+def _torch():
+    """PyTorch, or a one-line exit saying how to install it."""
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit("python -m benchmarks.compare_torch: PyTorch is not installed; "
+                         "pip install torch==2.13.0 (the `bench` extra)") from None
+    return torch
+
+
 def _torch_step(model, batch: int, shape, dtype: str, device: str, compile_: bool):
+    torch = _torch()
+    from benchmarks import torch_unet
+
     cfg = train.default_config()
     gpu = device == "cuda"
-    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}[len(shape) + 2]
-    model = model.to(device)
-    if gpu:
-        model = model.to(memory_format=fmt)
+    model = torch_unet.channels_last(model.to(device))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
                             weight_decay=cfg.weight_decay)
     step_model = torch.compile(model) if compile_ else model
     g = torch.Generator().manual_seed(1)
-    x = torch.randn((batch, 1, *shape), generator=g).to(device)
-    y = torch.randn((batch, 1, *shape), generator=g).to(device)
-    if gpu:
-        x, y = x.to(memory_format=fmt), y.to(memory_format=fmt)
+    x = torch_unet.channels_last(torch.randn((batch, 1, *shape), generator=g).to(device))
+    y = torch_unet.channels_last(torch.randn((batch, 1, *shape), generator=g).to(device))
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if gpu and dtype == "bfloat16"
            else contextlib.nullcontext())
 
@@ -86,6 +97,9 @@ def _torch_step(model, batch: int, shape, dtype: str, device: str, compile_: boo
 def step_flops(torch_model, batch: int, shape) -> float:
     """Forward + backward FLOPs of one training step, counted on the CPU at batch 1 (convolution
     and matrix-product FLOPs are linear in the batch)."""
+    torch = _torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
     x = torch.zeros((1, 1, *shape))
     counter = FlopCounterMode(display=False)
     with counter:
@@ -96,6 +110,7 @@ def step_flops(torch_model, batch: int, shape) -> float:
 
 def check_same_function(jax_model, torch_model, shape) -> float:
     """Relative difference of the two models' outputs on one random field."""
+    torch = _torch()
     x = np.random.default_rng(0).normal(size=(1, *shape, 1)).astype(np.float32)
     with jax.default_matmul_precision("highest"):  # no TF32 on a GPU for this check
         yj = np.asarray(jax_model(x))
@@ -126,6 +141,9 @@ def _timed(run, steps: int) -> float:
 
 def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
             compile_: bool, width: int = 16, depth: int = 3) -> dict:
+    torch = _torch()
+    from benchmarks import torch_unet
+
     ndim, size = CASES[name]
     shape = (size,) * ndim
     jm = models.UNet(1, 1, ndim, width=width, depth=depth, dtype=dtype, rngs=nnx.Rngs(0))
@@ -149,8 +167,12 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
                                                         dtype=dtype, rngs=nnx.Rngs(0)),
                                             batch, shape, seed=1)
             runs["jax_xla_vjp"](1)
-    runs["torch"] = _torch_step(tm, batch, shape, dtype, device, compile_)
-    runs["torch"](2)  # warm-up (and compile)
+    if compile_:  # a copy: its own parameters and optimizer state
+        runs["torch_compile"] = _torch_step(copy.deepcopy(tm), batch, shape, dtype, device,
+                                            compile_=True)
+        runs["torch_compile"](2)  # compiles the forward and the backward
+    runs["torch"] = _torch_step(tm, batch, shape, dtype, device, compile_=False)
+    runs["torch"](2)  # warm-up
     times = {contender: [] for contender in runs}
     for _ in range(repeats):   # alternating, so all see the same machine load
         for contender, run in runs.items():
@@ -168,6 +190,11 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
               **({"jax_xla_vjp_samples_per_s": round(rates["jax_xla_vjp"], 3),
                   "cpu_vjp_speedup": round(jax_rate / rates["jax_xla_vjp"], 3)}
                  if "jax_xla_vjp" in rates else {}),
+              **({"torch_compile_samples_per_s": round(rates["torch_compile"], 3),
+                  "jax_over_torch_compile": round(jax_rate / rates["torch_compile"], 3),
+                  "torch_compile_tflop_per_s": round(
+                      flops * rates["torch_compile"] / batch / 1e12, 4)}
+                 if "torch_compile" in rates else {}),
               "jax_device": jax.devices()[0].device_kind, "torch_device": device,
               "jax": jax.__version__, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "machine": platform.machine()}
@@ -196,7 +223,7 @@ def batch_sweep(name: str, batches: list[int], repeats: int, steps: int, dtype: 
                "jax_samples_per_s": round(steps * batch / t, 3)}
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="2d64,2d128,2d256,3d32,3d64")
     parser.add_argument("--batch", type=int, default=8)
@@ -204,10 +231,11 @@ def main():
     parser.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
     parser.add_argument("--dtype", default="float32", choices=sorted(models.DTYPES))
     parser.add_argument("--width", type=int, default=16, help="U-Net base width (depth 3)")
-    parser.add_argument("--torch-compile", action="store_true")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="also time PyTorch under torch.compile, beside eager")
     parser.add_argument("--batch-sweep", default="", help="e.g. 8,16,32: JAX alone")
     parser.add_argument("--out", default="", help="also append the JSON lines to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for name in args.cases.split(","):
         if name not in CASES:
             parser.error(f"unknown case {name!r}; choose from {sorted(CASES)}")

@@ -32,7 +32,7 @@ def step_runner(model, batch: int, shape, seed: int = 0):
     tx = train.optimizer(cfg)
     state["opt_state"] = tx.init(state["params"])
     state = jax.device_put(state, replicated)
-    fns = train.step_functions(graphdef, eval_graphdef, tx, train.mse_loss, replicated)
+    fns = train.step_functions(graphdef, eval_graphdef, tx, train.get_loss("mse"), replicated)
     rng = np.random.default_rng(seed)
     full = (batch, *shape, 1)
     b = train.global_batch({"x": rng.normal(size=full).astype(np.float32),

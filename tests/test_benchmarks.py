@@ -34,6 +34,33 @@ def test_torch_reference_computes_the_same_function(ndim, size):
     with torch.no_grad():
         shifted = tm(torch.from_numpy(np.moveaxis(np.roll(x, 8, axis=1), -1, 1))).numpy()
     assert np.abs(np.moveaxis(shifted, 1, -1) - np.roll(got, 8, axis=1)).max() <= 1e-5
+    # the same function in the channels-last memory format the benchmark times
+    tm = torch_unet.channels_last(tm)
+    xt = torch_unet.channels_last(torch.from_numpy(np.moveaxis(x, -1, 1)))
+    with torch.no_grad():
+        out = tm(xt)
+    if ndim > 1:
+        assert xt.stride()[1] == 1 and out.stride()[1] == 1  # channels are the fastest axis
+    assert np.abs(np.moveaxis(out.numpy(), 1, -1) - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_compare_torch_help_lists_its_flags_without_torch(monkeypatch, capsys):
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    for name in ("benchmarks.compare_torch", "benchmarks.torch_unet"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    compare_torch = importlib.import_module("benchmarks.compare_torch")
+    with pytest.raises(SystemExit) as exit_info:
+        compare_torch.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--cases", "--batch", "--repeats", "--steps", "--dtype", "--width",
+                 "--torch-compile", "--batch-sweep", "--out"):
+        assert flag in out
+    with pytest.raises(SystemExit, match="PyTorch is not installed; pip install torch"):
+        compare_torch.main(["--cases", "2d64"])
 
 
 @pytest.mark.parametrize("args, message", [

@@ -308,8 +308,8 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
                 bar.update(1)
                 evaluate = done % config.eval_every == 0 or done == config.num_steps
                 log_now = evaluate or done % config.log_every == 0
-                save = (done % config.checkpoint_every == 0 or done == config.num_steps
-                        or bool(received))
+                stop = bool(received)  # once per step: a signal arriving later waits a step
+                save = done % config.checkpoint_every == 0 or done == config.num_steps or stop
                 if not (log_now or save):
                     continue  # nothing on the host needs this step's results yet
                 seen = jax.device_get(window)
@@ -331,7 +331,7 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
                     window, window_first, window_start = empty, done + 1, time.perf_counter()
                 if save:
                     ckpts.save(done, state, val_loss)
-                if received:
+                if stop:
                     raise TrainingInterrupted(received[0], done)
             final = step + 1 if config.num_steps > start else start
             if loss is not None:  # the batches may end between read-backs
