@@ -116,6 +116,22 @@ def read_json(path: PathLike) -> dict:
         raise FieldnetError(f"{path}: not valid JSON ({err})") from None
 
 
+def read_metrics(workdir_or_file: PathLike) -> list[dict]:
+    """The logged records of a run's metrics.jsonl (a run folder or the file itself); a
+    truncated last line (a crash mid-write) and blank lines are skipped."""
+    path = Path(workdir_or_file)
+    path = metrics(path) if path.is_dir() else path
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 def read_config(workdir: PathLike) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(read_json(config(workdir)))
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from fieldnet import rundir
 from fieldnet.eval import metrics, statistics
 from fieldnet.figures import report
 from fieldnet.grid import Grid
@@ -64,7 +65,7 @@ def test_training_curves_tolerate_missing_keys(tmp_path):
                {"step": 10, "val_loss": 0.6}, {"samples_per_s": 100.0}, {"step": 20}]
     metrics_file = tmp_path / "metrics.jsonl"
     metrics_file.write_text("\n".join(json.dumps(r) for r in records) + '\n{"step": 30, "tr')
-    assert len(report.read_metrics(metrics_file)) == len(records)
+    assert len(rundir.read_metrics(metrics_file)) == len(records)
     assert is_png(report.training_curves(metrics_file, tmp_path / "t.png", baseline_mse=0.7))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -8,7 +8,6 @@ pyplot, so importing this module changes no global backend (a notebook keeps its
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from fieldnet import rundir
 from fieldnet.eval import metrics
 from fieldnet.files import atomic_output
 
@@ -296,20 +296,6 @@ def per_box_figure(test: dict, path) -> Path | Figure:
     return save_figure(fig, path)
 
 
-def read_metrics(metrics_jsonl_path) -> list[dict]:
-    """The logged records of a metrics.jsonl; a truncated last line (a crash mid-write) and
-    blank lines are skipped."""
-    records = []
-    for line in Path(metrics_jsonl_path).read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
 def training_curves(metrics_jsonl_paths, path, *, labels: Sequence[str] | None = None,
                     baseline_mse: float | None = None,
                     ylabel: str = "loss (normalized space)") -> Path | Figure:
@@ -324,7 +310,7 @@ def training_curves(metrics_jsonl_paths, path, *, labels: Sequence[str] | None =
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.subplots()
     for k, (metrics_path, label) in enumerate(zip(paths, labels, strict=True)):
-        records = read_metrics(metrics_path) if Path(metrics_path).exists() else []
+        records = rundir.read_metrics(metrics_path) if Path(metrics_path).exists() else []
         for key, style in (("train_loss", {"lw": 1}),
                            ("val_loss", {"ls": "" if not single else "-", "marker": "o",
                                          "ms": 3})):

@@ -208,11 +208,10 @@ class MetricsLog:
     def _drop_records_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        lines = self.path.read_text().splitlines()
-        kept = [line for line in lines
-                if (logged := _logged_step(line)) is not None and logged <= step]
-        if kept != lines:
-            write_text(self.path, "".join(line + "\n" for line in kept))
+        records = rundir.read_metrics(self.path)
+        kept = [r for r in records if isinstance(r.get("step"), int) and r["step"] <= step]
+        if kept != records or len(kept) != len(self.path.read_text().splitlines()):
+            write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, step: int, **values) -> None:
         if not self.enabled:
@@ -227,15 +226,6 @@ class MetricsLog:
     def close(self) -> None:
         if self.enabled:
             self.tb.close()
-
-
-def _logged_step(line: str) -> int | None:
-    """The step of a metrics.jsonl line; None for a line that is not a whole record."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return record.get("step") if isinstance(record, dict) else None
 
 
 @dataclass
