@@ -292,16 +292,22 @@ def test_save_failing_at_once_raises_one_line(tmp_path, monkeypatch):
     assert train.Checkpoints(tmp_path / "checkpoints").latest_step() == 1
 
 
-def test_resume_drops_the_metrics_logged_after_the_checkpoint(tmp_path):
-    """A kill after the step-10 checkpoint left records of steps 15 and 20 and a half-written
-    line; the resumed run logs those steps anew, each once."""
-    _, cfg, batches, val = small_run(tmp_path, 20)
+def save_initial_checkpoint(tmp_path, cfg, step):
+    """The small U-Net's initial state saved as checkpoint `step`; returns the model."""
     model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
     _, _, state = train.split_model(model)
     state["opt_state"] = train.optimizer(cfg).init(state["params"])
     ckpts = train.Checkpoints(tmp_path / "checkpoints")
-    ckpts.save(10, state)
+    ckpts.save(step, state)
     ckpts.close()
+    return model
+
+
+def test_resume_drops_the_metrics_logged_after_the_checkpoint(tmp_path):
+    """A kill after the step-10 checkpoint left records of steps 15 and 20 and a half-written
+    line; the resumed run logs those steps anew, each once."""
+    _, cfg, batches, val = small_run(tmp_path, 20)
+    model = save_initial_checkpoint(tmp_path, cfg, 10)
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("".join(f'{{"step": {step}, "train_loss": 999.0}}\n'
                                for step in (5, 10, 15, 20)) + '{"step": 2')
@@ -335,12 +341,7 @@ def test_corrupt_checkpoint_data_is_a_one_line_error(tmp_path, data_folder):
     Exception whose message ends in multi-line TensorStore specs, and the callbacks of
     abandoned reads report "Event loop is closed" later)."""
     _, cfg, _, _ = small_run(tmp_path, 10)
-    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
-    _, _, state = train.split_model(model)
-    state["opt_state"] = train.optimizer(cfg).init(state["params"])
-    ckpts = train.Checkpoints(tmp_path / "checkpoints")
-    ckpts.save(5, state)
-    ckpts.close()
+    save_initial_checkpoint(tmp_path, cfg, 5)
     data_files = [f for f in (tmp_path / "checkpoints" / "latest" / "5").rglob("*")
                   if f.is_file() and f.parent.name == "d" and f.parent.parent.name == data_folder]
     assert data_files
