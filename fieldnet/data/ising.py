@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from fieldnet.data import h5format
+from fieldnet.data.h5format import open_file
 from fieldnet.errors import data_error
 
 FORMAT = "fieldnet-ising"
@@ -42,7 +42,7 @@ def read_ising(path, L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(spins (N, L, L) float32 ±1, T (N,) float32, chain (N,) int64) of lattice size L."""
     if not Path(path).exists():
         raise data_error(path, reason="no such file")
-    with h5format.open_file(path) as f:
+    with open_file(path) as f:
         group_name = f"L{int(L)}"
         if group_name not in f:
             available = [str(s) for s in f.attrs.get("lattice_sizes", [])]

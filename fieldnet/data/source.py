@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from fieldnet.data import h5format
+from fieldnet.data.h5format import is_fieldnet, open_file
 from fieldnet.errors import data_error
 
 COMPONENT_SUFFIXES = ("_x", "_y", "_z")
@@ -85,7 +85,7 @@ class FieldSource:
         if sample_axis is None and ndim is None:
             raise ValueError("sample_axis=None needs the fields' ndim")
         self._ndim_hint, self._default_box_size = ndim, default_box_size
-        self.file = h5format.open_file(self.path)
+        self.file = open_file(self.path)
         self._datasets: dict[str, h5py.Dataset] = {}
         try:
             self._resolve_all(input_fields, target_fields, vector_fields, sample_axis, box_size,
@@ -96,7 +96,7 @@ class FieldSource:
 
     def _resolve_all(self, input_fields, target_fields, vector_fields, sample_axis, box_size,
                      input_log_floor, target_log_floor) -> None:
-        self.is_fieldnet = h5format.is_fieldnet(self.file)
+        self.is_fieldnet = is_fieldnet(self.file)
         vectors = set(vector_fields)
         self.inputs = [self._resolve(n, n in vectors, input_log_floor) for n in input_fields]
         if self.is_fieldnet:
