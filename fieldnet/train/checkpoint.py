@@ -13,7 +13,8 @@ back: orbax's logged tracebacks while the managers are open (one per background 
 hundreds of lines; any that no raised error accounted for are logged at close, one line
 each), and the "unraisable" errors of the failed operation's abandoned I/O that arrive
 later, up to interpreter exit: asyncio's "Event loop is closed" from tensorstore callbacks
-that outlive orbax's event loop, and the errors of orbax's unawaited read coroutines.
+that outlive orbax's event loop, the errors of orbax's unawaited read coroutines, and
+asyncio's records of orbax tasks whose exception nobody retrieved.
 """
 
 from __future__ import annotations
@@ -161,12 +162,11 @@ class _HeldBackOrbaxErrors(logging.Filter):
         return True
 
 
-def _abandoned_io_error(unraisable) -> bool:
-    """Whether an unraisable error is the late echo of a failed orbax save or restore."""
-    err = unraisable.exc_value
+def _abandoned_io_error(err: BaseException | None, traceback) -> bool:
+    """Whether an error is the late echo of a failed orbax save or restore."""
     if isinstance(err, RuntimeError) and str(err) == "Event loop is closed":
         return True
-    frame = unraisable.exc_traceback
+    frame = traceback
     while frame is not None:
         if frame.tb_frame.f_code.co_filename.startswith(_ORBAX_SOURCES):
             return True
@@ -175,20 +175,31 @@ def _abandoned_io_error(unraisable) -> bool:
 
 
 def _drop_abandoned_io_errors(unraisable) -> None:
-    if not _abandoned_io_error(unraisable):
+    if not _abandoned_io_error(unraisable.exc_value, unraisable.exc_traceback):
         _previous_unraisablehook(unraisable)
 
 
+class _AbandonedIoRecords(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" records of orbax's read and
+    write tasks that a failure left behind (logged when the task is collected)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _abandoned_io_error(*record.exc_info[1:]))
+
+
 _previous_unraisablehook = sys.unraisablehook
+_ABANDONED_IO_RECORDS = _AbandonedIoRecords()
 
 
 def _hold_back_abandoned_io_errors() -> None:
-    """Installs the unraisable-error filter, for the rest of the process: the echoes of a
-    failure come at any time after it, until exit."""
+    """Installs the filters of abandoned I/O errors, for the rest of the process: the echoes
+    of a failure come at any time after it, until exit, either as unraisable errors or as
+    asyncio's records of tasks whose exception nobody retrieved."""
     global _previous_unraisablehook
     if sys.unraisablehook is not _drop_abandoned_io_errors:
         _previous_unraisablehook = sys.unraisablehook
         sys.unraisablehook = _drop_abandoned_io_errors
+    logging.getLogger("asyncio").addFilter(_ABANDONED_IO_RECORDS)  # adding it again is a no-op
 
 
 def _barriers(prefix: str) -> ocp.options.MultiprocessingOptions:
