@@ -208,10 +208,9 @@ class MetricsLog:
     def _drop_records_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        records = rundir.read_metrics(self.path)
-        kept = [r for r in records if isinstance(r.get("step"), int) and r["step"] <= step]
-        if kept != records or len(kept) != len(self.path.read_text().splitlines()):
-            write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        kept = [r for r in rundir.read_metrics(self.path)
+                if isinstance(r.get("step"), int) and r["step"] <= step]
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, step: int, **values) -> None:
         if not self.enabled:
@@ -333,16 +332,12 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
             close()
         try:
             ckpts.wait()
+            best_step = ckpts.latest_step(best=True)  # every save of this run is complete
         finally:
             ckpts.close()
             log.close()
     nnx.update(model, jax.device_get(state["params"]), jax.device_get(state["rest"]))
     last_loss = math.nan if loss is None else float(loss)
-    saved = Checkpoints(rundir.checkpoints(workdir))
-    try:
-        best_step = saved.latest_step(best=True)
-    finally:
-        saved.close()
     return TrainResult(final, best_step, last_loss, best_val)
 
 
