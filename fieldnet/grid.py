@@ -3,9 +3,9 @@
     grid = Grid.box((64, 64), 25.0)      # a periodic 25 Mpc/h square box of 64^2 cells
     grid.spacing, grid.k_fundamental, grid.k_nyquist   # (0.39, 0.39) Mpc/h, 0.251, 8.04 h/Mpc
 
-Spectra, metrics and inference take a `Grid` where they need physical units, instead of a
-loose `box_size` float; a float (or one length per axis) is still accepted and means a
-periodic box of those lengths.
+Spectra, metrics and held-out evaluation take a `Grid` where they need physical units,
+instead of a loose `box_size` float; a float (or one length per axis) is still accepted
+and means a periodic box of those lengths.
 """
 
 from __future__ import annotations
@@ -65,11 +65,6 @@ class Grid:
     def spacing(self) -> tuple[float, ...]:
         """Cell side per axis [Mpc/h]."""
         return tuple(x / n for x, n in zip(self.lengths, self.shape, strict=True))
-
-    @property
-    def cell_volume(self) -> float:
-        """[(Mpc/h)^d]."""
-        return math.prod(self.spacing)
 
     @property
     def volume(self) -> float:

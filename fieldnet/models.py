@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from fieldnet.errors import FieldnetError
 from fieldnet.nn import layers
 from fieldnet.nn.field_model import FieldModel as FieldModel
 from fieldnet.nn.field_model import missing_members as missing_members
@@ -90,8 +91,11 @@ def check_cond(cond, cond_dim: int, batch: int):
 
 def stride_of(config: ml_collections.ConfigDict) -> int:
     """The total stride of the model a config builds, without building it: spatial sizes
-    must be multiples of it (2**depth for the U-Net, 2**(depth - 1) for the ResNet)."""
-    depth = int(config.depth)
+    must be multiples of it (2**depth for the U-Net, 2**(depth - 1) for the ResNet). A
+    depth that is not an integer ≥ 0 is a one-line `FieldnetError` naming model.depth."""
+    depth = config.depth
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+        raise FieldnetError(f"model.depth must be an integer ≥ 0, got {depth!r}")
     return 2 ** max(depth - 1, 0) if config.get("name", "unet") == "resnet" else 2 ** depth
 
 

@@ -36,8 +36,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not isinstance(e.n_maps, int) or e.n_maps < 0:
         raise FieldnetError(f"eval.n_maps must be an integer ≥ 0, got {e.n_maps!r}")
     statistics.selected(e.get("statistics", ""))
-    if not isinstance(config.model.depth, int) or config.model.depth < 0:
-        raise FieldnetError(f"model.depth must be an integer ≥ 0, got {config.model.depth!r}")
     stride = models.stride_of(config.model)
     check_divisible([config.data.crop_size], stride, "data.crop_size")
     sim = config.get("simulate")
@@ -92,7 +90,6 @@ def build_model(config: ml_collections.ConfigDict, ds: data.FieldDataset) -> nnx
                              ndim=ds.ndim, cond_dim=ds.cond_dim)
     except ValueError as err:
         raise FieldnetError(f"model config: {err}") from None
-    check_divisible([config.data.crop_size], model.stride, "data.crop_size")
     return model
 
 

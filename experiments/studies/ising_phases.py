@@ -122,9 +122,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     sizes = list(d.lattice_sizes)
     if not sizes or any(not isinstance(L, int) or L < 2 for L in sizes):
         raise FieldnetError(f"data.lattice_sizes must be integers ≥ 2, got {sizes}")
-    depth = config.model.depth
-    if not isinstance(depth, int) or depth < 0:
-        raise FieldnetError(f"model.depth must be an integer ≥ 0, got {depth!r}")
     check_divisible(sizes, models.stride_of(config.model), "data.lattice_sizes")
     member_seeds(config)
     an = config.analysis

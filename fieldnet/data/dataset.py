@@ -205,6 +205,10 @@ class FieldDataset:
             missing += [n for n in self.condition_names if n not in self.normalizer.params]
             if missing:
                 raise FieldnetError(f"the normalizer has no statistics for {missing}")
+            # every sample's standardized parameters, once: crops look them up
+            self._conditions = (self.normalizer.forward_params(
+                self.condition_names, self.source.params[:, self._condition_columns])
+                if self.condition_names else None)
         except BaseException:
             self.close()
             raise
@@ -260,10 +264,7 @@ class FieldDataset:
 
     def condition(self, sample: int) -> np.ndarray | None:
         """The standardized parameters sample `sample` is conditioned on, (P,) float32."""
-        if not self.condition_names:
-            return None
-        values = self.source.params[sample, self._condition_columns]
-        return self.normalizer.forward_params(self.condition_names, values)
+        return None if self._conditions is None else self._conditions[sample]
 
     @property
     def box_size(self) -> float:

@@ -185,15 +185,13 @@ def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
     """The model of a run with its best checkpoint, its normalizer, and what it maps
     (model_io.json, with "provenance": the run, the checkpoint step, the config's hash)."""
     workdir = rundir.require(Path(workdir), rundir.CONFIG, rundir.MODEL_IO,
-                             rundir.NORMALIZER, what="a trained run folder")
+                             rundir.NORMALIZER, rundir.CHECKPOINTS, what="a trained run folder")
     text = rundir.config(workdir).read_text()
     config = rundir.read_config(workdir)
     io = rundir.read_json(rundir.model_io(workdir))
     model = models.build(config.model, rngs=nnx.Rngs(0), in_channels=io["in_channels"],
                          out_channels=io["out_channels"], ndim=io["ndim"],
                          cond_dim=len(io.get("condition_on", [])))
-    if not rundir.checkpoints(workdir).is_dir():
-        raise FieldnetError(f"{workdir}: no checkpoints (has the run trained?)")
     step = train.restore_params(model, workdir, config.train, best=True)
     io["provenance"] = {"run": str(workdir.absolute()), "checkpoint_step": step,
                         "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
@@ -261,7 +259,7 @@ def _conditions(names: list[str], given: dict[str, float] | None, source: FieldS
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise FieldnetError(f"--params {unknown}: the run is conditioned on {names} only")
-    in_file = dict(zip(source.param_names, range(len(source.param_names)), strict=True))
+    in_file = {name: j for j, name in enumerate(source.param_names)}
     missing = [name for name in names if name not in given and name not in in_file]
     if missing:
         raise FieldnetError(f"the run is conditioned on {names}; {missing} missing: pass "

@@ -130,7 +130,7 @@ class _Binning:
     def __init__(self, shape: Sequence[int], box_size, edges: np.ndarray | None,
                  n_bins: int | None):
         self.shape = tuple(int(s) for s in shape)
-        self.volume = float(np.prod(_box_lengths(self.shape, box_size)))
+        self.volume = grid_of(self.shape, box_size).volume
         self.edges = (default_edges(self.shape, box_size, n_bins) if edges is None
                       else np.asarray(edges, np.float64))
         if self.edges.ndim != 1 or len(self.edges) < 2 or np.any(np.diff(self.edges) <= 0):

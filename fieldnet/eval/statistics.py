@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import wasserstein_distance
 
+from fieldnet.data.source import parse_names
 from fieldnet.eval import metrics
 from fieldnet.grid import Grid
 from fieldnet.records import to_json_value
@@ -71,12 +72,8 @@ register_statistic = STATISTICS.register
 def selected(names: str | Iterable[str] | None) -> list[str]:
     """The `REQUIRED` statistics, then those named (comma-separated or a list), each once;
     an unknown name raises `FieldnetError` listing the registered ones."""
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",")]
     chosen = list(REQUIRED)
-    for name in names or ():
-        if not name:
-            continue
+    for name in parse_names(names):
         STATISTICS.get(name)
         if name not in chosen:
             chosen.append(name)
