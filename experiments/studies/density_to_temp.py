@@ -111,8 +111,7 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
     report.write_all(rundir.figures(workdir), log_rho=h.log_rho, true_log_t=h.true_log_t,
                      pred_log_t=h.pred_log_t, baseline_log_t=h.baseline_log_t,
                      spec_model=h.spec_model, spec_baseline=h.spec_baseline,
-                     metrics_jsonl=rundir.metrics(workdir),
-                     baseline_mse=h.summary["baseline_mse"], density_units=h.density_units,
+                     metrics_jsonl=rundir.metrics(workdir), density_units=h.density_units,
                      box_size=h.box_size, n_maps=config.eval.n_maps, summary=h.summary)
     return result
 

@@ -44,9 +44,6 @@ class IsingData:
 
     def __init__(self, config: ml_collections.ConfigDict):
         d = config.data
-        if not d.ordered_below < d.disordered_above:
-            raise FieldnetError(f"data.ordered_below={d.ordered_below} must be below "
-                                f"data.disordered_above={d.disordered_above}")
         self.sizes = [int(L) for L in d.lattice_sizes]
         self.ordered_below, self.disordered_above = d.ordered_below, d.disordered_above
         self.spins, self.temperature, self.chain, self.train_idx, self.eval_idx = {}, {}, {}, {}, {}
@@ -150,7 +147,6 @@ def train_member(config: ml_collections.ConfigDict, data: IsingData, seed: int,
                              ndim=2)
     except ValueError as err:
         raise FieldnetError(f"model config: {err}") from None
-    check_divisible(data.sizes, model.stride, "data.lattice_sizes")
     tc = config.train
 
     def batches(start):

@@ -340,8 +340,7 @@ def training_curves(metrics_jsonl_paths, path, *, labels: Sequence[str] | None =
 
 def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
               spec_model: dict, spec_baseline: dict, metrics_jsonl=None,
-              baseline_mse: float | None = None, density_units: str = "",
-              box_size: float | None = None, n_maps: int = 3,
+              density_units: str = "", box_size: float | None = None, n_maps: int = 3,
               summary: dict | None = None) -> dict[str, Path]:
     """Writes every figure under `figures_dir` with the fixed names of `FIGURE_NAMES`.
 
@@ -349,7 +348,8 @@ def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
     `metrics.spectral_comparison` of (pred, true) and (baseline, true). maps.png shows
     the first `n_maps` test samples and is written for 2D and 3D fields (there are no maps
     of 1D ones), per_box.png when `summary` (eval.json's "test" block) holds "per_box",
-    training.png when `metrics_jsonl` exists. Returns {figure: path}.
+    training.png when `metrics_jsonl` exists (with the summary's baseline MSE as the level
+    to beat). Returns {figure: path}.
     """
     out = Path(figures_dir)
     paths = {}
@@ -369,6 +369,7 @@ def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
     if summary is not None and "per_box" in summary:
         paths["per_box"] = per_box_figure(summary, out / FIGURE_NAMES["per_box"])
     if metrics_jsonl is not None and Path(metrics_jsonl).exists():
+        baseline_mse = None if summary is None else summary.get("baseline_mse")
         paths["training"] = training_curves(metrics_jsonl, out / FIGURE_NAMES["training"],
                                             baseline_mse=baseline_mse)
     return paths

@@ -50,9 +50,9 @@ def _own_config(get_config: Callable, quick: bool) -> ml_collections.ConfigDict:
 
 def _own_run(kind: str, quick: bool, config: ml_collections.ConfigDict,
              study: Callable) -> Path:
-    """Runs `study` in `own_workdir` unless it already holds this config's finished run."""
+    """Runs `study` in `own_workdir` unless it already holds this config's finished run
+    (the folder is named by the config's hash, so a finished run there is this config's)."""
     workdir = own_workdir(kind, quick, config)
-    rundir.prepare(config, workdir)
     if not rundir.evaluation(workdir).exists():
         study(config, workdir)
     return workdir
