@@ -70,12 +70,6 @@ def check_input(x, *, ndim: int, channels: int, multiple: int) -> None:
         raise ValueError(f"expected input of shape {expected}, got {tuple(x.shape)}")
 
 
-def _check_cond_dim(cond_dim) -> int:
-    if not isinstance(cond_dim, int) or isinstance(cond_dim, bool) or cond_dim < 0:
-        raise ValueError(f"cond_dim must be an integer ≥ 0, got {cond_dim!r}")
-    return cond_dim
-
-
 def check_cond(cond, cond_dim: int, batch: int):
     """The conditioning vector of a batch, checked: (batch, cond_dim), or None when the
     model is not conditioned."""
@@ -93,9 +87,10 @@ def stride_of(config: ml_collections.ConfigDict) -> int:
     """The total stride of the model a config builds, without building it: spatial sizes
     must be multiples of it (2**depth for the U-Net, 2**(depth - 1) for the ResNet). A
     depth that is not an integer ≥ 0 is a one-line `FieldnetError` naming model.depth."""
-    depth = config.depth
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-        raise FieldnetError(f"model.depth must be an integer ≥ 0, got {depth!r}")
+    try:
+        depth = layers.check_non_negative("model.depth", config.depth)
+    except ValueError as err:
+        raise FieldnetError(str(err)) from None
     return 2 ** max(depth - 1, 0) if config.get("name", "unet") == "resnet" else 2 ** depth
 
 
@@ -174,11 +169,9 @@ class UNet(nnx.Module):
         in_channels = layers.check_positive("in_channels", in_channels)
         out_channels = layers.check_positive("out_channels", out_channels)
         blocks_per_level = layers.check_positive("blocks_per_level", blocks_per_level)
-        if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 0:
-            raise ValueError(f"depth must be an integer ≥ 0 (the number of ×2 downsamplings), "
-                             f"got {depth!r}")
+        depth = layers.check_non_negative("depth", depth, "the number of ×2 downsamplings")
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
-        self.cond_dim = _check_cond_dim(cond_dim)
+        self.cond_dim = layers.check_non_negative("cond_dim", cond_dim)
         self.padding = _check_choice("padding", padding, MODEL_PADDINGS)
         _check_choice("symmetry", symmetry, SYMMETRIES)
         if global_residual and in_channels != out_channels:
@@ -313,7 +306,7 @@ class ResNet(nnx.Module):
         depth = layers.check_positive("depth", depth)
         blocks_per_level = layers.check_positive("blocks_per_level", blocks_per_level)
         self.in_channels, self.num_classes, self.depth = in_channels, num_classes, depth
-        self.cond_dim = _check_cond_dim(cond_dim)
+        self.cond_dim = layers.check_non_negative("cond_dim", cond_dim)
         _check_choice("padding", padding, MODEL_PADDINGS)
         _check_choice("symmetry", symmetry, SYMMETRIES)
         self.act, self.flip_invariant = act, flip_invariant

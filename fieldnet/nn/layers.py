@@ -40,10 +40,23 @@ def check_ndim(ndim: int) -> int:
     return ndim
 
 
+def _is_integer(value, minimum: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
+
+
 def check_positive(name: str, value) -> int:
     """`value` as an int; a ValueError naming `name` unless it is an integer ≥ 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not _is_integer(value, 1):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_non_negative(name: str, value, meaning: str = "") -> int:
+    """`value` as an int; a ValueError naming `name` (and what it counts, `meaning`)
+    unless it is an integer ≥ 0."""
+    if not _is_integer(value, 0):
+        raise ValueError(f"{name} must be an integer ≥ 0{f' ({meaning})' if meaning else ''}, "
+                         f"got {value!r}")
     return int(value)
 
 
