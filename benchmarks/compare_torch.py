@@ -27,7 +27,6 @@ a comparison, so `--help` and the batch sweep work without it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
@@ -42,7 +41,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.train_step import step_runner
-from fieldnet import models, train
+from fieldnet import cli, models, train
 from fieldnet.nn import ops
 
 CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "2d512": (2, 512),
@@ -224,13 +223,14 @@ def batch_sweep(name: str, batches: list[int], repeats: int, steps: int, dtype: 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="2d64,2d128,2d256,3d32,3d64")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
+    parser.add_argument("--batch", type=cli.positive_int, default=8)
+    parser.add_argument("--repeats", type=cli.positive_int, default=7)
+    parser.add_argument("--steps", type=cli.positive_int, default=3, help="steps per timed repeat")
     parser.add_argument("--dtype", default="float32", choices=sorted(models.DTYPES))
-    parser.add_argument("--width", type=int, default=16, help="U-Net base width (depth 3)")
+    parser.add_argument("--width", type=cli.positive_int, default=16,
+                        help="U-Net base width (depth 3)")
     parser.add_argument("--torch-compile", action="store_true",
                         help="also time PyTorch under torch.compile, beside eager")
     parser.add_argument("--batch-sweep", default="", help="e.g. 8,16,32: JAX alone")

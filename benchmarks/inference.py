@@ -61,9 +61,10 @@ def run_case(ndim: int, size: int, tile: int, batch: int, check: bool, repeats: 
 def main():
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="2d1024,3d256")
-    parser.add_argument("--tile", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=1, help="timed passes; the fastest")
+    parser.add_argument("--tile", type=cli.positive_int, default=128)
+    parser.add_argument("--batch", type=cli.positive_int, default=4)
+    parser.add_argument("--repeats", type=cli.positive_int, default=1,
+                        help="timed passes; the fastest")
     parser.add_argument("--check", action="store_true", help="compare with a whole-field run")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -12,7 +12,6 @@ give identical parameters.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import json
@@ -24,7 +23,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from fieldnet import models
+from fieldnet import cli, models
 from fieldnet.nn import layers
 
 
@@ -57,9 +56,9 @@ def timed_build(model_config, seed: int = 0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="experiments/configs/density_to_temp.py")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=cli.positive_int, default=3)
     args = parser.parse_args(argv)
     model_config = _load_config(args.config).model
     jax.numpy.zeros(1).block_until_ready()  # start the backend outside the timings

@@ -16,7 +16,6 @@ element-wise work into its neighbours inside the step); they show the proportion
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import platform
@@ -30,7 +29,7 @@ import optax
 from flax import nnx
 
 from benchmarks.train_step import CASES, step_runner
-from fieldnet import models, train
+from fieldnet import cli, models, train
 from fieldnet.nn import layers, ops
 
 
@@ -145,10 +144,10 @@ def profile(name: str, batch: int, repeats: int) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", default="2d128", choices=sorted(CASES))
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=cli.positive_int, default=8)
+    parser.add_argument("--repeats", type=cli.positive_int, default=5)
     args = parser.parse_args(argv)
     print(json.dumps(profile(args.case, args.batch, args.repeats)))
 

@@ -65,9 +65,9 @@ def time_case(ndim: int, size: int, batch: int, repeats: int, steps: int, dtype:
 def main():
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="2d128,3d32")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
+    parser.add_argument("--batch", type=cli.positive_int, default=8)
+    parser.add_argument("--repeats", type=cli.positive_int, default=5)
+    parser.add_argument("--steps", type=cli.positive_int, default=3, help="steps per timed repeat")
     parser.add_argument("--dtype", default="float32", choices=sorted(models.DTYPES))
     args = parser.parse_args()
     for name in args.cases.split(","):

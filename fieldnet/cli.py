@@ -48,6 +48,17 @@ class ArgumentParser(argparse.ArgumentParser):
         fail(f"{message} (see --help)")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (anything else is the parser's one-line error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turns user errors, stops and Ctrl-C inside the block into one line and an exit."""

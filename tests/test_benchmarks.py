@@ -79,3 +79,20 @@ def test_halofit_benchmark_refuses_bad_settings_before_running(capsys, args, mes
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+@pytest.mark.parametrize("module, args", [
+    ("benchmarks.step_profile", ["--repeats", "0"]),
+    ("benchmarks.model_build", ["--repeats", "-1"]),
+    ("benchmarks.train_step", ["--batch", "2.5"]),
+])
+def test_benchmark_settings_that_are_not_positive_are_one_line(module, args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "expected a positive integer" in lines[0]
