@@ -24,7 +24,7 @@ import ml_collections
 from flax import nnx
 
 from fieldnet.errors import FieldnetError
-from fieldnet.nn import layers
+from fieldnet.nn import flow, layers
 from fieldnet.nn.field_model import FieldModel as FieldModel
 from fieldnet.nn.field_model import missing_members as missing_members
 from fieldnet.nn.padding import BOUNDARY_CONDITIONS
@@ -368,14 +368,34 @@ def _model_kwargs(config) -> dict:
     return kwargs
 
 
+def objective_of(config: ml_collections.ConfigDict) -> str:
+    """What the model config trains: "regression" (the default; the model predicts the
+    target) or "flow" (the velocity network of `fieldnet.nn.flow`); else a ValueError."""
+    return _check_choice("model.objective", config.get("objective", "regression"),
+                         flow.OBJECTIVES)
+
+
 def build(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, **overrides) -> nnx.Module:
-    """Builds the model named by config.name ('unet' or 'resnet') from a ConfigDict."""
+    """Builds the model named by config.name ('unet' or 'resnet') from a ConfigDict.
+
+    With `config.objective = "flow"` the U-Net is the velocity network of the task that
+    `in_channels`, `out_channels` and `cond_dim` describe: it takes the state of the target
+    as extra input channels and the time as extra conditioning (`flow.network_io`).
+    """
     name = config.get("name", "unet")
     model_cls = {"unet": UNet, "resnet": ResNet}.get(name)
     if model_cls is None:
         raise ValueError(f"model.name must be 'unet' or 'resnet', got {name!r}")
-    unknown = set(config.keys()) - set(_MODEL_KEYS) - {"name"}
+    unknown = set(config.keys()) - set(_MODEL_KEYS) - {"name", "objective"}
     if unknown:
         raise ValueError(f"unknown model config keys {sorted(unknown)}; known: "
                          f"{sorted(_MODEL_KEYS)}")
+    if objective_of(config) == "flow":
+        if model_cls is not UNet:
+            raise ValueError(f"model.objective='flow' needs the field-to-field U-Net, got "
+                             f"model.name={name!r}")
+        kwargs = {**_model_kwargs(config), **overrides}
+        overrides = {**overrides, **flow.network_io(kwargs["in_channels"],
+                                                    kwargs["out_channels"],
+                                                    kwargs.get("cond_dim", 0))}
     return model_cls.from_config(config, rngs=rngs, **overrides)
