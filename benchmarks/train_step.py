@@ -41,8 +41,8 @@ def step_runner(model, batch: int, shape, seed: int = 0):
     box = {"state": state}
 
     def run(steps: int) -> None:
-        for _ in range(steps):
-            box["state"], _, loss, _ = fns.train(box["state"], b, window)
+        for step in range(steps):
+            box["state"], _, loss, _ = fns.train(box["state"], b, window, step)
         loss.block_until_ready()
 
     return run

@@ -200,10 +200,10 @@ def test_host_does_not_wait_for_the_device_between_log_points(tmp_path, monkeypa
         fns = real_step_functions(*args, **kwargs)
         previous = []
 
-        def probed_train(state, batch, window):
+        def probed_train(state, batch, window, step):
             if previous:
                 ready_at_next_dispatch[len(previous)] = previous[-1].is_ready()
-            out = fns.train(state, batch, window)
+            out = fns.train(state, batch, window, step)
             previous.append(out[2])
             return out
 

@@ -15,7 +15,9 @@ Faults: checkpoints every `checkpoint_every` steps (asynchronous, atomic); SIGTE
 SIGINT save and stop; a NaN/Inf loss stops before anything is saved (the window is checked
 before each save), so the last good checkpoint stays intact; a rerun resumes from the
 latest checkpoint, and since batches are a pure function of (seed, step) it ends where an
-uninterrupted run would.
+uninterrupted run would. So is the noise of a loss that draws some (flow matching): the step
+gives the loss batch["key"], a key folded from (seed, step) inside the jitted step (with
+threefry's partitionable draws, the same numbers on any number of devices).
 """
 
 from __future__ import annotations
@@ -140,13 +142,25 @@ def _add_to_window(window: dict, loss: jax.Array) -> dict:
 
 @dataclass
 class StepFunctions:
-    train: Callable      # (state, batch, window) -> (state, window, loss, grad_norm)
-    evaluate: Callable   # (state, batch) -> loss
+    train: Callable      # (state, batch, window, step) -> (state, window, loss, grad_norm)
+    evaluate: Callable   # (state, batch, index) -> loss
+
+
+# The two streams of loss noise: training steps and validation batches.
+_TRAIN_STREAM, _VAL_STREAM = 0, 1
+
+
+def loss_key(seed: int, stream: int, index) -> jax.Array:
+    """The PRNG key batch["key"] of training step `index` (stream 0) or of validation batch
+    `index` (stream 1): a pure function of the three."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), stream), index)
 
 
 def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
-                   replicated: NamedSharding) -> StepFunctions:
-    def train(state, batch, window):
+                   replicated: NamedSharding, seed: int = 0) -> StepFunctions:
+    def train(state, batch, window, step):
+        batch = {**batch, "key": loss_key(seed, _TRAIN_STREAM, step)}
+
         def loss(params):
             model = nnx.merge(graphdef, params, state["rest"])
             value = loss_fn(model, batch)
@@ -158,7 +172,8 @@ def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
         new_state = {"params": params, "rest": rest, "opt_state": opt_state}
         return new_state, _add_to_window(window, value), value, optax.tree.norm(grads)
 
-    def evaluate(state, batch):
+    def evaluate(state, batch, index):
+        batch = {**batch, "key": loss_key(seed, _VAL_STREAM, index)}
         return loss_fn(nnx.merge(eval_graphdef, state["params"], state["rest"]), batch)
 
     return StepFunctions(
@@ -237,13 +252,14 @@ class TrainResult:
 
 def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
         val_batches: list[Batch], config: ml_collections.ConfigDict, workdir: str | Path,
-        loss_fn: LossFn | None = None) -> TrainResult:
+        loss_fn: LossFn | None = None, seed: int = 0) -> TrainResult:
     """Trains `model` in place (it ends with the final parameters) and checkpoints to workdir.
 
     `train_batches(start_step)` yields this process's slice of the batches from that step
     on. Resumes from `workdir/checkpoints` when it holds a checkpoint. The loss is
     `loss_fn` if given, else the registered loss that `config.loss` names
-    (`fieldnet.train.losses`).
+    (`fieldnet.train.losses`); a loss that draws noise takes it from batch["key"],
+    `loss_key(seed, ...)` of the step or validation batch.
     """
     check_config(config)
     loss_fn = loss_fn or get_loss(config.loss)
@@ -254,7 +270,7 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
     schedule = learning_rate_schedule(config)
     state["opt_state"] = tx.init(state["params"])
     state = jax.device_put(state, replicated)
-    steps = step_functions(graphdef, eval_graphdef, tx, loss_fn, replicated)
+    steps = step_functions(graphdef, eval_graphdef, tx, loss_fn, replicated, seed)
     ckpts = Checkpoints(rundir.checkpoints(workdir), config.keep_checkpoints)
     is_main = jax.process_index() == 0
     start = ckpts.latest_step() or 0
@@ -268,7 +284,8 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
     val = [global_batch(b, batch_sharding) for b in val_batches]
 
     def validate(state) -> float:
-        losses = jax.device_get([steps.evaluate(state, b) for b in val])  # one read-back
+        losses = jax.device_get([steps.evaluate(state, b, i)  # one read-back
+                                 for i, b in enumerate(val)])
         return float(np.mean([float(v) for v in losses]))
 
     def check_finite(window: dict, first: int, last: int) -> None:
@@ -292,7 +309,7 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
             step = start
             for step, local in zip(range(start, config.num_steps), batches, strict=False):
                 state, window, loss, grad_norm = steps.train(
-                    state, global_batch(local, batch_sharding), window)
+                    state, global_batch(local, batch_sharding), window, step)
                 done = step + 1
                 bar.update(1)
                 evaluate = done % config.eval_every == 0 or done == config.num_steps

@@ -2,8 +2,10 @@
 
 A loss is a function `loss(model, batch) -> scalar` of a model and a batch dict (device
 arrays; "x" is the input, "y" the target or "label" the class, "cond" the standardized
-parameters of a conditioned model; `predict` applies the model either way). Adding one is
-one function with the decorator:
+parameters of a conditioned model; `predict` applies the model either way; "key" a PRNG key
+for losses that draw noise, which the train loop derives from (seed, step), so that a
+resumed run draws what an uninterrupted one would). Adding one is one function with the
+decorator:
 
     @register_loss("huber")
     def huber(model, batch):
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from fieldnet.nn import flow
 from fieldnet.registry import Registry
 
 LossFn = Callable[[nnx.Module, dict], jax.Array]
@@ -49,3 +52,19 @@ def cross_entropy(model: nnx.Module, batch: dict) -> jax.Array:
     """Softmax cross-entropy of a classifier's logits against integer batch["label"]."""
     logits = predict(model, batch).astype(jnp.float32)
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+
+
+@register_loss("flow_matching")
+def flow_matching(model: nnx.Module, batch: dict) -> jax.Array:
+    """Rectified-flow matching (`fieldnet.nn.flow`): for t ~ U[0, 1) per field and z ~ N(0, 1)
+    per pixel, both drawn from batch["key"], the mean squared error of the velocity network
+    at x_t = (1 - t) z + t y against y - z, in float32. The model is the velocity network of
+    `models.build` with objective "flow"."""
+    y = batch["y"].astype(jnp.float32)
+    key_t, key_z = jax.random.split(batch["key"])
+    t = jax.random.uniform(key_t, (y.shape[0],))
+    z = jax.random.normal(key_z, y.shape)
+    state = flow.interpolate(z, y, t)
+    velocity = model(flow.velocity_inputs(batch["x"], state),
+                     flow.velocity_cond(batch.get("cond"), t)).astype(jnp.float32)
+    return jnp.mean((velocity - flow.target_velocity(z, y)) ** 2)
