@@ -44,28 +44,30 @@ def tile_plan(size: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
-def _check(model: models.FieldModel, field: np.ndarray, tile: int,
-           batch: int) -> tuple[int, int]:
+def _check_model(model: models.FieldModel, tile: int, batch: int) -> tuple[int, int]:
+    """(stride, halo) of a model that tiled inference serves, with `tile` and `batch`."""
     if not isinstance(model, models.FieldModel):
         raise FieldnetError(f"tiled inference needs a field-to-field model "
                             f"(fieldnet.models.FieldModel); {type(model).__name__} lacks "
                             f"{', '.join(models.missing_members(model))}")
     if model.padding != "periodic":
         raise FieldnetError("tiled inference is exact only for padding='periodic' models")
+    stride = model.stride
+    if tile < stride or tile % stride or batch < 1:
+        raise FieldnetError(f"tile must be a positive multiple of the stride {stride} and "
+                            f"batch ≥ 1, got tile={tile}, batch={batch}")
+    return stride, math.ceil(receptive_field(model) / stride) * stride
+
+
+def _check_field(model: models.FieldModel, field: np.ndarray) -> None:
     ndim = model.ndim
     if field.ndim != ndim + 1 or field.shape[-1] != model.in_channels:
         raise FieldnetError(f"expected a field of shape (*spatial, {model.in_channels}) with "
                             f"{ndim} spatial axes, got {field.shape}")
-    stride = model.stride
-    check_divisible(field.shape[:-1], stride, "field size")
-    if tile < stride or tile % stride or batch < 1:
-        raise FieldnetError(f"tile must be a positive multiple of the stride {stride} and "
-                            f"batch ≥ 1, got tile={tile}, batch={batch}")
+    check_divisible(field.shape[:-1], model.stride, "field size")
     if not np.isfinite(field).all():
         raise FieldnetError(f"the field contains {np.size(field) - np.isfinite(field).sum()} "
                             "NaN/Inf values")
-    halo = math.ceil(receptive_field(model) / stride) * stride
-    return stride, halo
 
 
 def _tiles(field: np.ndarray, starts: list[tuple[int, ...]], tile: int,
@@ -144,26 +146,39 @@ def predict_field(model: models.FieldModel, field: ArrayLike, tile: int = 64, ba
         >>> bool(np.allclose(y, np.asarray(m(field[None]))[0], atol=1e-5))
         True
     """
-    field = np.asarray(field, np.float32)
-    stride, halo = _check(model, field, tile, batch)
-    spatial = field.shape[:-1]
-    tile = min(tile, *spatial)
-    per_axis = [tile_plan(n, tile, stride) for n in spatial]
-    starts = list(itertools.product(*per_axis))
-    cond = _tile_condition(model, params, batch)
+    return field_predictor(model, tile, batch)(field, params=params, progress=progress)
+
+
+def field_predictor(model: models.FieldModel, tile: int = 64, batch: int = 8):
+    """`predict(field, params=None, progress=False)`: `predict_field` with this model, tile
+    and batch, the model split and its halo found once, for callers that predict many
+    fields (a sampler evaluates the network twice per ODE step)."""
+    stride, halo = _check_model(model, tile, batch)
     forward = jitted_forward(model)
-    out = np.empty((*spatial, model.out_channels), np.float32)
-    core = (slice(None),) + (slice(halo, halo + tile),) * len(spatial)
-    with tqdm(total=len(starts), desc="tiles", unit="tile", disable=not progress) as bar:
-        for group in _batches(starts, batch):
-            x = _tiles(field, group, tile, halo)
-            if len(group) < batch:  # one compiled shape for every batch
-                x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]), x.dtype)])
-            y = np.asarray(forward(x, cond))[core]
-            for start, pred in zip(group, y, strict=False):
-                out[tuple(slice(s, s + tile) for s in start)] = pred
-            bar.update(len(group))
-    return out
+
+    def predict(field: ArrayLike, params: ArrayLike | None = None,
+                progress: bool = False) -> np.ndarray:
+        field = np.asarray(field, np.float32)
+        _check_field(model, field)
+        spatial = field.shape[:-1]
+        size = min(tile, *spatial)
+        starts = list(itertools.product(*[tile_plan(n, size, stride) for n in spatial]))
+        cond = _tile_condition(model, params, batch)
+        out = np.empty((*spatial, model.out_channels), np.float32)
+        core = (slice(None),) + (slice(halo, halo + size),) * len(spatial)
+        with tqdm(total=len(starts), desc="tiles", unit="tile", disable=not progress) as bar:
+            for group in _batches(starts, batch):
+                x = _tiles(field, group, size, halo)
+                if len(group) < batch:  # one compiled shape for every batch
+                    x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]),
+                                                    x.dtype)])
+                y = np.asarray(forward(x, cond))[core]
+                for start, pred in zip(group, y, strict=False):
+                    out[tuple(slice(s, s + size) for s in start)] = pred
+                bar.update(len(group))
+        return out
+
+    return predict
 
 
 def _tile_condition(model, params, batch: int) -> np.ndarray | None:
