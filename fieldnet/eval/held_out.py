@@ -6,6 +6,11 @@ the (log) target in bins of the (log) first input, fitted on the train split
 standardized log10 of the first target field), where the loss lives; spectra and
 correlations of its log10 fluctuations in h/Mpc. Which statistics fill the "test" block
 is `config.eval.statistics` (`fieldnet.eval.statistics`).
+
+A generative run (`model.objective = "flow"`) draws `config.eval.n_samples` samples of
+every test map (`config.eval.sample_steps` Heun steps, noise from `config.seed`); its
+prediction is their mean, so the usual keys compare with a regression run's, and the
+"samples" statistic adds how the samples themselves match the truth.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import dataclasses
 import numpy as np
 from flax import nnx
 
-from fieldnet.eval import statistics
+from fieldnet import models
+from fieldnet.data.source import parse_names
+from fieldnet.eval import sampling, statistics
 from fieldnet.eval.baseline import LocalBaseline
 from fieldnet.eval.inference import jitted_forward
 from fieldnet.grid import Grid
@@ -41,7 +48,9 @@ def fit_baseline(ds, bins: int) -> LocalBaseline:
 class HeldOut:
     """A run's test split as log10 fields `(N, *spatial)` (first input: `log_rho`; first
     target: `true_log_t`), with the model's and the local baseline's predictions, their
-    spectra (`metrics.spectral_comparison`) and `summary`, the "test" block of eval.json."""
+    spectra (`metrics.spectral_comparison`) and `summary`, the "test" block of eval.json.
+    A generative run's `samples_log_t` are its samples `(N, S, *spatial)` (None otherwise),
+    and `pred_log_t` their mean."""
 
     log_rho: np.ndarray
     true_log_t: np.ndarray
@@ -53,6 +62,7 @@ class HeldOut:
     summary: dict
     grid: Grid
     density_units: str
+    samples_log_t: np.ndarray | None = None
 
     @property
     def box_size(self) -> float:
@@ -60,20 +70,42 @@ class HeldOut:
         return self.grid.lengths[0]
 
 
+def sample_test_maps(model: nnx.Module, test: dict, config) -> np.ndarray:
+    """`config.eval.n_samples` samples `(N, S, *spatial, C)` of each test map (normalized),
+    map i's noise drawn as `sampling.sample_noise(config.seed, i, ...)`."""
+    x, e = test["x"], config.eval
+    shape = (*x.shape[1:-1], model.out_channels)
+    noise = np.stack([sampling.sample_noise(config.seed, i, e.n_samples, shape)
+                      for i in range(len(x))])
+    return sampling.sample_stack(model, x, noise, steps=e.sample_steps, cond=test["cond"],
+                                 batch_size=e.batch_size, progress=config.train.progress)
+
+
 def held_out(model: nnx.Module, ds, config) -> HeldOut:
     """Predictions of `model` and of the local baseline on the test split, and their
-    statistics (`config.eval.statistics` beside the required ones)."""
+    statistics (`config.eval.statistics` beside the required ones; for a generative run
+    also "samples")."""
     test = ds.read("test")
     x, y = test["x"], test["y"]
-    pred = predict_stack(model, x, config.eval.batch_size, test["cond"])
+    names = parse_names(config.eval.get("statistics", ""))
+    samples = None
+    if models.objective_of(config.model) == "flow":
+        samples = sample_test_maps(model, test, config)
+        pred = samples.mean(axis=1)
+        names.append("samples")
+    else:
+        pred = predict_stack(model, x, config.eval.batch_size, test["cond"])
     base = fit_baseline(ds, config.eval.baseline_bins).predict(x[..., 0])[..., None]
     to_log = ds.normalizer[ds.target_names[0]].unstandardize
     true_log, pred_log, base_log = (to_log(a[..., 0]) for a in (y, pred, base))
+    samples_norm = None if samples is None else samples[..., 0]
+    samples_log = None if samples is None else to_log(samples_norm)
     grid = Grid.box(true_log.shape[1:], ds.box_size)
     comparison = statistics.Comparison(y[..., 0], pred[..., 0], base[..., 0], true_log,
-                                       pred_log, base_log, grid, test["sim_index"])
-    summary = statistics.evaluate(comparison, config.eval.get("statistics", ""))
+                                       pred_log, base_log, grid, test["sim_index"],
+                                       samples_norm, samples_log)
+    summary = statistics.evaluate(comparison, names)
     density = ds.input_names[0]
     return HeldOut(ds.normalizer[density].unstandardize(x[..., 0]), true_log, pred_log, base_log,
                    test["sim_index"], comparison.spec_model, comparison.spec_baseline, summary,
-                   grid, test["units"][density])
+                   grid, test["units"][density], samples_log)

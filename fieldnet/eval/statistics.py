@@ -22,7 +22,9 @@ import numpy as np
 from scipy.stats import wasserstein_distance
 
 from fieldnet.data.source import parse_names
+from fieldnet.errors import FieldnetError
 from fieldnet.eval import metrics
+from fieldnet.eval.spectra import average_power_spectrum
 from fieldnet.grid import Grid
 from fieldnet.records import to_json_value
 from fieldnet.registry import Registry
@@ -43,6 +45,8 @@ class Comparison:
       grid: the grid of one field (its box lengths in Mpc/h set k).
       sim_index: `(N,)`, the simulation each map comes from (its maps are correlated, so
         errors are estimated over simulations, not maps).
+      samples_norm, samples_log: for a generative model, its samples `(N, S, *spatial)`
+        (S per map), normalized and as log10; then pred_* is their mean. None otherwise.
     """
 
     true_norm: np.ndarray
@@ -53,6 +57,8 @@ class Comparison:
     baseline_log: np.ndarray
     grid: Grid
     sim_index: np.ndarray
+    samples_norm: np.ndarray | None = None
+    samples_log: np.ndarray | None = None
 
     @functools.cached_property
     def spec_model(self) -> dict:
@@ -150,3 +156,42 @@ def boxes(c: Comparison) -> dict:
 
     return {"per_box": per_box, "n_test_boxes": len(per_box), "mse_err": error(model),
             "baseline_mse_err": error(base)}
+
+
+COVERAGE_LEVELS = (0.68, 0.95)
+
+
+@register_statistic("samples")
+def samples(c: Comparison) -> dict:
+    """How a generative model's samples match the truth, as eval.json's `samples` block.
+
+    `n_samples` per test map; `power_ratio`: P_sample(k) / P_true(k) of log10 T per k bin
+    (the mean over samples, on the bins of "k"); `cross_corr_mean`: r(k) of the samples'
+    mean with the truth; `pdf_w1`: Wasserstein-1 distance [dex] of the one-point PDF of
+    log10 T over all samples from the truth's; `coverage_68`, `coverage_95`: the fraction
+    of test pixels whose truth lies in the samples' central 68% / 95% interval, from the
+    truth's rank among the samples (`metrics.interval_coverage`: unbiased for any number of
+    samples; the nominal level for calibrated samples); `crps`: the continuous ranked
+    probability score (`metrics.crps`, fair ensemble estimator); `mse_of_mean`: MSE of the
+    samples' mean. CRPS and MSE are in the normalized target space, like "mse".
+    """
+    if c.samples_norm is None or c.samples_log is None:
+        raise FieldnetError("eval.statistics: 'samples' needs a generative run's samples "
+                            "(model.objective='flow')")
+    n_samples = c.samples_log.shape[1]
+    every_sample = c.samples_log.reshape(-1, *c.samples_log.shape[2:])
+    p_samples = average_power_spectrum(every_sample, c.grid).power
+    mean_log = c.samples_log.mean(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        power_ratio = p_samples / c.spec_model["p_true"]
+    coverage = metrics.interval_coverage(c.samples_norm, c.true_norm, COVERAGE_LEVELS)
+    block = {"n_samples": int(n_samples), "power_ratio": power_ratio,
+             "cross_corr_mean": metrics.spectral_comparison(mean_log, c.true_log,
+                                                            c.grid)["cross_corr"],
+             "pdf_w1": float(wasserstein_distance(np.ravel(c.samples_log),
+                                                  np.ravel(c.true_log))),
+             "crps": metrics.crps(c.samples_norm, c.true_norm),
+             "mse_of_mean": metrics.mse(c.samples_norm.mean(axis=1), c.true_norm)}
+    block.update({f"coverage_{round(100 * p)}": float(v)
+                  for p, v in zip(COVERAGE_LEVELS, coverage, strict=True)})
+    return {"samples": block}
