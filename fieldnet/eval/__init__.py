@@ -7,5 +7,6 @@ evaluation, tiled inference and phase-transition analysis.
 - `baseline`: the best local mapping T(rho), fitted on the train split.
 - `held_out`: a model's and the baseline's predictions of a test split, and their metrics.
 - `inference`: exact full-field prediction by periodic tiling.
+- `sampling`: samples of a flow-matching run (Heun ODE solver, whole fields or tiled).
 - `phases`: P(ordered | T) curves, their crossings and the finite-size extrapolation.
 """

@@ -24,7 +24,10 @@ from fieldnet.files import atomic_output
 DPI = 120
 FIGURE_NAMES = {"maps": "maps.png", "power": "power.png", "cross_corr": "cross_corr.png",
                 "pdf": "pdf.png", "phase_diagram": "phase_diagram.png",
-                "per_box": "per_box.png", "training": "training.png"}
+                "per_box": "per_box.png", "training": "training.png",
+                # a generative run's samples (fieldnet.figures.samples)
+                "samples": "samples.png", "samples_power": "samples_power.png",
+                "calibration": "calibration.png", "samples_std": "samples_std.png"}
 COLORS = {"true": "black", "model": "tab:blue", "baseline": "tab:orange"}
 K_LABEL = r"$k$ [$h\,$Mpc$^{-1}$]"
 LOG_T_LABEL = r"$\log_{10} T$ [K]"
@@ -34,7 +37,7 @@ def log_rho_label(density_units: str) -> str:
     return r"$\log_{10} \rho$" + (f" [{density_units}]" if density_units else "")
 
 
-def _label_k_axis(ax) -> None:
+def label_k_axis(ax) -> None:
     """k label in h/Mpc; ticks at 1, 2, 5 x 10^n written as plain numbers, because the
     default minor-tick labels collide on the one or two decades a box spans."""
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -83,8 +86,8 @@ def maps_panel(density, true_t, pred_t, path, baseline_t=None, *, density_units:
     rho, t_true, t_pred = slices(density), slices(true_t), slices(pred_t)
     t_base = None if baseline_t is None else slices(baseline_t)
     t_maps = t_true + t_pred + (t_base or [])
-    t_range = _range(t_maps)
-    columns = [(log_rho_label(density_units), "cividis", _range(rho), rho),
+    t_range = value_range(t_maps)
+    columns = [(log_rho_label(density_units), "cividis", value_range(rho), rho),
                ("true " + LOG_T_LABEL, "inferno", t_range, t_true),
                ("model " + LOG_T_LABEL, "inferno", t_range, t_pred)]
     residuals = [("model $-$ true [dex]", [p - t for p, t in zip(t_pred, t_true, strict=True)])]
@@ -94,7 +97,12 @@ def maps_panel(density, true_t, pred_t, path, baseline_t=None, *, density_units:
                           [b - t for b, t in zip(t_base, t_true, strict=True)]))
     res_max = max(float(np.abs(r).max()) for _, maps in residuals for r in maps) or 1.0
     columns += [(title, "RdBu_r", (-res_max, res_max), maps) for title, maps in residuals]
+    return map_grid(columns, n_rows, path, box_size=box_size)
 
+
+def map_grid(columns, n_rows: int, path, *, box_size: float | None = None) -> Path | Figure:
+    """Maps in rows, one column per (title, colormap, (vmin, vmax), list of 2D maps), each
+    column with its colour bar; axes in Mpc/h when `box_size` is given."""
     fig = Figure(figsize=(2.6 * len(columns), 2.5 * n_rows + 0.8), layout="constrained")
     axes = fig.subplots(n_rows, len(columns), squeeze=False, sharex=True, sharey=True)
     extent = None if box_size is None else (0, box_size, 0, box_size)
@@ -115,11 +123,11 @@ def maps_panel(density, true_t, pred_t, path, baseline_t=None, *, density_units:
     return save_figure(fig, path)
 
 
-def _range(maps: list[np.ndarray]) -> tuple[float, float]:
+def value_range(maps: list[np.ndarray]) -> tuple[float, float]:
     return min(float(m.min()) for m in maps), max(float(m.max()) for m in maps)
 
 
-def _positive(values: np.ndarray) -> np.ndarray:
+def positive_or_nan(values: np.ndarray) -> np.ndarray:
     """Values with non-positive or missing entries masked, for log axes."""
     values = np.asarray(values, np.float64)
     return np.where(values > 0, values, np.nan)
@@ -132,9 +140,9 @@ def power_figure(spec_model: dict, spec_baseline: dict, path) -> Path:
     k = spec_model["k"]
     fig = Figure(figsize=(5.5, 5.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    top.loglog(k, _positive(spec_model["p_true"]), color=COLORS["true"], label="true")
-    top.loglog(k, _positive(spec_model["p_pred"]), color=COLORS["model"], label="model")
-    top.loglog(k, _positive(spec_baseline["p_pred"]), color=COLORS["baseline"], ls="--",
+    top.loglog(k, positive_or_nan(spec_model["p_true"]), color=COLORS["true"], label="true")
+    top.loglog(k, positive_or_nan(spec_model["p_pred"]), color=COLORS["model"], label="model")
+    top.loglog(k, positive_or_nan(spec_baseline["p_pred"]), color=COLORS["baseline"], ls="--",
                label="local baseline")
     d = spec_model["ndim"]
     top.set_ylabel(rf"$P(k)$ of $\log_{{10}} T$ [(Mpc/$h$)$^{{{d}}}$]")
@@ -144,7 +152,7 @@ def power_figure(spec_model: dict, spec_baseline: dict, path) -> Path:
                     label="local baseline")
     bottom.axhline(1.0, color="gray", lw=0.8)
     bottom.set_ylabel(r"$\sqrt{P_\mathrm{pred}/P_\mathrm{true}}$")
-    _label_k_axis(bottom)
+    label_k_axis(bottom)
     return save_figure(fig, path)
 
 
@@ -165,7 +173,7 @@ def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
     lowest = np.concatenate([spec_model["cross_corr"], spec_baseline["cross_corr"]])
     lowest = lowest[np.isfinite(lowest)]
     ax.set_ylim(min(0.0, float(lowest.min())) if lowest.size else 0.0, 1.05)
-    _label_k_axis(ax)
+    label_k_axis(ax)
     ax.set_ylabel(r"$r(k)$ of $\log_{10} T$")
     ax.legend(frameon=False, loc="lower left")
     return save_figure(fig, path)
@@ -200,7 +208,7 @@ def pdf_panels(panels: dict[str, dict[str, np.ndarray]], path, *,
         centres = 0.5 * (edges[1:] + edges[:-1])
         for k, (label, values) in enumerate(curves.items()):
             style = (styles or {}).get(label, CURVE_STYLES[k % len(CURVE_STYLES)])
-            ax.semilogy(centres, _positive(metrics.one_point_pdf(values, edges)), label=label,
+            ax.semilogy(centres, positive_or_nan(metrics.one_point_pdf(values, edges)), label=label,
                         **style)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(r"PDF [dex$^{-1}$]")
@@ -349,7 +357,8 @@ def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
     the first `n_maps` test samples and is written for 2D and 3D fields (there are no maps
     of 1D ones), per_box.png when `summary` (eval.json's "test" block) holds "per_box",
     training.png when `metrics_jsonl` exists (with the summary's baseline MSE as the level
-    to beat). Returns {figure: path}.
+    to beat). Returns {figure: path}. (A generative run's sample figures:
+    `fieldnet.figures.samples.write_all`.)
     """
     out = Path(figures_dir)
     paths = {}
