@@ -19,9 +19,10 @@ from fieldnet import data, models, rundir, train
 from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import held_out, statistics
-from fieldnet.figures import report
+from fieldnet.figures import report, samples
 from fieldnet.files import write_json
 from fieldnet.grid import check_divisible
+from fieldnet.nn.flow import OBJECTIVES
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -36,11 +37,42 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not isinstance(e.n_maps, int) or e.n_maps < 0:
         raise FieldnetError(f"eval.n_maps must be an integer ≥ 0, got {e.n_maps!r}")
     statistics.selected(e.get("statistics", ""))
+    check_objective(config)
     stride = models.stride_of(config.model)
     check_divisible([config.data.crop_size], stride, "data.crop_size")
     sim = config.get("simulate")
     if sim is not None and sim.enabled and not Path(config.data.path).exists():
         check_divisible([sim.grid], stride, "simulate.grid (the size of the maps to be made)")
+
+
+def check_objective(config: ml_collections.ConfigDict) -> None:
+    """model.objective (default "regression") and what it needs: a flow-matching run trains
+    the U-Net with train.loss "flow_matching" and is evaluated on eval.n_samples ≥ 2 samples
+    per test map, each eval.sample_steps Heun steps; a regression run trains any other loss."""
+    objective = config.model.get("objective", "regression")
+    if objective not in OBJECTIVES:
+        raise FieldnetError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
+    loss, statistic_names = config.train.loss, config.eval.get("statistics", "")
+    if objective == "regression":
+        if loss == "flow_matching":
+            raise FieldnetError("train.loss='flow_matching' trains a generative model; set "
+                                "model.objective='flow'")
+        if "samples" in statistics.selected(statistic_names):
+            raise FieldnetError("eval.statistics: 'samples' is computed for generative runs "
+                                "(model.objective='flow') only")
+        return
+    if loss != "flow_matching":
+        raise FieldnetError(f"model.objective='flow' trains with train.loss='flow_matching', "
+                            f"got {loss!r}")
+    if config.model.get("name", "unet") != "unet" or config.model.get("global_residual"):
+        raise FieldnetError("model.objective='flow' needs model.name='unet' without "
+                            "global_residual (its input is the density and the state)")
+    e = config.eval
+    for key, least in (("n_samples", 2), ("sample_steps", 1)):
+        value = e.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise FieldnetError(f"eval.{key} must be an integer ≥ {least} for "
+                                f"model.objective='flow', got {value!r}")
 
 
 def check_field_sizes(ds: data.FieldDataset, stride: int) -> None:
@@ -108,11 +140,17 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
     result = {"test": h.summary, "n_test": int(len(h.log_rho)), "train_steps": int(train_steps),
               "checkpoint_step": checkpoint_step}
     write_json(rundir.evaluation(workdir), result)
-    report.write_all(rundir.figures(workdir), log_rho=h.log_rho, true_log_t=h.true_log_t,
+    figures = rundir.figures(workdir)
+    report.write_all(figures, log_rho=h.log_rho, true_log_t=h.true_log_t,
                      pred_log_t=h.pred_log_t, baseline_log_t=h.baseline_log_t,
                      spec_model=h.spec_model, spec_baseline=h.spec_baseline,
                      metrics_jsonl=rundir.metrics(workdir), density_units=h.density_units,
                      box_size=h.box_size, n_maps=config.eval.n_maps, summary=h.summary)
+    if h.samples_log_t is not None:
+        samples.write_all(figures, log_rho=h.log_rho, true_log_t=h.true_log_t,
+                          samples_log_t=h.samples_log_t, box=h.grid,
+                          density_units=h.density_units, box_size=h.box_size,
+                          n_maps=config.eval.n_maps)
     return result
 
 
@@ -136,7 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             model,
             lambda start: ds.batches("train", tc.batch_size, config.seed, start_step=start,
                                      num_steps=tc.num_steps - start),
-            val, tc, workdir)
+            val, tc, workdir, seed=config.seed)
         step = train.restore_params(model, workdir, tc, best=True)
         return evaluate_run(model, ds, config, workdir, train_steps=result.final_step,
                             checkpoint_step=step)
