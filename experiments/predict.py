@@ -2,11 +2,14 @@ r"""Predict whole fields with a trained run, by exact periodic tiling.
 
     python -m experiments.predict --workdir RUN --input FILE.h5 --output OUT.h5 \
         [--field NAME --tile 64 --batch 8 --params a=1,b=2 --overwrite]
+        [--samples N --steps 20 --seed 0]           # a generative (flow-matching) run
 
 Loads the run's config, normalization and best checkpoint; writes the prediction in
 physical units with provenance attributes (run, checkpoint step, config hash, source file).
 A run conditioned on simulation parameters (data.condition_on) reads them from the input
-file's /params, or from --params for every sample.
+file's /params, or from --params for every sample. A generative run (model.objective=flow)
+draws --samples N samples of every map instead and writes samples/<target> (maps, N,
+*spatial) with their mean/<target> and std/<target>.
 """
 
 import argparse
@@ -27,8 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=parse_params, default=None,
                    help="simulation parameters of a conditioned run, name=value,... "
                    "(default: the input file's /params)")
+    p.add_argument("--samples", type=cli.positive_int, default=None,
+                   help="samples to draw of every map (generative runs only, and required "
+                   "for them)")
+    p.add_argument("--steps", type=cli.positive_int, default=None,
+                   help="Heun steps per sample (default: the run's eval.sample_steps)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the samples' noise")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return p
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}")
+    return value
 
 
 def parse_params(text: str) -> dict[str, float]:
@@ -51,8 +72,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     result = predict_file(args.workdir, args.input, args.output, fields=args.field,
                           tile=args.tile, batch=args.batch, overwrite=args.overwrite,
-                          params=args.params)
-    print(f"wrote {result['output']} ({result['samples']} samples, checkpoint step "
+                          params=args.params, samples=args.samples, steps=args.steps,
+                          seed=args.seed)
+    drawn = "" if args.samples is None else f", {args.samples} draws of each"
+    print(f"wrote {result['output']} ({result['samples']} samples{drawn}, checkpoint step "
           f"{result['checkpoint_step']})")
     return 0
 

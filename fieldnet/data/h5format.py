@@ -61,14 +61,25 @@ def add_field(f: h5py.File, name: str, shape: Sequence[int], *, units: str, desc
     if len(shape) != f.attrs["ndim"] + 1:
         raise FieldnetError(f"field {name!r} must have shape (N, *spatial) with "
                             f"{f.attrs['ndim']} spatial axes, got {shape}")
-    ds = f["fields"].create_dataset(name, shape=shape, dtype="float32",
-                                    chunks=sample_chunks(shape[1:]), compression="gzip",
-                                    compression_opts=4, shuffle=True)
-    ds.attrs.update(units=units, description=description)
+    ds = add_dataset(f, f"fields/{name}", shape, units=units, description=description)
     if log_floor is not None:
         ds.attrs["log_floor"] = float(log_floor)
     if data is not None:
         ds[...] = np.asarray(data, np.float32)
+    return ds
+
+
+def add_dataset(f: h5py.File, path: str, shape: Sequence[int], *, units: str,
+                description: str = "") -> h5py.Dataset:
+    """Creates a float32 dataset (..., *spatial) at `path` (the file's ndim trailing axes
+    spatial), one field per chunk (`sample_chunks`) and compressed, with its units: the
+    storage of /fields/<name>, and of stacks with more leading axes (samples of each map)."""
+    shape = tuple(int(s) for s in shape)
+    ndim = int(f.attrs["ndim"])
+    chunks = (1,) * (len(shape) - ndim - 1) + sample_chunks(shape[-ndim:])
+    ds = f.create_dataset(path, shape=shape, dtype="float32", chunks=chunks,
+                          compression="gzip", compression_opts=4, shuffle=True)
+    ds.attrs.update(units=units, description=description)
     return ds
 
 

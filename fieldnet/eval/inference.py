@@ -7,6 +7,11 @@ model's receptive field (rounded up to a multiple of its stride, so every tile s
 same downsampling grid as the whole field), run in batches, and only the cores are kept.
 Each output pixel then sees exactly the inputs it sees in a whole-field prediction, so the
 two agree to float rounding. Peak memory is set by `tile` and `batch`, not by the field.
+
+    s = sample_field(model, field, noise, steps=20, tile=64)   # a flow run's sample
+
+samples a generative run's velocity network the same way: every network evaluation of
+the ODE solver (`fieldnet.eval.sampling`) is tiled, the noise covers the whole field.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from numpy.typing import ArrayLike
@@ -29,7 +35,9 @@ from fieldnet.data import h5format
 from fieldnet.data.source import FieldSource, parse_names
 from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
+from fieldnet.eval import sampling
 from fieldnet.grid import check_divisible
+from fieldnet.nn import flow
 from fieldnet.receptive import receptive_field
 
 
@@ -181,6 +189,43 @@ def field_predictor(model: models.FieldModel, tile: int = 64, batch: int = 8):
     return predict
 
 
+def sample_field(model: nnx.Module, field: ArrayLike, noise: ArrayLike, *, steps: int,
+                 tile: int = 64, batch: int = 8, params: ArrayLike | None = None,
+                 progress: bool = False) -> np.ndarray:
+    """One sample for one whole periodic field, every network evaluation tiled exactly
+    (`predict_field`), so peak memory is set by `tile` and `batch`.
+
+    Args:
+        model: The velocity network, periodic.
+        field: The inputs (*spatial, C_x), normalized.
+        noise: The starting noise of the whole field (*spatial, C_y)
+            (`sampling.sample_noise`).
+        steps: Heun steps from t = 0 to 1.
+        tile, batch: As for `predict_field`.
+        params: The standardized parameters (P,) of a conditioned run, else None.
+        progress: Show a progress bar over the steps.
+
+    Returns:
+        The sample, float32 (*spatial, C_y); equal to `sampling.sample_stack` of the same
+        field and noise to float rounding.
+    """
+    field, noise = np.asarray(field, np.float32), np.asarray(noise, np.float32)
+    if noise.shape[:-1] != field.shape[:-1]:
+        raise FieldnetError(f"noise must cover the field {field.shape[:-1]}, got {noise.shape}")
+    predict = field_predictor(model, tile, batch)
+    params = None if params is None else np.asarray(params, np.float32)[None]
+    bar = tqdm(total=2 * sampling.check_steps(steps), desc="network evaluations",
+               disable=not progress)
+
+    def velocity(state, t):
+        cond = np.asarray(flow.velocity_cond(params, jnp.reshape(t, (1,))))[0]
+        bar.update(1)
+        return predict(np.concatenate([field, np.asarray(state)], axis=-1), params=cond)
+
+    with bar:
+        return np.asarray(sampling.heun(velocity, noise, steps), np.float32)
+
+
 def _tile_condition(model, params, batch: int) -> np.ndarray | None:
     """A conditioned model's vector, repeated for every tile of a batch."""
     cond_dim = getattr(model, "cond_dim", 0)
@@ -198,7 +243,9 @@ def _tile_condition(model, params, batch: int) -> np.ndarray | None:
 
 def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
     """The model of a run with its best checkpoint, its normalizer, and what it maps
-    (model_io.json, with "provenance": the run, the checkpoint step, the config's hash)."""
+    (model_io.json, with "objective": "regression" or "flow" (the model is then the
+    velocity network), "sample_steps": a flow run's Heun steps in evaluation, and
+    "provenance": the run, the checkpoint step, the config's hash)."""
     workdir = rundir.require(Path(workdir), rundir.CONFIG, rundir.MODEL_IO,
                              rundir.NORMALIZER, rundir.CHECKPOINTS, what="a trained run folder")
     text = rundir.config(workdir).read_text()
@@ -208,6 +255,9 @@ def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
                          out_channels=io["out_channels"], ndim=io["ndim"],
                          cond_dim=len(io.get("condition_on", [])))
     step = train.restore_params(model, workdir, config.train, best=True)
+    io["objective"] = models.objective_of(config.model)
+    if io["objective"] == "flow":
+        io["sample_steps"] = config.eval.sample_steps
     io["provenance"] = {"run": str(workdir.absolute()), "checkpoint_step": step,
                         "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
     return model, Normalizer.load(rundir.normalizer(workdir)), io
@@ -215,7 +265,9 @@ def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
 
 def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
                  tile: int = 64, batch: int = 8, overwrite: bool = False,
-                 params: dict[str, float] | None = None, progress: bool = True) -> dict:
+                 params: dict[str, float] | None = None, progress: bool = True,
+                 samples: int | None = None, steps: int | None = None,
+                 seed: int = 0) -> dict:
     """Predicts every sample of `input_path` with a trained run; writes physical units.
 
     Reads fieldnet-format files (/fields/<name>, a leading sample axis) or any HDF5 dataset
@@ -224,10 +276,26 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
     the same for every sample) where given, else from the file's /params. The output is
     written under a temporary name and renamed when complete, so an error leaves nothing
     behind; it may never replace the input file.
+
+    A regression run writes /fields/<target> (M, *spatial) for the file's M maps. A
+    generative run (model.objective "flow") draws `samples` samples of each map (`steps`
+    Heun steps, default the run's eval.sample_steps; the noise of sample j of map i from
+    `sampling.sample_noise(seed, i, ...)`, whole-field, with tiled network evaluations) and
+    writes, per target, samples/<target> (M, samples, *spatial) and their mean/<target> and
+    std/<target> (M, *spatial), all in the target's physical units. `samples` is required
+    for a generative run and refused for a regression one.
     """
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise FieldnetError(f"--output {output_path} is the input file; write elsewhere")
     model, normalizer, io = load_run(workdir)
+    generative = io["objective"] == "flow"
+    if samples is not None and not generative:
+        raise FieldnetError(f"--samples: {workdir} is a regression run (model.objective="
+                            "'regression'); it predicts one field per map, not samples")
+    if generative and (isinstance(samples, bool) or not isinstance(samples, int)
+                       or samples < 1):
+        raise FieldnetError(f"{workdir} is a generative run (model.objective='flow'): pass "
+                            f"--samples N (a positive integer), got {samples!r}")
     names = parse_names(fields) if fields else io["input_names"]
     if len(names) != len(io["input_names"]):
         raise FieldnetError(f"the run takes {len(io['input_names'])} input field(s) "
@@ -238,26 +306,76 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
         if source.ndim != io["ndim"]:
             raise FieldnetError(f"{input_path}: the run maps {io['ndim']}D fields, the input "
                                 f"is {source.ndim}D (shape {source.spatial_shape})")
-        n, spatial = source.num_samples, source.spatial_shape
+        n = source.num_samples
         conditions = _conditions(io.get("condition_on", []), params, source, normalizer)
         with h5format.create(output_path, ndim=io["ndim"], box_size=source.box_size,
                              source="fieldnet.inference", overwrite=overwrite) as out:
             out.attrs.update(source_file=str(Path(input_path).absolute()), **io["provenance"])
-            outputs = [h5format.add_field(out, name, (n, *spatial), units=io["target_units"][k],
-                                          description=f"predicted by {io['provenance']['run']}")
-                       for k, name in enumerate(io["target_names"])]
-            for i in tqdm(range(n), desc="samples", disable=not progress or n == 1):
-                x = np.concatenate([source.read_sample(f, i) for f in source.inputs], axis=-1)
-                z = normalizer.forward_channels(io["input_names"], x)
-                y = predict_field(model, z, tile, batch, params=conditions[i],
-                                  progress=progress and n == 1)
-                y = normalizer.inverse_channels(io["target_names"], y)
-                for k, dataset in enumerate(outputs):
-                    dataset[i] = y[..., k]
+            if generative:
+                _write_samples(out, model, normalizer, io, source, conditions, tile=tile,
+                               batch=batch, n_samples=samples, seed=seed,
+                               steps=io["sample_steps"] if steps is None else steps,
+                               progress=progress)
+            else:
+                _write_predictions(out, model, normalizer, io, source, conditions, tile=tile,
+                                   batch=batch, progress=progress)
             h5format.add_index(out, source.sim_index)
     finally:
         source.close()
-    return {"output": str(output_path), "samples": n, **io["provenance"]}
+    return {"output": str(output_path), "samples": n, "samples_per_map": samples,
+            **io["provenance"]}
+
+
+def _write_predictions(out, model, normalizer, io, source: FieldSource, conditions, *, tile,
+                       batch, progress) -> None:
+    """Writes a regression run's prediction of each map of `source` into `out`."""
+    n, spatial = source.num_samples, source.spatial_shape
+    outputs = [h5format.add_field(out, name, (n, *spatial), units=io["target_units"][k],
+                                  description=f"predicted by {io['provenance']['run']}")
+               for k, name in enumerate(io["target_names"])]
+    predict = field_predictor(model, tile, batch)
+    for i in tqdm(range(n), desc="maps", disable=not progress or n == 1):
+        z = normalizer.forward_channels(io["input_names"], _read_inputs(source, i))
+        y = normalizer.inverse_channels(io["target_names"],
+                                        predict(z, conditions[i], progress and n == 1))
+        for k, dataset in enumerate(outputs):
+            dataset[i] = y[..., k]
+
+
+def _write_samples(out, model, normalizer, io, source: FieldSource, conditions, *, tile,
+                   batch, n_samples: int, seed: int, steps: int, progress) -> None:
+    """Writes a generative run's samples of each map of `source`, with their mean and
+    standard deviation (physical units), into `out`."""
+    n, spatial = source.num_samples, source.spatial_shape
+    names, units = io["target_names"], io["target_units"]
+    origin = f"drawn by {io['provenance']['run']} ({steps} Heun steps, seed {seed})"
+    datasets = {what: [h5format.add_dataset(out, f"{what}/{name}", shape, units=units[k],
+                                            description=f"{description} {origin}")
+                       for k, name in enumerate(names)]
+                for what, shape, description in (
+                    ("samples", (n, n_samples, *spatial), "samples"),
+                    ("mean", (n, *spatial), "mean of the samples"),
+                    ("std", (n, *spatial), "standard deviation of the samples"))}
+    with tqdm(total=n * n_samples, desc="samples", disable=not progress) as bar:
+        for i in range(n):
+            z = normalizer.forward_channels(io["input_names"], _read_inputs(source, i))
+            drawn = []
+            for j in range(n_samples):
+                noise = sampling.sample_noise(seed, i, (*spatial, model.out_channels), [j])[0]
+                drawn.append(normalizer.inverse_channels(names, sample_field(
+                    model, z, noise, steps=steps, tile=tile, batch=batch,
+                    params=conditions[i])))
+                bar.update(1)
+            drawn = np.stack(drawn)
+            for k in range(len(names)):
+                datasets["samples"][k][i] = drawn[..., k]
+                datasets["mean"][k][i] = drawn[..., k].mean(axis=0)
+                datasets["std"][k][i] = (drawn[..., k].std(axis=0, ddof=1) if n_samples > 1
+                                         else 0.0)
+
+
+def _read_inputs(source: FieldSource, i: int) -> np.ndarray:
+    return np.concatenate([source.read_sample(f, i) for f in source.inputs], axis=-1)
 
 
 def _conditions(names: list[str], given: dict[str, float] | None, source: FieldSource,

@@ -2,14 +2,13 @@
 (`fieldnet.nn.flow`), integrated from noise at t = 0 to a target at t = 1 by Heun's method
 on a fixed grid of `steps` equal steps (two network evaluations each, second order).
 
-    noise = sample_noise(seed=0, index=i, n_samples=8, shape=(*spatial, C_y))
+    noise = sample_noise(seed=0, index=i, shape=(*spatial, C_y), samples=8)
     samples = sample_stack(model, x, noise[None], steps=20)      # whole fields, batched
-    one = sample_field(model, field, noise[0], steps=20, tile=64)   # a big field, tiled
 
 Everything is deterministic given the noise, and the noise given (seed, index, sample).
-`sample_field` evaluates the network at every step by exact periodic tiling
-(`predict_field`) while the noise is drawn for the whole field, so its samples equal those
-of `sample_stack` to float rounding. Samples live in the normalized target space.
+`fieldnet.eval.inference.sample_field` samples one big field with every network
+evaluation tiled exactly and the noise drawn for the whole field, so its samples equal
+those of `sample_stack` to float rounding. Samples live in the normalized target space.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from fieldnet.errors import FieldnetError
-from fieldnet.eval.inference import field_predictor
 from fieldnet.nn import flow
 
 
@@ -58,19 +56,20 @@ def heun(velocity: Callable, x0, steps: int):
     return x
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _noise(shape: tuple[int, ...], n_samples: int, key):
-    return jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), shape))(
-        jnp.arange(n_samples))
+@functools.partial(jax.jit, static_argnums=0)
+def _noise(shape: tuple[int, ...], key, samples):
+    return jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), shape))(samples)
 
 
-def sample_noise(seed: int, index: int, n_samples: int, shape: Sequence[int]) -> np.ndarray:
-    """The starting noise of `n_samples` samples of field `index`: (n_samples, *shape)
-    float32, N(0, 1). Sample j is drawn from fold_in(fold_in(key(seed), index), j) for the
-    whole field at once, so it does not depend on how many samples or fields are drawn or
-    how the field is tiled later."""
+def sample_noise(seed: int, index: int, shape: Sequence[int],
+                 samples: int | Sequence[int]) -> np.ndarray:
+    """The starting noise of samples `samples` (a count n: samples 0..n-1) of field `index`:
+    (len(samples), *shape) float32, N(0, 1). Sample j is drawn from
+    fold_in(fold_in(key(seed), index), j) for the whole field at once, so it does not depend
+    on which other samples or fields are drawn or on how the field is tiled later."""
+    chosen = np.arange(samples) if isinstance(samples, int | np.integer) else np.asarray(samples)
     key = jax.random.fold_in(jax.random.key(seed), index)
-    return np.asarray(_noise(tuple(int(s) for s in shape), int(n_samples), key))
+    return np.asarray(_noise(tuple(int(s) for s in shape), key, jnp.asarray(chosen, jnp.int32)))
 
 
 def _velocity(model, x, cond):
@@ -127,38 +126,3 @@ def sample_stack(model: nnx.Module, x: ArrayLike, noise: ArrayLike, *, steps: in
             [flat_cond[part], np.zeros((pad, flat_cond.shape[1]), np.float32)])
         out[part] = np.asarray(_integrate(graphdef, state, xs, cs, zs, steps))[:batch_size - pad]
     return out.reshape(noise.shape)
-
-
-def sample_field(model: nnx.Module, field: ArrayLike, noise: ArrayLike, *, steps: int,
-                 tile: int = 64, batch: int = 8, params: ArrayLike | None = None,
-                 progress: bool = False) -> np.ndarray:
-    """One sample for one whole periodic field, every network evaluation tiled exactly
-    (`fieldnet.inference.predict_field`), so peak memory is set by `tile` and `batch`.
-
-    Args:
-        model: The velocity network, periodic.
-        field: The inputs (*spatial, C_x), normalized.
-        noise: The starting noise of the whole field (*spatial, C_y) (`sample_noise`).
-        steps: Heun steps from t = 0 to 1.
-        tile, batch: As for `predict_field`.
-        params: The standardized parameters (P,) of a conditioned run, else None.
-        progress: Show a progress bar over the steps.
-
-    Returns:
-        The sample, float32 (*spatial, C_y); equal to `sample_stack` of the same field and
-        noise to float rounding.
-    """
-    field, noise = np.asarray(field, np.float32), np.asarray(noise, np.float32)
-    if noise.shape[:-1] != field.shape[:-1]:
-        raise FieldnetError(f"noise must cover the field {field.shape[:-1]}, got {noise.shape}")
-    predict = field_predictor(model, tile, batch)
-    params = None if params is None else np.asarray(params, np.float32)[None]
-    bar = tqdm(total=2 * check_steps(steps), desc="network evaluations", disable=not progress)
-
-    def velocity(state, t):
-        cond = np.asarray(flow.velocity_cond(params, jnp.reshape(t, (1,))))[0]
-        bar.update(1)
-        return predict(np.concatenate([field, np.asarray(state)], axis=-1), params=cond)
-
-    with bar:
-        return np.asarray(heun(velocity, noise, steps), np.float32)
