@@ -19,6 +19,7 @@ from fieldnet.errors import FieldnetError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "experiments/configs/density_to_temp.py"
+FLOW = "experiments/configs/density_to_temp_flow.py"
 
 
 def command(module, *args, timeout=120):
@@ -57,7 +58,14 @@ def test_help_exits_zero_and_lists_the_commands_own_flags(module, own):
      "data.crop_size 60 is not divisible by the model's total stride 8"),
     (["--config", CONFIG, "--config.eval.statistics=pdf,nope"], "'nope' is not a registered"),
     (["--config", CONFIG, "--config.train.loss=nope"],
-     "train.loss: 'nope' is not a registered loss; choose from ['cross_entropy', 'mse']"),
+     "train.loss: 'nope' is not a registered loss; choose from ['cross_entropy', "
+     "'flow_matching', 'mse']"),
+    (["--config", FLOW, "--config.model.objective=diffusion"],
+     "model.objective must be one of ('regression', 'flow'), got 'diffusion'"),
+    (["--config", FLOW, "--config.eval.n_samples=1"],
+     "eval.n_samples must be an integer ≥ 2 for model.objective='flow', got 1"),
+    (["--config", CONFIG, "--config.train.loss=flow_matching"],
+     "train.loss='flow_matching' trains a generative model; set model.objective='flow'"),
 ])
 def test_bad_config_is_one_line_before_any_work(tmp_path, args, message):
     proc = command("experiments.density_to_temp", *args, f"--workdir={tmp_path}/run",

@@ -181,3 +181,16 @@ def test_predict_names_bad_input_and_leaves_runs_alone(run, tmp_path):
         os.chdir(here)
     with h5format.open_file(tmp_path / "c.h5") as f:
         assert f.attrs["source_file"] == str(good)
+
+
+def test_predict_samples_of_a_regression_run_is_one_line(run, tmp_path):
+    config, workdir, _ = run
+    proc = subprocess.run([sys.executable, "-m", "experiments.predict", "--workdir", str(workdir),
+                           "--input", config.data.path, "--output", str(tmp_path / "s.h5"),
+                           "--samples", "4"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --samples: {workdir} is a regression run (model.objective='regression'); it "
+        "predicts one field per map, not samples"]
+    assert not (tmp_path / "s.h5").exists()

@@ -1,0 +1,135 @@
+"""A flow-matching run end to end on a tiny conditioned dataset: training, the samples block
+of eval.json and its figures, resuming, and `experiments.predict --samples`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from experiments.configs import density_to_temp_flow
+from experiments.studies import density_to_temp as study
+from fieldnet.data import h5format
+from fieldnet.errors import FieldnetError
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_KEYS = {"n_samples", "power_ratio", "cross_corr_mean", "pdf_w1", "coverage_68",
+               "coverage_95", "crps", "mse_of_mean"}
+
+
+def make_data(path: Path) -> Path:
+    """Six simulations of four 16^2 maps; the temperature depends on the density, its
+    neighbours, the simulation's parameter a, and on noise the density does not fix."""
+    rng = np.random.default_rng(0)
+    sims = np.repeat(np.arange(6), 4)
+    a = (1.0 + 0.1 * sims).astype(np.float32)
+    rho = np.exp(rng.normal(size=(24, 16, 16))).astype(np.float32)
+    t = 1e4 * (rho + np.roll(rho, 1, 1)) ** (0.5 * a[:, None, None]) * np.exp(
+        0.3 * rng.normal(size=rho.shape))
+    return h5format.write_arrays(path, {"density": rho, "temperature": t.astype(np.float32)},
+                                 ndim=2, box_size=10.0, source="test", sim_index=sims,
+                                 units={"density": "mean", "temperature": "K"},
+                                 params=a[:, None], param_names=["a"])
+
+
+def tiny_flow_config(data_path):
+    c = density_to_temp_flow.get_config("quick")
+    c.data.path = str(data_path)
+    c.data.crop_size = 16
+    c.data.split_fractions = (4 / 6, 1 / 6, 1 / 6)
+    c.data.condition_on = "a"
+    c.train.num_steps = 16
+    c.train.warmup_steps = 2
+    c.train.eval_every = c.train.checkpoint_every = 8
+    c.train.progress = False
+    c.eval.n_samples, c.eval.sample_steps, c.eval.batch_size = 4, 3, 8
+    return c
+
+
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("flow")
+    config = tiny_flow_config(make_data(tmp / "data.h5"))
+    report = study.train_and_evaluate(config, tmp / "run")
+    return config, tmp / "run", report
+
+
+def test_flow_run_writes_the_samples_block_and_its_figures(flow_run):
+    _, workdir, report = flow_run
+    saved = json.loads((workdir / "eval.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    test = saved["test"]
+    assert SAMPLE_KEYS == set(test["samples"])
+    samples = test["samples"]
+    assert samples["n_samples"] == 4
+    assert len(samples["power_ratio"]) == len(samples["cross_corr_mean"]) == len(test["k"])
+    assert 0 <= samples["coverage_68"] <= samples["coverage_95"] <= 1
+    assert samples["crps"] > 0 and samples["pdf_w1"] >= 0
+    # the usual keys are of the samples' mean, so they compare with a regression run's
+    assert test["mse"] == pytest.approx(samples["mse_of_mean"], rel=1e-9)
+    assert test["cross_corr"] == pytest.approx(samples["cross_corr_mean"], abs=1e-5)
+    assert {"mse", "baseline_mse", "pixel_corr", "pdf_w1", "per_box"} <= set(test)
+    figures = {p.name for p in (workdir / "figures").glob("*.png")}
+    assert {"samples.png", "samples_power.png", "calibration.png", "samples_std.png",
+            "maps.png", "power.png"} <= figures
+    assert saved["train_steps"] == 16
+
+
+def test_rerun_resumes_and_draws_the_same_samples(flow_run):
+    config, workdir, report = flow_run
+    again = study.train_and_evaluate(config, workdir)
+    assert again["test"]["samples"] == report["test"]["samples"]
+
+
+def predict(*args):
+    return subprocess.run([sys.executable, "-m", "experiments.predict", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_predict_samples_writes_samples_mean_and_std(flow_run, tmp_path):
+    config, workdir, _ = flow_run
+    out = tmp_path / "samples.h5"
+    proc = predict("--workdir", str(workdir), "--input", config.data.path, "--output", str(out),
+                   "--samples", "3", "--steps", "2", "--tile", "8", "--batch", "4")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(out) as f, h5py.File(config.data.path) as src:
+        n, spatial = src["fields/density"].shape[0], src["fields/density"].shape[1:]
+        samples = f["samples/temperature"][...]
+        assert samples.shape == (n, 3, *spatial)
+        assert f["mean/temperature"].shape == f["std/temperature"].shape == (n, *spatial)
+        np.testing.assert_allclose(f["mean/temperature"][...], samples.mean(axis=1), rtol=1e-5)
+        np.testing.assert_allclose(f["std/temperature"][...], samples.std(axis=1, ddof=1),
+                                   rtol=1e-4)
+        assert np.all(samples > 0) and np.all(f["std/temperature"][...] > 0)
+        assert f["samples/temperature"].attrs["units"] == "K"
+        assert f.attrs["run"] == str(workdir.absolute()) and f.attrs["checkpoint_step"] == 16
+        assert len(f.attrs["config_sha256"]) == 64
+        np.testing.assert_array_equal(f["sim_index"][...], src["sim_index"][...])
+
+
+def test_predict_of_a_flow_run_needs_samples(flow_run, tmp_path):
+    config, workdir, _ = flow_run
+    proc = predict("--workdir", str(workdir), "--input", config.data.path, "--output",
+                   str(tmp_path / "x.h5"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {workdir} is a generative run (model.objective='flow'): pass --samples N "
+        "(a positive integer), got None"]
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("model.objective", "diffusion", "model.objective must be one of"),
+    ("train.loss", "mse", "model.objective='flow' trains with train.loss='flow_matching'"),
+    ("eval.sample_steps", 0, "eval.sample_steps must be an integer ≥ 1"),
+    ("model.global_residual", True, "without global_residual"),
+])
+def test_flow_config_errors_are_one_line_before_any_work(tmp_path, key, value, message):
+    config = tiny_flow_config(tmp_path / "absent.h5")
+    section, name = key.split(".")
+    config[section][name] = value
+    with pytest.raises(FieldnetError, match=message):
+        study.check_config(config)
