@@ -118,3 +118,21 @@ def test_write_all_uses_the_fixed_names(tmp_path, test_set_2d):
                              density_units="mean density", summary=summary, **test_set_2d)
     assert {p.name for p in paths.values()} == set(report.FIGURE_NAMES.values())
     assert all(p.parent == tmp_path / "figures" and is_png(p) for p in paths.values())
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (2, 8, 8, 8)])
+def test_sample_figures_write_pngs_in_2d_and_3d(tmp_path, shape):
+    from fieldnet.figures import samples
+
+    log_rho, true_t, _, _ = fake_test_set(shape)
+    rng = np.random.default_rng(1)
+    drawn = true_t[:, None] + 0.2 * rng.normal(size=(shape[0], 5, *shape[1:]))
+    paths = samples.write_all(tmp_path, log_rho=log_rho, true_log_t=true_t,
+                              samples_log_t=drawn, box=Grid.box(shape[1:], BOX),
+                              density_units="mean density", box_size=BOX)
+    assert set(paths) == set(samples.FIGURE_NAMES)
+    assert not set(samples.FIGURE_NAMES.values()) & set(report.FIGURE_NAMES.values())
+    for name, path in paths.items():
+        assert path.name == samples.FIGURE_NAMES[name] and is_png(path)
+    with pytest.raises(ValueError, match=r"samples must be \(N, S, \*spatial\)"):
+        samples.calibration_figure(true_t, drawn[:1], tmp_path / "x.png")

@@ -75,7 +75,7 @@ def sample_test_maps(model: nnx.Module, test: dict, config) -> np.ndarray:
     map i's noise drawn as `sampling.sample_noise(config.seed, i, ...)`."""
     x, e = test["x"], config.eval
     shape = (*x.shape[1:-1], model.out_channels)
-    noise = np.stack([sampling.sample_noise(config.seed, i, e.n_samples, shape)
+    noise = np.stack([sampling.sample_noise(config.seed, i, shape, e.n_samples)
                       for i in range(len(x))])
     return sampling.sample_stack(model, x, noise, steps=e.sample_steps, cond=test["cond"],
                                  batch_size=e.batch_size, progress=config.train.progress)

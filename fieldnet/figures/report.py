@@ -24,10 +24,7 @@ from fieldnet.files import atomic_output
 DPI = 120
 FIGURE_NAMES = {"maps": "maps.png", "power": "power.png", "cross_corr": "cross_corr.png",
                 "pdf": "pdf.png", "phase_diagram": "phase_diagram.png",
-                "per_box": "per_box.png", "training": "training.png",
-                # a generative run's samples (fieldnet.figures.samples)
-                "samples": "samples.png", "samples_power": "samples_power.png",
-                "calibration": "calibration.png", "samples_std": "samples_std.png"}
+                "per_box": "per_box.png", "training": "training.png"}
 COLORS = {"true": "black", "model": "tab:blue", "baseline": "tab:orange"}
 K_LABEL = r"$k$ [$h\,$Mpc$^{-1}$]"
 LOG_T_LABEL = r"$\log_{10} T$ [K]"

@@ -19,7 +19,6 @@ from fieldnet.eval import metrics
 from fieldnet.eval.spectra import Box
 from fieldnet.figures.report import (
     COLORS,
-    FIGURE_NAMES,
     LOG_T_LABEL,
     central_slice,
     label_k_axis,
@@ -30,6 +29,9 @@ from fieldnet.figures.report import (
     value_range,
 )
 
+# Beside `report.FIGURE_NAMES`, in the same figures/ folder.
+FIGURE_NAMES = {"samples": "samples.png", "samples_std": "samples_std.png",
+                "samples_power": "samples_power.png", "calibration": "calibration.png"}
 NOMINAL_LEVELS = np.linspace(0.02, 0.98, 25)
 MAX_SPECTRA_SHOWN = 16
 
@@ -137,8 +139,8 @@ def calibration_figure(true_log_t, samples_log_t, path):
 def write_all(figures_dir, *, log_rho, true_log_t, samples_log_t, box: Box,
               density_units: str = "", box_size: float | None = None,
               n_maps: int = 3) -> dict[str, Path]:
-    """Writes the sample figures under `figures_dir` with the names of
-    `report.FIGURE_NAMES`: samples.png and samples_std.png (maps, for 2D and 3D fields),
+    """Writes the sample figures under `figures_dir` with the names of `FIGURE_NAMES`:
+    samples.png and samples_std.png (maps, for 2D and 3D fields),
     samples_power.png (spectra on `box`, the test fields' `Grid`) and calibration.png.
     Returns {figure: path}."""
     out = Path(figures_dir)
