@@ -127,6 +127,23 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
     assert_same_params(tmp_path, reference, rtol=1e-5)
 
 
+def test_flow_training_noise_is_a_function_of_seed_and_step(tmp_path):
+    """Flow matching draws t and z inside the step: four devices draw the same numbers as
+    one, and a run killed after its step-10 checkpoint and restarted ends like one that
+    never stopped."""
+    single, sharded, resumed = tmp_path / "one", tmp_path / "four", tmp_path / "resumed"
+    worker(single, "--objective", "flow")
+    worker(sharded, "--objective", "flow", devices=4)
+    assert_same_params(sharded, single, rtol=1e-4)
+    proc = worker(resumed, "--objective", "flow", "--sleep", "0.3", wait=False)
+    wait_for_checkpoint(resumed, 10, proc)
+    proc.kill()
+    proc.wait()
+    assert not (resumed / "checkpoints" / "latest" / str(STEPS)).exists()
+    worker(resumed, "--objective", "flow")
+    assert_same_params(resumed, single, rtol=1e-5)
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     train_worker.make_data(tmp_path / "data.h5")
     data_cfg, train_cfg = train_worker.config(tmp_path, 10, 3e-3)

@@ -1,9 +1,10 @@
 """A small real training run in its own process, for the fault and parallelism tests.
 
-    python -m tests.train_worker WORKDIR [--steps N] [--lr LR] [--sleep S]
+    python -m tests.train_worker WORKDIR [--steps N] [--lr LR] [--sleep S] [--objective flow]
 
 Makes (once) a small synthetic periodic dataset in WORKDIR, trains a UNet on it with
-`fieldnet.train.fit`, and prints the per-step losses as JSON lines on stdout.
+`fieldnet.train.fit` (by regression, or by flow matching, whose loss draws noise), and
+prints the per-step losses as JSON lines on stdout.
 """
 
 import argparse
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 from flax import nnx
 
@@ -52,6 +54,7 @@ def main():
     parser.add_argument("--coordinator", help="host:port of process 0 (multi-process run)")
     parser.add_argument("--num-processes", type=int, default=1)
     parser.add_argument("--process-id", type=int, default=0)
+    parser.add_argument("--objective", choices=("regression", "flow"), default="regression")
     args = parser.parse_args()
     if args.coordinator:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
@@ -63,7 +66,10 @@ def main():
     data_cfg, train_cfg = config(args.workdir, args.steps, args.lr)
     ds = data.FieldDataset(data_cfg, process_index=jax.process_index(),
                            process_count=jax.process_count())
-    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    model_cfg = ml_collections.ConfigDict({"width": 4, "depth": 2, "objective": args.objective})
+    model = models.build(model_cfg, rngs=nnx.Rngs(0), in_channels=1, out_channels=1, ndim=2)
+    if args.objective == "flow":
+        train_cfg.loss = "flow_matching"
 
     def batches(start):
         for step in range(start, args.steps):
