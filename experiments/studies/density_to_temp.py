@@ -106,7 +106,7 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
     """Writes eval.json and figures/ into the workdir and returns eval.json's content."""
     h = held_out.held_out(model, ds, config)
     result = {"test": h.summary, "n_test": int(len(h.log_rho)), "train_steps": int(train_steps),
-              "checkpoint_step": checkpoint_step}
+              "checkpoint_step": checkpoint_step, "n_train_sims": ds.n_sims("train")}
     write_json(rundir.evaluation(workdir), result)
     report.write_all(rundir.figures(workdir), log_rho=h.log_rho, true_log_t=h.true_log_t,
                      pred_log_t=h.pred_log_t, baseline_log_t=h.baseline_log_t,
