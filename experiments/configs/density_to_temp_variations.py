@@ -21,6 +21,7 @@ def get_variations() -> dict[str, dict]:
         "train_sims_4": {"data.max_train_sims": 4},
         "train_sims_8": {"data.max_train_sims": 8},
         "train_sims_16": {"data.max_train_sims": 16},
+        "train_sims_32": {"data.max_train_sims": 32},
         "zero_padding": {"model.padding": "zero"},
         "dihedral": {"model.symmetry": "dihedral"},
         "no_augment": {"data.augment": False},
