@@ -65,3 +65,18 @@ output.title(fig, f"{len(rows)} variations; lowest test MSE: {best['variation']}
                   f"({output.fmt(best['mse'])}, local baseline "
                   f"{output.fmt(best['baseline_mse'])})")
 output.show(output.save(fig, figdir, "variations_metrics", numbers))
+
+# %% [markdown]
+# The data-scaling curve: test MSE against the number of training simulations (variations
+# of `data.max_train_sims` alone, nested training sets, the same validation and test boxes).
+
+# %%
+curve = sweep_figures.scaling_rows(rows)
+if curve:
+    fig = sweep_figures.scaling_figure(rows)
+    output.title(fig, "test MSE against training simulations; "
+                      + ", ".join(f"{r['n_train_sims']}: {output.fmt(r['mse'])}" for r in curve))
+    output.show(output.save(fig, figdir, "variations_scaling",
+                            {"scaling": {r["n_train_sims"]: r["mse"] for r in curve}}))
+else:
+    print("no data-scaling variations (data.max_train_sims) in this sweep")

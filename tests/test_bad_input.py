@@ -57,6 +57,10 @@ def test_help_exits_zero_and_lists_the_commands_own_flags(module, own):
     (["--config", CONFIG, "--config.data.crop_size=60"],
      "data.crop_size 60 is not divisible by the model's total stride 8"),
     (["--config", CONFIG, "--config.eval.statistics=pdf,nope"], "'nope' is not a registered"),
+    (["--config", CONFIG, "--config.data.max_train_sims=0"],
+     "data.max_train_sims must be a positive integer"),
+    (["--config", CONFIG, "--config.data.condition_noise=-0.1"],
+     "data.condition_noise must be a number ≥ 0"),
     (["--config", CONFIG, "--config.train.loss=nope"],
      "train.loss: 'nope' is not a registered loss; choose from ['cross_entropy', "
      "'flow_matching', 'mse']"),

@@ -58,6 +58,20 @@ def test_parameters_are_standardized_with_the_train_split(param_file):
         np.testing.assert_array_equal(again.read("test")["cond"], ds_test_cond(param_file))
 
 
+def test_condition_noise_perturbs_training_parameters_only(param_file):
+    with data.FieldDataset(config(param_file, condition_on="a")) as exact, \
+            data.FieldDataset(config(param_file, condition_on="a", condition_noise=0.3)) as noisy:
+        a, b = exact.batch("train", 64, 0, 2), noisy.batch("train", 64, 0, 2)
+        np.testing.assert_array_equal(a["x"], b["x"])   # the same crops and symmetries
+        offsets = b["cond"] - a["cond"]
+        # 64 draws of N(0, 0.3^2): the sample std is within 5 standard errors of 0.3
+        assert abs(offsets.std() - 0.3) < 5 * 0.3 / np.sqrt(2 * 64)
+        np.testing.assert_array_equal(b["cond"], noisy.batch("train", 64, 0, 2)["cond"])
+        for split in ("val", "test"):
+            np.testing.assert_array_equal(exact.batch(split, 4, 0, 1)["cond"],
+                                          noisy.batch(split, 4, 0, 1)["cond"])
+
+
 def ds_test_cond(path):
     with data.FieldDataset(config(path, condition_on="b,a")) as ds:
         return ds.read("test")["cond"]

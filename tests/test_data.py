@@ -152,12 +152,27 @@ def test_splits_are_by_simulation(ds2d):
     # Whole simulations: every map of a chosen simulation is in its split.
     for s in data.SPLITS:
         assert len(ds2d.splits[s]) == PER_SIM * len(sims[s])
+        assert ds2d.n_sims(s) == len(sims[s])
     again = data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0)
     np.testing.assert_array_equal(again["test"], data.split_simulations(
         sim_index, (0.6, 0.2, 0.2), seed=0)["test"])
     others = [data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=k)["test"]
               for k in range(1, 6)]
     assert any(not np.array_equal(o, again["test"]) for o in others)
+
+
+def test_max_train_sims_nests_and_keeps_val_test():
+    sim_index = np.repeat(np.arange(20), 3)
+    full = data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0)
+    small = data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0, max_train=4)
+    for s in ("val", "test"):
+        np.testing.assert_array_equal(small[s], full[s])
+    assert len(np.unique(sim_index[small["train"]])) == 4
+    assert set(small["train"]) < set(full["train"])
+    five = data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0, max_train=5)
+    assert set(small["train"]) < set(five["train"])
+    with pytest.raises(FieldnetError, match="only 12 simulations"):
+        data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0, max_train=13)
 
 
 def test_explicit_split_sims(file2d):

@@ -48,6 +48,7 @@ def test_writes_the_documented_workdir(run):
     assert saved == json.loads(json.dumps(report))
     assert CONTRACT_KEYS <= set(saved["test"])
     assert saved["train_steps"] == 20 and saved["n_test"] >= 1
+    assert saved["n_train_sims"] == 4      # 6 simulations: 4 train, 1 val, 1 test
     test = saved["test"]
     assert len(test["k"]) == len(test["cross_corr"]) == len(test["power_ratio"])
     assert 0 < test["mse"] < 10 and -1 <= test["pixel_corr"] <= 1

@@ -99,3 +99,32 @@ def test_notebook_rows_check_the_table_against_eval_json(swept):
     csv_path.write_text(text.replace(reference_err, "0.5"))
     with pytest.raises(FieldnetError, match="reference mse_err = 0.5"):
         sweep_figures.sweep_rows(out)
+
+
+def test_scaling_curve_orders_the_training_set_sizes(tmp_path):
+    base = ml_collections.ConfigDict({"name": "fake", "model": {"width": 8},
+                                      "data": {"max_train_sims": None}})
+    base.data.max_train_sims = ml_collections.FieldReference(None, field_type=int)
+    blocks = {n: eval_test_block([3, 3, 5, 5], seed=n) for n in (2, 8, 32)}
+
+    def study(config, workdir):
+        n = config.data.max_train_sims or 32
+        report = {"test": blocks[n], "n_test": 4, "train_steps": 10, "n_train_sims": n}
+        workdir.mkdir()
+        write_json(rundir.config(workdir), config.to_dict())
+        write_json(rundir.evaluation(workdir), report)
+        return report
+
+    variations = {"all": {}, "sims_8": {"data.max_train_sims": 8},
+                  "sims_2": {"data.max_train_sims": 2}, "wide": {"model.width": 16}}
+    sweep.run_sweep(base, variations, tmp_path, study)
+    rows = sweep_figures.sweep_rows(tmp_path)
+    curve = sweep_figures.scaling_rows(rows)
+    assert [r["variation"] for r in curve] == ["sims_2", "sims_8", "all"]
+    assert [r["mse"] for r in curve] == [blocks[n]["mse"] for n in (2, 8, 32)]
+    (ax,) = sweep_figures.scaling_figure(rows).axes
+    assert list(ax.get_xticks()) == [2, 8, 32]
+    # the variations figure leaves the curve to its own figure: one column, the width
+    assert len(sweep_figures.variations_figure(rows).axes) == len(sweep_figures.METRIC_PANELS)
+    with pytest.raises(FieldnetError, match="no variations of data.max_train_sims"):
+        sweep_figures.scaling_figure([r for r in rows if r["variation"] in ("all", "wide")])

@@ -138,7 +138,7 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
     """Writes eval.json and figures/ into the workdir and returns eval.json's content."""
     h = held_out.held_out(model, ds, config)
     result = {"test": h.summary, "n_test": int(len(h.log_rho)), "train_steps": int(train_steps),
-              "checkpoint_step": checkpoint_step}
+              "checkpoint_step": checkpoint_step, "n_train_sims": ds.n_sims("train")}
     write_json(rundir.evaluation(workdir), result)
     figures = rundir.figures(workdir)
     report.write_all(figures, log_rho=h.log_rho, true_log_t=h.true_log_t,

@@ -16,7 +16,7 @@ from fieldnet.files import write_text
 
 COLUMNS = ("variation", "overrides", "mse", "mse_err", "baseline_mse", "baseline_mse_err",
            "pixel_corr", "mean_r_to_half_nyquist", "baseline_mean_r_to_half_nyquist",
-           "n_test_boxes", "train_steps")
+           "n_test_boxes", "n_train_sims", "train_steps", "checkpoint_step")
 # table.md writes an error beside its mean ("0.1710 ± 0.0123"); table.csv keeps both numeric.
 ERRORS = {"mse": "mse_err", "baseline_mse": "baseline_mse_err"}
 
@@ -48,7 +48,8 @@ def table_row(name: str, overrides: dict, report: dict) -> dict:
             "baseline_mse_err": test.get("baseline_mse_err"),
             "pixel_corr": test["pixel_corr"], "mean_r_to_half_nyquist": mean_r("cross_corr"),
             "baseline_mean_r_to_half_nyquist": mean_r("baseline_cross_corr"),
-            "n_test_boxes": test.get("n_test_boxes"), "train_steps": report["train_steps"]}
+            "n_test_boxes": test.get("n_test_boxes"), "n_train_sims": report.get("n_train_sims"),
+            "train_steps": report["train_steps"], "checkpoint_step": report.get("checkpoint_step")}
 
 
 def run_sweep(base: ml_collections.ConfigDict, variations: dict[str, dict], out: str | Path,

@@ -54,7 +54,12 @@ def default_config() -> ml_collections.ConfigDict:
     c.split_fractions = (0.8, 0.1, 0.1)   # train, val, test: of simulations (or of the box)
     c.split_sims = None              # or {"train": [...], "val": [...], "test": [...]} sim ids
     c.split_seed = 0
+    c.max_train_sims = placeholder(int)      # train on the first N train simulations only
     c.condition_on = ""              # comma-separated /params names given to the model ("": none)
+    # Training crops see their standardized parameters plus Gaussian noise of this standard
+    # deviation, so that the model cannot key on the few exact parameter vectors of the
+    # training simulations (the val/test parameters are never perturbed).
+    c.condition_noise = 0.0
     c.augment = True                 # random symmetry-group element per training crop
     c.prefetch = 2                   # batches computed ahead in a background thread
     c.stats_max_samples = placeholder(int)   # fit the normalizer on at most this many samples
@@ -72,8 +77,13 @@ class Region:
 
 
 def split_simulations(sim_index: np.ndarray, fractions: Sequence[float], seed: int,
-                      explicit: dict | None = None) -> dict[str, np.ndarray]:
-    """Sample indices per split; every simulation lands in exactly one split."""
+                      explicit: dict | None = None,
+                      max_train: int | None = None) -> dict[str, np.ndarray]:
+    """Sample indices per split; every simulation lands in at most one split.
+
+    `max_train` keeps only the first that many training simulations (in the split's
+    order) and leaves validation and test as they are, so runs with growing `max_train`
+    train on nested sets and are scored on the same boxes (a data-scaling curve)."""
     sims = np.unique(sim_index)
     if explicit:
         chosen = {s: np.asarray(explicit.get(s) or [], np.int64) for s in SPLITS}
@@ -88,6 +98,11 @@ def split_simulations(sim_index: np.ndarray, fractions: Sequence[float], seed: i
         order = np.random.default_rng(seed).permutation(sims)
         bounds = np.cumsum([0, *counts])
         chosen = {s: order[bounds[i]:bounds[i + 1]] for i, s in enumerate(SPLITS)}
+    if max_train is not None:
+        if max_train > len(chosen["train"]):
+            raise FieldnetError(f"data.max_train_sims={max_train}, but the train split has only "
+                                f"{len(chosen['train'])} simulations")
+        chosen["train"] = chosen["train"][:max_train]
     return {s: np.flatnonzero(np.isin(sim_index, chosen[s])) for s in SPLITS}
 
 
@@ -109,6 +124,12 @@ def check_config(c: ml_collections.ConfigDict) -> None:
     if not isinstance(c.prefetch, int) or c.prefetch < 0:
         raise FieldnetError(f"data.prefetch must be an integer ≥ 0, got {c.prefetch!r}")
     _check_fractions(c.split_fractions)
+    noise = c.get("condition_noise", 0.0)
+    if not isinstance(noise, int | float) or not noise >= 0:
+        raise FieldnetError(f"data.condition_noise must be a number ≥ 0, got {noise!r}")
+    n = c.get("max_train_sims")
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise FieldnetError(f"data.max_train_sims must be a positive integer (or None), got {n!r}")
     for key in ("input_log_floor", "target_log_floor", "box_size"):
         if c[key] is not None and not c[key] > 0:
             raise FieldnetError(f"data.{key} must be positive (or None), got {c[key]!r}")
@@ -266,6 +287,10 @@ class FieldDataset:
         """The standardized parameters sample `sample` is conditioned on, (P,) float32."""
         return None if self._conditions is None else self._conditions[sample]
 
+    def n_sims(self, split: str) -> int:
+        """How many simulations `split` holds (a single box's slab counts as one)."""
+        return len({int(self.source.sim_index[r.sample]) for r in self.splits[split]})
+
     @property
     def box_size(self) -> float:
         return self.source.box_size
@@ -284,13 +309,17 @@ class FieldDataset:
     def _make_splits(self) -> dict[str, list[Region]]:
         n0 = self.source.spatial_shape[0]
         if self.source.single_box:
+            if self.config.get("max_train_sims") is not None:
+                raise FieldnetError(f"{self.source.path} is one box, split into slabs: "
+                                    "data.max_train_sims needs a file of many simulations")
             slabs = split_box(n0, self.config.split_fractions)
             return {s: [Region(0, lo, hi, periodic=(hi - lo == n0))] if hi > lo else []
                     for s, (lo, hi) in slabs.items()}
         explicit = self.config.split_sims
         explicit = dict(explicit) if explicit else None
         indices = split_simulations(self.source.sim_index, self.config.split_fractions,
-                                    int(self.config.split_seed), explicit)
+                                    int(self.config.split_seed), explicit,
+                                    self.config.get("max_train_sims"))
         return {s: [Region(int(i), 0, n0, True) for i in idx] for s, idx in indices.items()}
 
     def fit_normalizer(self) -> Normalizer:
@@ -383,7 +412,11 @@ class FieldDataset:
         if split == "train" and self.config.augment:
             g = self._group[int(rng.integers(len(self._group)))]
             x, y = self._transform(x, self.inputs, g), self._transform(y, self.targets, g)
-        return x, y, self.condition(region.sample)
+        cond = self.condition(region.sample)
+        noise = float(self.config.get("condition_noise", 0.0))
+        if split == "train" and cond is not None and noise > 0:
+            cond = (cond + noise * rng.standard_normal(cond.shape)).astype(np.float32)
+        return x, y, cond
 
     def _window(self, fields: list[Field], sample: int, starts: list[int],
                 size: int) -> np.ndarray:

@@ -97,11 +97,49 @@ def _errors(points: list[dict], column: str) -> list[float] | None:
     return [math.nan if p.get(key) is None else p[key] for p in points]
 
 
+SCALING_KEY = "data.max_train_sims"
+
+
+def scaling_rows(rows: list[dict]) -> list[dict]:
+    """The data-scaling curve of a sweep: the reference variation and those that change
+    only `data.max_train_sims`, by their number of training simulations (eval.json's
+    `n_train_sims`), fewest first. Empty when the sweep has no such variations."""
+    members = [r for r in rows if set(r["settings"]) == {SCALING_KEY}]
+    if not members:
+        return []
+    reference = next(r for r in rows if not r["settings"])
+    curve = [r for r in (reference, *members) if r.get("n_train_sims") is not None]
+    return sorted(curve, key=lambda r: r["n_train_sims"])
+
+
+def scaling_figure(rows: list[dict]) -> Figure:
+    """Test MSE (± its error over test boxes) against the number of training simulations,
+    model and local baseline, for `scaling_rows(rows)`; the same test boxes at every point."""
+    curve = scaling_rows(rows)
+    if not curve:
+        raise FieldnetError(f"the sweep has no variations of {SCALING_KEY} alone")
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    n = [r["n_train_sims"] for r in curve]
+    for column, fmt, label in (("mse", "o-", "model"), ("baseline_mse", "s--", "local baseline")):
+        ax.errorbar(n, [r[column] for r in curve], yerr=_errors(curve, column), fmt=fmt,
+                    capsize=2, color=report.COLORS["model" if column == "mse" else "baseline"],
+                    label=label, ms=5 if column == "mse" else 4)
+    ax.set_xscale("log")
+    ax.set_xticks(n, [str(v) for v in n])
+    ax.minorticks_off()
+    ax.set_xlabel("training simulations")
+    ax.set_ylabel(METRIC_PANELS[0][2])
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
 def variations_figure(rows: list[dict]) -> Figure:
     """Test metrics against each varied setting (rows of `sweep_rows`): one column per
     setting, the reference variation among its values; dashed: the local baseline. The MSEs
-    carry their bootstrap errors over test boxes as error bars."""
-    groups = _setting_groups(rows)
+    carry their bootstrap errors over test boxes as error bars. The data-scaling variations
+    (`data.max_train_sims` alone) are drawn by `scaling_figure` instead."""
+    groups = {k: v for k, v in _setting_groups(rows).items() if k != (SCALING_KEY,)}
     reference = next(r for r in rows if not r["settings"])
     n_cols = max(len(groups), 1)
     fig = Figure(figsize=(2.8 * n_cols + 0.8, 7), layout="constrained")
