@@ -46,6 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "unet"
+    c.model.objective = "regression"   # or "flow": see density_to_temp_flow.py
     c.model.width = 16
     c.model.depth = 3
     c.model.padding = "periodic"
