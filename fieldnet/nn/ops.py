@@ -3,17 +3,19 @@
 On XLA:CPU (jax 0.10.2) the speed of a convolution depends on how it is written far more
 than on its arithmetic (`python -m benchmarks.conv_forms`, one thread, the U-Net's shapes):
 - a VALID 2D convolution with 32 or more channels goes to XLA's YNNPACK fusion, which runs
-  the U-Net's shapes at 10-75 GFLOP/s; the same convolution padded by k - 1 on both sides
-  of its first spatial axis (the padding of a transposed convolution, i.e. the forward in
-  the form of an input gradient) and cropped back goes to XLA's own convolution, 1.5-6x
-  faster (`transposed_conv`);
-- the kernel gradient of that padded form is 1.3-4x faster than XLA's gradient of the
+  some of the U-Net's shapes at 12-25 GFLOP/s; the same convolution padded by k - 1 on
+  both sides of its first spatial axis (the padding of a transposed convolution, i.e. the
+  forward in the form of an input gradient) and cropped back goes to XLA's own
+  convolution, 1.5-6x faster (`transposed_conv`; 1.3x at 16 channels, which skip YNNPACK;
+  equal at 18^2 x 128);
+- the kernel gradient of that padded form is 1.2-4x faster than XLA's gradient of the
   VALID one;
 - with one input channel (the stem on the data), a broadcast multiply-add per kernel tap
   (`tap_conv`) is 5x faster in 2D and 30x in 3D than XLA's convolution;
 - XLA's input gradient of a 2D convolution is as fast as any form tried; that of a 3D
-  convolution, and its forward and kernel gradient, are 1.5-8x slower than the same sums
-  done as 2D convolutions over depth slices (`depth_sliced_conv`).
+  convolution (4x), and its forward and kernel gradient (1.2-4x), are slower than the same
+  sums done as 2D convolutions over depth slices (`depth_sliced_conv`); only the forward
+  at 6^3 x 128 was 10% faster in 3D.
 So on the CPU, stride-1 undilated 2D convolutions go through `conv2d_cpu`, a custom VJP
 with those forms (forward: `tap_conv` for one input channel, else `transposed_conv`;
 input gradient: XLA's; kernel gradient: `transposed_conv`'s), and 3D ones through
@@ -24,7 +26,8 @@ convolution and gradients. Strided (downsampling) convolutions stay XLA's.
 
 XLA:CPU also aborts the process (`std::bad_alloc`, with most of the memory free) on single
 very large 3D convolutions: with jax 0.10.2 on a 24 GiB machine, a 3x3x3 convolution of a
-226^3 x 32-channel input did, while 224^3 did not. On the CPU, `xla_conv` therefore splits
+226^3 x 32-channel input did, while 224^3 did not. On the CPU, `xla_conv` (and
+`conv3d_cpu`, with the same slabs) therefore splits
 3D convolutions whose patch volume (outputs x kernel taps x input channels) exceeds
 `CPU_CONV_CHUNK_ELEMENTS` into slabs along depth, each computing its own outputs from its
 own inputs, which gives the same values.
