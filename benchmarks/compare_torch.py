@@ -5,18 +5,18 @@
         [--repeats 7] [--steps 3] [--dtype float32|bfloat16] [--torch-compile]
         [--out results.jsonl]
 
-One process builds both models with the same parameters (checked: same parameter count,
-same forward output), then alternates timed repeats of the JAX and the PyTorch training
-steps (forward + backward + clipped AdamW update, MSE loss, same batch), so both see the
-same machine load. On the CPU, 3D cases also time the JAX step with XLA's own
-convolution gradients (`FIELDNET_CPU_CONV_VJP=0`, see `fieldnet.nn.ops`) in the same
-alternation, and report the fast path's speedup. With `--torch-compile`, the same PyTorch
-step with the model under `torch.compile` (a copy with its own optimizer) is one more
-contender in the alternation, reported beside eager PyTorch (`torch_compile_*` keys). Per
-case it prints a JSON line: samples/s of each (median over repeats), `jax_over_torch` (the
-throughput ratio; > 1 means JAX is faster), FLOPs per step counted from the architecture
-(forward + backward convolutions and matrix products), the achieved FLOP/s and, on a GPU
-with a known peak, MFU.
+One process builds both models with the same parameters (checked: same parameter count, same
+forward output), then alternates timed repeats of the JAX and the PyTorch training steps
+(forward + backward + clipped AdamW update, MSE loss, same batch), so both see the same
+machine load. On the CPU, 2D and 3D cases also time the JAX step with XLA's own convolutions
+and gradients (`FIELDNET_CPU_CONV_VJP=0`, see `fieldnet.nn.ops`) in the same alternation,
+and report the CPU forms' speedup (`cpu_vjp_speedup`). With `--torch-compile`, the same
+PyTorch step with the model under `torch.compile` (a copy with its own optimizer) is one
+more contender in the alternation, reported beside eager PyTorch (`torch_compile_*` keys).
+Per case it prints a JSON line: samples/s of each (median over repeats), `jax_over_torch`
+(the throughput ratio; > 1 means JAX is faster), FLOPs per step counted from the
+architecture (forward + backward convolutions and matrix products), the achieved FLOP/s and,
+on a GPU with a known peak, MFU.
 
 The PyTorch side runs channels_last (model and data; `torch_unet.channels_last`) on every
 device and, on the GPU for bfloat16, autocast (AMP); the JAX side runs `dtype="bfloat16"`
@@ -160,8 +160,8 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
     device = "cuda" if torch.cuda.is_available() else "cpu"
     runs = {"jax": step_runner(jm, batch, shape, seed=1)}
     runs["jax"](1)  # compile (the CPU convolution VJP is chosen while tracing)
-    if ndim == 3 and ops.cpu_vjp_enabled():
-        with _environment(FIELDNET_CPU_CONV_VJP="0"):  # the same step with XLA's gradients
+    if ndim in (2, 3) and ops.cpu_vjp_enabled():
+        with _environment(FIELDNET_CPU_CONV_VJP="0"):  # the same step with XLA's convolutions
             runs["jax_xla_vjp"] = step_runner(models.UNet(1, 1, ndim, width=width, depth=depth,
                                                         dtype=dtype, rngs=nnx.Rngs(0)),
                                             batch, shape, seed=1)

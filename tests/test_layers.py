@@ -160,35 +160,86 @@ def test_bad_choices_raise():
         nn.Conv(1, 1, 3, ndim=4, rngs=nnx.Rngs(0))
 
 
-def test_cpu_convolution_vjp_equals_the_plain_gradient():
-    """The 3D CPU fast path (depth-sliced input gradient) against jax.grad of the plain
-    XLA convolution, for the input and the kernel, to float32 rounding."""
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("cin,cout", [(1, 4), (3, 4), (6, 2)])
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("bfloat16", 2e-2)])
+def test_cpu_convolution_vjp_equals_the_plain_gradient(ndim, cin, cout, dtype, tol):
+    """The CPU fast path (2D: tap or transposed-form forward, transposed-form kernel
+    gradient; 3D: depth slices of the 2D path) against the plain float32 XLA convolution and
+    its jax.grad, for the input and the kernel, to float32 rounding (bfloat16: to its own
+    rounding, a few 1e-3 of the largest value, about as far as XLA's bfloat16 convolution)."""
     import jax
 
     from fieldnet.nn import ops
 
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(2, 7, 6, 5, 3)), jnp.float32)
-    k = jnp.asarray(rng.normal(size=(3, 3, 3, 3, 4)), jnp.float32)
-    g = jnp.asarray(rng.normal(size=(2, 5, 4, 3, 4)), jnp.float32)
-    assert ops.use_cpu_vjp(x, k, 1, 1) == (jax.default_backend() == "cpu")
+    shape = (7, 6, 5)[-ndim:]
+    x = jnp.asarray(rng.normal(size=(2, *shape, cin)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(3,) * ndim + (cin, cout)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(2, *[n - 2 for n in shape], cout)), jnp.float32)
+    low = [a.astype(dtype) for a in (x, k, g)]
+    assert ops.use_cpu_vjp(low[0], low[1], 1, 1) == (jax.default_backend() == "cpu")
+    fast = ops.conv2d_cpu if ndim == 2 else ops.conv3d_cpu
 
-    def pulled(conv):
+    def close(want, got):  # want: the float32 reference
+        assert want.shape == got.shape and got.dtype == dtype
+        got = got.astype(jnp.float32)
+        assert float(jnp.abs(got - want).max()) <= tol * float(jnp.abs(want).max())
+
+    def pulled(conv, x, k, g):
         y, pull = jax.vjp(conv, x, k)
         return (y, *pull(g))
 
-    for want, got in zip(pulled(ops.xla_conv), pulled(ops.conv3d_cpu), strict=True):
-        assert want.shape == got.shape
-        assert float(jnp.abs(got - want).max()) <= 1e-5 * float(jnp.abs(want).max())
+    for want, got in zip(pulled(ops.xla_conv, x, k, g), pulled(fast, *low), strict=True):
+        close(want, got)
 
     # and through conv_nd as the layers call it, under jax.grad
     def loss(conv):
-        return lambda a, w: jnp.sum(jnp.sin(conv(a, w)))
+        return lambda a, w: 0.5 * jnp.sum(conv(a, w).astype(jnp.float32) ** 2)
 
     want = jax.grad(loss(ops.xla_conv), argnums=(0, 1))(x, k)
-    got = jax.grad(loss(ops.conv_nd), argnums=(0, 1))(x, k)
+    got = jax.grad(loss(ops.conv_nd), argnums=(0, 1))(*low[:2])
     for a, b in zip(want, got, strict=True):
-        assert float(jnp.abs(a - b).max()) <= 1e-5 * float(jnp.abs(a).max())
+        close(a, b)
+
+
+def test_cpu_convolution_forms_equal_the_plain_convolution():
+    """Each form the CPU path chooses from computes the plain VALID convolution."""
+    from fieldnet.nn import ops
+
+    rng = np.random.default_rng(2)
+    for ndim, cin in [(2, 1), (2, 5), (3, 1), (3, 3)]:
+        x = jnp.asarray(rng.normal(size=(2,) + (6, 5, 7)[-ndim:] + (cin,)), jnp.float32)
+        k = jnp.asarray(rng.normal(size=(3, 2, 3)[-ndim:] + (cin, 4)), jnp.float32)
+        want = ops.xla_conv(x, k)
+        for form in (ops.tap_conv, ops.transposed_conv):
+            got = form(x, k)
+            assert got.shape == want.shape
+            assert float(jnp.abs(got - want).max()) <= 1e-5 * float(jnp.abs(want).max())
+
+
+def test_cpu_3d_convolution_in_depth_slabs_equals_the_whole(monkeypatch):
+    """With a tiny chunk limit the 3D CPU path runs in depth slabs; values and gradients
+    equal the single convolution."""
+    import jax
+
+    from fieldnet.nn import ops
+
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(2, 10, 6, 5, 3)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(3, 3, 3, 3, 4)), jnp.float32)
+
+    def loss(a, w):
+        return jnp.sum(jnp.sin(ops.conv3d_cpu(a, w)))
+
+    whole = ops.conv3d_cpu(x, k), *jax.grad(loss, argnums=(0, 1))(x, k)
+    limit = 2 * 2 * 4 * 3 * 27 * 3  # two output planes of 4 x 3 per slab
+    assert len(ops.depth_chunks(x.shape, k.shape, 1, 1, limit)) == 4
+    monkeypatch.setattr(ops, "CPU_CONV_CHUNK_ELEMENTS", limit)
+    chunked = ops.conv3d_cpu(x, k), *jax.grad(loss, argnums=(0, 1))(x, k)
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.shape == b.shape
+        assert float(jnp.abs(a - b).max()) <= 1e-6 * float(jnp.abs(a).max())
 
 
 @pytest.mark.parametrize("kernel_size,stride,dilation", [(3, 1, 1), (2, 2, 1), (3, 1, 2)])

@@ -1,14 +1,33 @@
 """The N-dimensional convolution primitive every layer goes through (channels-last).
 
-On XLA:CPU the input gradient of a 3D convolution runs 3-5x slower than the same
-arithmetic done as 2D convolutions over depth slices, so for stride-1 3D convolutions on
-the CPU `conv_nd` carries a custom VJP: the forward and the kernel gradient are XLA's own
-3D convolutions, and the input gradient is the transpose of the depth-sliced form (the
-same sum, so equal to float rounding). Set `FIELDNET_CPU_CONV_VJP=0` to use XLA's gradient.
+On XLA:CPU (jax 0.10.2) the speed of a convolution depends on how it is written far more
+than on its arithmetic (`python -m benchmarks.conv_forms`, one thread, the U-Net's shapes):
+- a VALID 2D convolution with 32 or more channels goes to XLA's YNNPACK fusion, which runs
+  some of the U-Net's shapes at 12-25 GFLOP/s; the same convolution padded by k - 1 on
+  both sides of its first spatial axis (the padding of a transposed convolution, i.e. the
+  forward in the form of an input gradient) and cropped back goes to XLA's own
+  convolution, 1.5-6x faster (`transposed_conv`; 1.3x at 16 channels, which skip YNNPACK;
+  equal at 18^2 x 128);
+- the kernel gradient of that padded form is 1.2-4x faster than XLA's gradient of the
+  VALID one;
+- with one input channel (the stem on the data), a broadcast multiply-add per kernel tap
+  (`tap_conv`) is 5x faster in 2D and 30x in 3D than XLA's convolution;
+- XLA's input gradient of a 2D convolution is as fast as any form tried; that of a 3D
+  convolution (4x), and its forward and kernel gradient (1.2-4x), are slower than the same
+  sums done as 2D convolutions over depth slices (`depth_sliced_conv`); only the forward
+  at 6^3 x 128 was 10% faster in 3D.
+So on the CPU, stride-1 undilated 2D convolutions go through `conv2d_cpu`, a custom VJP
+with those forms (forward: `tap_conv` for one input channel, else `transposed_conv`;
+input gradient: XLA's; kernel gradient: `transposed_conv`'s), and 3D ones through
+`conv3d_cpu`, depth slices of `conv2d_cpu` (`use_cpu_vjp` is the rule). Every form is the
+same sum in another order, so values and gradients equal XLA's to float rounding (tested,
+float32 and bfloat16; the timings are float32). Set `FIELDNET_CPU_CONV_VJP=0` to use XLA's
+convolution and gradients. Strided (downsampling) convolutions stay XLA's.
 
 XLA:CPU also aborts the process (`std::bad_alloc`, with most of the memory free) on single
 very large 3D convolutions: with jax 0.10.2 on a 24 GiB machine, a 3x3x3 convolution of a
-226^3 x 32-channel input did, while 224^3 did not. On the CPU, `xla_conv` therefore splits
+226^3 x 32-channel input did, while 224^3 did not. On the CPU, `xla_conv` (and
+`conv3d_cpu`, with the same slabs) therefore splits
 3D convolutions whose patch volume (outputs x kernel taps x input channels) exceeds
 `CPU_CONV_CHUNK_ELEMENTS` into slabs along depth, each computing its own outputs from its
 own inputs, which gives the same values.
@@ -21,6 +40,7 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _SPATIAL = "DHW"
 CPU_CONV_CHUNK_ELEMENTS = 2**31  # under a quarter of the smallest patch volume seen to abort
@@ -37,6 +57,19 @@ def _lax_conv(x, kernel, stride: int, dilation: int):
     return jax.lax.conv_general_dilated(
         x, kernel, window_strides=(stride,) * ndim, padding="VALID",
         rhs_dilation=(dilation,) * ndim, dimension_numbers=dimension_numbers(ndim))
+
+
+def transposed_conv(x, kernel):
+    """The stride-1 VALID convolution of x with kernel (*spatial, in, out) in the form of an
+    input gradient: padded by k - 1 on both sides of the first spatial axis (the padding of
+    a transposed convolution), the rows that the VALID convolution has kept. The same sum;
+    XLA:CPU runs it through its own convolution rather than its YNNPACK fusion."""
+    ndim = x.ndim - 2
+    k = kernel.shape[0]
+    pads = [(k - 1, k - 1)] + [(0, 0)] * (ndim - 1)
+    y = jax.lax.conv_general_dilated(x, kernel, (1,) * ndim, pads,
+                                     dimension_numbers=dimension_numbers(ndim))
+    return y[:, k - 1:y.shape[1] - (k - 1)]
 
 
 def depth_chunks(x_shape, kernel_shape, stride: int, dilation: int,
@@ -64,53 +97,84 @@ def xla_conv(x, kernel, stride: int = 1, dilation: int = 1):
     return jnp.concatenate(parts, axis=1)
 
 
-def depth_sliced_conv(x, kernel):
-    """The stride-1 3D convolution as a sum over kernel depth of 2D convolutions of
-    depth-shifted slabs (depth folded into the batch)."""
+def tap_conv(x, kernel):
+    """The stride-1 VALID convolution as a sum over kernel taps of shifted slices times that
+    tap's (in, out) matrix: with one input channel, a broadcast multiply-add per tap."""
+    out = [n - k + 1 for n, k in zip(x.shape[1:-1], kernel.shape[:-2], strict=True)]
+    taps = kernel.reshape((-1,) + kernel.shape[-2:])
+    y = None
+    for i, tap in enumerate(np.ndindex(*kernel.shape[:-2])):
+        shifted = x[(slice(None),) + tuple(slice(t, t + o) for t, o in zip(tap, out, strict=True))]
+        term = shifted @ taps[i]
+        y = term if y is None else y + term
+    return y
+
+
+def _cpu_conv2d_forward(x, kernel):
+    return tap_conv(x, kernel) if kernel.shape[-2] == 1 else transposed_conv(x, kernel)
+
+
+@jax.custom_vjp
+def conv2d_cpu(x, kernel):
+    """Stride-1 2D convolution in the forms XLA:CPU runs fastest (`benchmarks.conv_forms`):
+    forward by `tap_conv` for one input channel, else by `transposed_conv`; input gradient
+    XLA's own; kernel gradient that of `transposed_conv`."""
+    return _cpu_conv2d_forward(x, kernel)
+
+
+def _conv2d_cpu_fwd(x, kernel):
+    return _cpu_conv2d_forward(x, kernel), (x, kernel)
+
+
+def _conv2d_cpu_bwd(residuals, g):
+    x, kernel = residuals
+    _, pull_x = jax.vjp(lambda a: _lax_conv(a, kernel, 1, 1), x)
+    _, pull_k = jax.vjp(lambda w: transposed_conv(x, w), kernel)
+    return pull_x(g)[0], pull_k(g)[0]
+
+
+conv2d_cpu.defvjp(_conv2d_cpu_fwd, _conv2d_cpu_bwd)
+
+
+def depth_sliced_conv(x, kernel, conv2d=None):
+    """The stride-1 3D convolution as a sum over kernel depth of 2D convolutions (`conv2d`,
+    default `xla_conv`) of depth-shifted slabs (depth folded into the batch)."""
+    conv2d = xla_conv if conv2d is None else conv2d
     n, depth_in = x.shape[:2]
     k = kernel.shape[0]
     depth = depth_in - k + 1
     out = None
     for z in range(k):
         slab = x[:, z:z + depth].reshape((n * depth,) + x.shape[2:])
-        term = xla_conv(slab, kernel[z])
+        term = conv2d(slab, kernel[z])
         out = term if out is None else out + term
     return out.reshape((n, depth) + out.shape[1:])
 
 
-@jax.custom_vjp
 def conv3d_cpu(x, kernel):
-    """Stride-1 3D convolution whose input gradient is computed through 2D slices."""
-    return xla_conv(x, kernel)
-
-
-def _conv3d_cpu_fwd(x, kernel):
-    return xla_conv(x, kernel), (x, kernel)
-
-
-def _conv3d_cpu_bwd(residuals, g):
-    x, kernel = residuals
-    _, pull_x = jax.vjp(lambda a: depth_sliced_conv(a, kernel), x)
-    _, pull_k = jax.vjp(lambda w: xla_conv(x, w), kernel)
-    return pull_x(g)[0], pull_k(g)[0]
-
-
-conv3d_cpu.defvjp(_conv3d_cpu_fwd, _conv3d_cpu_bwd)
+    """Stride-1 3D convolution as depth slices of `conv2d_cpu` (forward, input and kernel
+    gradient), in depth slabs where `xla_conv` would split it."""
+    chunks = depth_chunks(x.shape, kernel.shape, 1, 1, CPU_CONV_CHUNK_ELEMENTS)
+    k = kernel.shape[0]
+    parts = [depth_sliced_conv(x[:, a:b + k - 1], kernel, conv2d_cpu) for a, b in chunks]
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
 
 
 def cpu_vjp_enabled() -> bool:
-    """Whether 3D convolutions traced now take the CPU custom VJP (backend and switch)."""
+    """Whether convolutions traced now take the CPU forms (backend and switch)."""
     return (jax.default_backend() == "cpu"
             and os.environ.get("FIELDNET_CPU_CONV_VJP", "1") != "0")
 
 
 def use_cpu_vjp(x, kernel, stride: int, dilation: int) -> bool:
-    return (x.ndim == 5 and stride == 1 and dilation == 1 and kernel.shape[0] > 1
+    """The shape rule: stride-1, undilated 2D and 3D convolutions with more than one kernel
+    tap along the first axis, on the CPU with the switch on."""
+    return (x.ndim in (4, 5) and stride == 1 and dilation == 1 and kernel.shape[0] > 1
             and cpu_vjp_enabled())
 
 
 def conv_nd(x, kernel, stride: int = 1, dilation: int = 1):
     """Unpadded convolution of x (batch, *spatial, in) with kernel (*spatial, in, out)."""
     if use_cpu_vjp(x, kernel, stride, dilation):
-        return conv3d_cpu(x, kernel)
+        return conv2d_cpu(x, kernel) if x.ndim == 4 else conv3d_cpu(x, kernel)
     return xla_conv(x, kernel, stride, dilation)
