@@ -68,12 +68,13 @@ output.show(output.save(fig, figdir, "variations_metrics", numbers))
 
 # %% [markdown]
 # The data-scaling curve: test MSE against the number of training simulations (variations
-# of `data.max_train_sims` alone, nested training sets, the same validation and test boxes).
+# of `data.max_train_sims` alone, nested training sets, the same validation and test boxes),
+# in dex² of log10 T, since each run standardizes log10 T with its own training split.
 
 # %%
 curve = sweep_figures.scaling_rows(rows)
 if curve:
-    fig = sweep_figures.scaling_figure(rows)
+    fig = sweep_figures.scaling_figure(rows, sweep_dir)
     output.title(fig, "test MSE against training simulations; "
                       + ", ".join(f"{r['n_train_sims']}: {output.fmt(r['mse'])}" for r in curve))
     output.show(output.save(fig, figdir, "variations_scaling",

@@ -106,12 +106,17 @@ def test_scaling_curve_orders_the_training_set_sizes(tmp_path):
                                       "data": {"max_train_sims": None}})
     base.data.max_train_sims = ml_collections.FieldReference(None, field_type=int)
     blocks = {n: eval_test_block([3, 3, 5, 5], seed=n) for n in (2, 8, 32)}
+    STD = {2: 0.5, 8: 0.6, 32: 0.7}   # each run standardizes with its own training split
 
     def study(config, workdir):
         n = config.data.max_train_sims or 32
         report = {"test": blocks[n], "n_test": 4, "train_steps": 10, "n_train_sims": n}
         workdir.mkdir()
         write_json(rundir.config(workdir), config.to_dict())
+        write_json(rundir.model_io(workdir), {"target_names": ["temperature"]})
+        write_json(rundir.normalizer(workdir), {"fields": [
+            {"name": "temperature", "components": 1, "floor": 10.0, "log": True,
+             "mean": 4.0, "std": STD[n]}]})
         write_json(rundir.evaluation(workdir), report)
         return report
 
@@ -122,9 +127,13 @@ def test_scaling_curve_orders_the_training_set_sizes(tmp_path):
     curve = sweep_figures.scaling_rows(rows)
     assert [r["variation"] for r in curve] == ["sims_2", "sims_8", "all"]
     assert [r["mse"] for r in curve] == [blocks[n]["mse"] for n in (2, 8, 32)]
-    (ax,) = sweep_figures.scaling_figure(rows).axes
+    (ax,) = sweep_figures.scaling_figure(rows, tmp_path).axes
     assert list(ax.get_xticks()) == [2, 8, 32]
+    model_line = ax.get_lines()[0]   # drawn in dex^2: normalized MSE times the variance
+    np.testing.assert_allclose(model_line.get_ydata(),
+                               [blocks[n]["mse"] * STD[n] ** 2 for n in (2, 8, 32)])
     # the variations figure leaves the curve to its own figure: one column, the width
     assert len(sweep_figures.variations_figure(rows).axes) == len(sweep_figures.METRIC_PANELS)
     with pytest.raises(FieldnetError, match="no variations of data.max_train_sims"):
-        sweep_figures.scaling_figure([r for r in rows if r["variation"] in ("all", "wide")])
+        sweep_figures.scaling_figure([r for r in rows if r["variation"] in ("all", "wide")],
+                                     tmp_path)

@@ -7,9 +7,11 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from fieldnet import rundir
+from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
 from fieldnet.figures import report
 from fieldnet.records import flatten
@@ -112,24 +114,38 @@ def scaling_rows(rows: list[dict]) -> list[dict]:
     return sorted(curve, key=lambda r: r["n_train_sims"])
 
 
-def scaling_figure(rows: list[dict]) -> Figure:
-    """Test MSE (± its error over test boxes) against the number of training simulations,
-    model and local baseline, for `scaling_rows(rows)`; the same test boxes at every point."""
+def target_variance(sweep_dir, variation: str) -> float:
+    """The variance of log10 T [dex^2] that a variation's normalized MSE is in units of:
+    its normalizer's std of the first target, fitted on its own training split."""
+    run = rundir.require(Path(sweep_dir) / variation, rundir.NORMALIZER, rundir.MODEL_IO)
+    stats = Normalizer.load(rundir.normalizer(run))
+    target = rundir.read_json(rundir.model_io(run))["target_names"][0]
+    return float(stats[target].std) ** 2
+
+
+def scaling_figure(rows: list[dict], sweep_dir) -> Figure:
+    """Test MSE of log10 T in dex^2 (± its error over test boxes) against the number of
+    training simulations, model and local baseline, for `scaling_rows(rows)`; the same test
+    boxes at every point. Each run standardizes log10 T with its own training split, so its
+    normalized MSE is converted with that split's variance (`target_variance`)."""
     curve = scaling_rows(rows)
     if not curve:
         raise FieldnetError(f"the sweep has no variations of {SCALING_KEY} alone")
     fig = Figure(figsize=(5, 3.6), layout="constrained")
     ax = fig.subplots()
     n = [r["n_train_sims"] for r in curve]
+    scale = np.array([target_variance(sweep_dir, r["variation"]) for r in curve])
     for column, fmt, label in (("mse", "o-", "model"), ("baseline_mse", "s--", "local baseline")):
-        ax.errorbar(n, [r[column] for r in curve], yerr=_errors(curve, column), fmt=fmt,
+        errors = _errors(curve, column)
+        ax.errorbar(n, scale * [r[column] for r in curve],
+                    yerr=None if errors is None else scale * errors, fmt=fmt,
                     capsize=2, color=report.COLORS["model" if column == "mse" else "baseline"],
                     label=label, ms=5 if column == "mse" else 4)
     ax.set_xscale("log")
     ax.set_xticks(n, [str(v) for v in n])
     ax.minorticks_off()
     ax.set_xlabel("training simulations")
-    ax.set_ylabel(METRIC_PANELS[0][2])
+    ax.set_ylabel("test MSE of $\\log_{10} T$ [dex$^2$]")
     ax.legend(frameon=False, fontsize=8)
     return fig
 
