@@ -75,9 +75,9 @@ output.show(output.save(fig, figdir, "variations_metrics", numbers))
 curve = sweep_figures.scaling_rows(rows)
 if curve:
     fig = sweep_figures.scaling_figure(rows, sweep_dir)
-    output.title(fig, "test MSE against training simulations; "
-                      + ", ".join(f"{r['n_train_sims']}: {output.fmt(r['mse'])}" for r in curve))
-    output.show(output.save(fig, figdir, "variations_scaling",
-                            {"scaling": {r["n_train_sims"]: r["mse"] for r in curve}}))
+    ratios = {r["n_train_sims"]: r["mse"] / r["baseline_mse"] for r in curve}
+    output.title(fig, "test MSE / local baseline against training simulations: "
+                      + ", ".join(f"{n}: {output.fmt(v, 2)}" for n, v in ratios.items()))
+    output.show(output.save(fig, figdir, "variations_scaling", {"scaling": ratios}))
 else:
     print("no data-scaling variations (data.max_train_sims) in this sweep")
