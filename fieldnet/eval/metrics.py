@@ -152,6 +152,15 @@ def _ensemble(samples, truth) -> tuple[np.ndarray, np.ndarray]:
     return samples, truth
 
 
+def rank_histogram(samples, truth) -> np.ndarray:
+    """(S + 1,) fractions of pixels whose truth has rank r = 0..S among its S samples (how
+    many samples fall below it): flat at 1 / (S + 1) for a calibrated ensemble, U-shaped
+    when the samples are too narrow. `samples` (N, S, ...), `truth` (N, ...)."""
+    samples, truth = _ensemble(samples, truth)
+    ranks = np.sum(samples < truth[:, None], axis=1).ravel()
+    return np.bincount(ranks, minlength=samples.shape[1] + 1) / ranks.size
+
+
 def interval_coverage(samples, truth, levels) -> np.ndarray:
     """For each nominal level p of `levels`, the fraction of pixels whose truth lies in the
     central p interval of the samples' distribution; p for a calibrated ensemble.
@@ -165,10 +174,8 @@ def interval_coverage(samples, truth, levels) -> np.ndarray:
     the samples' empirical quantiles, which few samples make too narrow. For an ensemble
     that is not calibrated it is the coverage blurred by one rank cell, 1 / (S + 1).
     """
-    samples, truth = _ensemble(samples, truth)
-    n_samples = samples.shape[1]
-    ranks = np.sum(samples < truth[:, None], axis=1).ravel()
-    cells = np.bincount(ranks, minlength=n_samples + 1) / ranks.size   # PIT histogram
+    cells = rank_histogram(samples, truth)   # the PIT histogram
+    n_samples = len(cells) - 1
     lo = np.arange(n_samples + 1) / (n_samples + 1)
     levels = np.asarray(levels, np.float64)
     a, b = (1 - levels[:, None]) / 2, (1 + levels[:, None]) / 2

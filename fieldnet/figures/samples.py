@@ -116,8 +116,8 @@ def calibration_figure(true_log_t, samples_log_t, path):
     truth's rank among the samples (flat when calibrated, U-shaped when too narrow)."""
     true, samples = _check(true_log_t, samples_log_t)
     coverage = metrics.interval_coverage(samples, true, NOMINAL_LEVELS)
-    n_samples = samples.shape[1]
-    ranks = np.sum(samples < true[:, None], axis=1).ravel()
+    counts = metrics.rank_histogram(samples, true)
+    n_samples = len(counts) - 1
     fig = Figure(figsize=(8.5, 3.8), layout="constrained")
     left, right = fig.subplots(1, 2)
     left.plot([0, 1], [0, 1], color="gray", lw=0.8, label="calibrated")
@@ -127,7 +127,6 @@ def calibration_figure(true_log_t, samples_log_t, path):
     left.set_xlim(0, 1)
     left.set_ylim(0, 1)
     left.legend(frameon=False)
-    counts = np.bincount(ranks, minlength=n_samples + 1) / ranks.size
     right.bar(np.arange(n_samples + 1), counts * (n_samples + 1), width=1.0,
               color=COLORS["model"], alpha=0.7)
     right.axhline(1.0, color="gray", lw=0.8)
