@@ -35,21 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "for them)")
     p.add_argument("--steps", type=cli.positive_int, default=None,
                    help="Heun steps per sample (default: the run's eval.sample_steps)")
-    p.add_argument("--seed", type=non_negative_int, default=0,
+    p.add_argument("--seed", type=cli.non_negative_int, default=0,
                    help="seed of the samples' noise")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return p
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer ≥ 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}")
-    return value
 
 
 def parse_params(text: str) -> dict[str, float]:

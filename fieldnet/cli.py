@@ -48,15 +48,24 @@ class ArgumentParser(argparse.ArgumentParser):
         fail(f"{message} (see --help)")
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer ≥ 1 (anything else is the parser's one-line error)."""
+def _int_at_least(text: str, least: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (anything else is the parser's one-line error)."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0 (a seed, say; anything else is a one-line error)."""
+    return _int_at_least(text, 0, "an integer ≥ 0")
 
 
 @contextlib.contextmanager
