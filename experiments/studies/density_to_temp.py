@@ -22,7 +22,6 @@ from fieldnet.eval import held_out, statistics
 from fieldnet.figures import report, samples
 from fieldnet.files import write_json
 from fieldnet.grid import check_divisible
-from fieldnet.nn.flow import OBJECTIVES
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -49,9 +48,10 @@ def check_objective(config: ml_collections.ConfigDict) -> None:
     """model.objective (default "regression") and what it needs: a flow-matching run trains
     the U-Net with train.loss "flow_matching" and is evaluated on eval.n_samples ≥ 2 samples
     per test map, each eval.sample_steps Heun steps; a regression run trains any other loss."""
-    objective = config.model.get("objective", "regression")
-    if objective not in OBJECTIVES:
-        raise FieldnetError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
+    try:
+        objective = models.objective_of(config.model)
+    except ValueError as err:
+        raise FieldnetError(str(err)) from None
     loss, statistic_names = config.train.loss, config.eval.get("statistics", "")
     if objective == "regression":
         if loss == "flow_matching":
