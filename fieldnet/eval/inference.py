@@ -209,21 +209,35 @@ def sample_field(model: nnx.Module, field: ArrayLike, noise: ArrayLike, *, steps
         The sample, float32 (*spatial, C_y); equal to `sampling.sample_stack` of the same
         field and noise to float rounding.
     """
-    field, noise = np.asarray(field, np.float32), np.asarray(noise, np.float32)
-    if noise.shape[:-1] != field.shape[:-1]:
-        raise FieldnetError(f"noise must cover the field {field.shape[:-1]}, got {noise.shape}")
+    return field_sampler(model, tile, batch)(field, noise, steps=steps, params=params,
+                                             progress=progress)
+
+
+def field_sampler(model: nnx.Module, tile: int = 64, batch: int = 8):
+    """`sample(field, noise, *, steps, params=None, progress=False)`: `sample_field` with
+    this model, tile and batch, its tiled predictor made once, for callers that draw many
+    samples."""
     predict = field_predictor(model, tile, batch)
-    params = None if params is None else np.asarray(params, np.float32)[None]
-    bar = tqdm(total=2 * sampling.check_steps(steps), desc="network evaluations",
-               disable=not progress)
 
-    def velocity(state, t):
-        cond = np.asarray(flow.velocity_cond(params, jnp.reshape(t, (1,))))[0]
-        bar.update(1)
-        return predict(np.concatenate([field, np.asarray(state)], axis=-1), params=cond)
+    def sample(field: ArrayLike, noise: ArrayLike, *, steps: int,
+               params: ArrayLike | None = None, progress: bool = False) -> np.ndarray:
+        field, noise = np.asarray(field, np.float32), np.asarray(noise, np.float32)
+        if noise.shape[:-1] != field.shape[:-1]:
+            raise FieldnetError(f"noise must cover the field {field.shape[:-1]}, got "
+                                f"{noise.shape}")
+        params = None if params is None else np.asarray(params, np.float32)[None]
+        bar = tqdm(total=2 * sampling.check_steps(steps), desc="network evaluations",
+                   disable=not progress)
 
-    with bar:
-        return np.asarray(sampling.heun(velocity, noise, steps), np.float32)
+        def velocity(state, t):
+            cond = np.asarray(flow.velocity_cond(params, jnp.reshape(t, (1,))))[0]
+            bar.update(1)
+            return predict(np.concatenate([field, np.asarray(state)], axis=-1), params=cond)
+
+        with bar:
+            return np.asarray(sampling.heun(velocity, noise, steps), np.float32)
+
+    return sample
 
 
 def _tile_condition(model, params, batch: int) -> np.ndarray | None:
@@ -356,15 +370,15 @@ def _write_samples(out, model, normalizer, io, source: FieldSource, conditions, 
                     ("samples", (n, n_samples, *spatial), "samples"),
                     ("mean", (n, *spatial), "mean of the samples"),
                     ("std", (n, *spatial), "standard deviation of the samples"))}
+    sample = field_sampler(model, tile, batch)
     with tqdm(total=n * n_samples, desc="samples", disable=not progress) as bar:
         for i in range(n):
             z = normalizer.forward_channels(io["input_names"], _read_inputs(source, i))
             drawn = []
             for j in range(n_samples):
                 noise = sampling.sample_noise(seed, i, (*spatial, model.out_channels), [j])[0]
-                drawn.append(normalizer.inverse_channels(names, sample_field(
-                    model, z, noise, steps=steps, tile=tile, batch=batch,
-                    params=conditions[i])))
+                drawn.append(normalizer.inverse_channels(
+                    names, sample(z, noise, steps=steps, params=conditions[i])))
                 bar.update(1)
             drawn = np.stack(drawn)
             for k in range(len(names)):
