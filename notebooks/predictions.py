@@ -86,10 +86,7 @@ output.show(output.save(fig, figdir, "predictions_maps", numbers))
 
 # %%
 flow_workdir = runs.flow_run(FLOW_WORKDIR, QUICK)
-flow_evaluation = rundir.read_eval(flow_workdir)
-flow = recompute.held_out(flow_workdir)
-recompute.check_against_eval(flow.summary, flow_evaluation)
-recompute.check_same_test_maps(held_out, flow, (workdir, flow_workdir))
+flow, flow_evaluation = recompute.flow_beside(held_out, (workdir, flow_workdir))
 
 # %%
 samples_block = flow_evaluation["test"]["samples"]
@@ -98,12 +95,13 @@ sample_numbers = {key: samples_block[key]
 sample_numbers.update(regression_mse=numbers["mse"], n_test=flow_evaluation["n_test"],
                       train_steps=flow_evaluation["train_steps"])
 output.print_numbers(sample_numbers)
+# the maps of both figures: the test maps shown above, with the regression's prediction
+shown = {"n_maps": len(picks), "box_size": flow.box_size,
+         "regression_log_t": held_out.pred_log_t[picks]}
 
 # %%
 fig = output.drawn(sample_figures.samples_panel, flow.log_rho[picks], flow.true_log_t[picks],
-                   flow.samples_log_t[picks], None, n_maps=len(picks),
-                   density_units=flow.density_units, box_size=flow.box_size,
-                   regression_log_t=held_out.pred_log_t[picks])
+                   flow.samples_log_t[picks], None, density_units=flow.density_units, **shown)
 output.title(fig, f"{sample_numbers['n_samples']} samples of each test map of held-out "
                   f"simulation(s) {sims}: MSE of their mean "
                   f"{output.fmt(sample_numbers['mse_of_mean'])} (regression "
@@ -113,8 +111,7 @@ output.show(output.save(fig, figdir, "predictions_samples", sample_numbers))
 
 # %%
 fig = output.drawn(sample_figures.std_figure, flow.true_log_t[picks], flow.samples_log_t[picks],
-                   None, n_maps=len(picks), box_size=flow.box_size,
-                   regression_log_t=held_out.pred_log_t[picks])
+                   None, **shown)
 output.title(fig, f"spread of {sample_numbers['n_samples']} samples per pixel: the truth lies in "
                   f"their central 68% / 95% interval at "
                   f"{output.fmt(sample_numbers['coverage_68'], 3)} / "

@@ -104,10 +104,7 @@ output.show(output.save(fig, figdir, "statistics_cross_corr", numbers))
 
 # %%
 flow_workdir = runs.flow_run(FLOW_WORKDIR, QUICK)
-flow_evaluation = rundir.read_eval(flow_workdir)
-flow = recompute.held_out(flow_workdir)
-recompute.check_against_eval(flow.summary, flow_evaluation)
-recompute.check_same_test_maps(held_out, flow, (workdir, flow_workdir))
+flow, flow_evaluation = recompute.flow_beside(held_out, (workdir, flow_workdir))
 samples_block = flow_evaluation["test"]["samples"]
 assert np.allclose(as_array(flow.summary["samples"]["power_ratio"]),
                    as_array(samples_block["power_ratio"]), rtol=recompute.RECOMPUTE_RTOL,

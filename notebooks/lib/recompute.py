@@ -73,3 +73,14 @@ def check_same_test_maps(first, second, workdirs: Sequence) -> None:
         why = f"the same simulations, but their true log10 T differs by up to {gap:.3g} dex"
     raise FieldnetError(f"{workdirs[0]} and {workdirs[1]} were evaluated on different test maps "
                         f"({why}); compare runs of the same data and split")
+
+
+def flow_beside(regression, workdirs: Sequence) -> tuple:
+    """(held-out set, eval.json) of the flow run `workdirs[1]` (`held_out`, from its kept
+    samples), checked against its eval.json and to show the test maps of `regression`, the
+    held-out set of the run `workdirs[0]`."""
+    evaluation = rundir.read_eval(workdirs[1])
+    flow = held_out(workdirs[1])
+    check_against_eval(flow.summary, evaluation)
+    check_same_test_maps(regression, flow, workdirs)
+    return flow, evaluation
