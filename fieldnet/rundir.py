@@ -8,6 +8,8 @@
       tensorboard/      the same metrics for TensorBoard
       checkpoints/      orbax: latest/ (resume) and best/ (evaluation, inference)
       eval.json         the held-out evaluation
+      test_samples.h5   a generative run's samples of the test maps, drawn in evaluation
+                        (`fieldnet.eval.held_out.write_test_samples`)
       figures/          report figures (PNG)
       table.csv, table.md   a sweep's table (sweep folders only)
 """
@@ -31,6 +33,7 @@ METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
 CHECKPOINTS = "checkpoints"
 EVAL = "eval.json"
+TEST_SAMPLES = "test_samples.h5"
 FIGURES = "figures"
 TABLE_CSV = "table.csv"
 TABLE_MD = "table.md"
@@ -69,6 +72,10 @@ def checkpoints(workdir: PathLike) -> Path:
 
 def evaluation(workdir: PathLike) -> Path:
     return Path(workdir) / EVAL
+
+
+def test_samples(workdir: PathLike) -> Path:
+    return Path(workdir) / TEST_SAMPLES
 
 
 def figures(workdir: PathLike) -> Path:

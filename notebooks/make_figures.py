@@ -1,17 +1,19 @@
 """Regenerate every figure by executing the notebooks, top to bottom, in fresh kernels.
 
-    python -m notebooks.make_figures --density-workdir RUN --sweep-workdir SWEEP \
-        --ising-workdir RUN2 [--figdir notebooks/figures] [--only predictions,ising]
+    python -m notebooks.make_figures --density-workdir RUN --flow-workdir FLOW_RUN \
+        --sweep-workdir SWEEP --ising-workdir RUN2 [--figdir notebooks/figures] \
+        [--only predictions,ising]
 
 Each notebook is a jupytext percent-format `.py` file in this folder. It is read into
-memory, its parameters (WORKDIR, FIGDIR, QUICK) are injected in a cell right after its
-"parameters" cell, as papermill does, and it is executed with nbclient in a `python3`
-kernel whose working directory is the repository root, so that it imports this checkout's
-`notebooks` package (the notebooks take relative paths in the root whatever the working
-directory: `notebooks.lib.runs`). A notebook whose workdir is not given makes a small run
-itself in runs/notebooks/ (`--full`: the CPU default config instead of the quick one), so
-with no arguments the command runs on a fresh checkout. A cell that raises stops the
-command with a one-line error naming the notebook and cell.
+memory, its parameters (the workdirs of the runs it shows, `NOTEBOOKS`, then FIGDIR and
+QUICK) are injected in a cell right after its "parameters" cell, as papermill does, and it
+is executed with nbclient in a `python3` kernel whose working directory is the repository
+root, so that it imports this checkout's `notebooks` package (the notebooks take relative
+paths in the root whatever the working directory: `notebooks.lib.runs`). A notebook whose
+workdir is not given makes a small run itself in runs/notebooks/ (`--full`: the CPU default
+config instead of the quick one), so with no arguments the command runs on a fresh
+checkout. A cell that raises stops the command with a one-line error naming the notebook
+and cell.
 
 The kernels share a persistent JAX compilation cache (runs/notebooks/jax_cache unless
 JAX_COMPILATION_CACHE_DIR is set): every notebook builds the same model, and on a 2-core
@@ -34,9 +36,17 @@ KERNEL = "python3"
 # localhost TCP is unencrypted would otherwise be printed once per notebook.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 JAX_CACHE = RUNS / "jax_cache"
-# notebook -> which run's workdir it shows
-NOTEBOOKS = {"data_overview": "density", "predictions": "density", "statistics": "density",
-             "variations": "sweep", "symmetry": "density", "ising": "ising"}
+# notebook -> {its workdir parameter: the kind of run it shows}; predictions and statistics
+# compare a density (regression) run with a flow (generative) run of the same test maps
+NOTEBOOKS = {"data_overview": {"WORKDIR": "density"},
+             "predictions": {"WORKDIR": "density", "FLOW_WORKDIR": "flow"},
+             "statistics": {"WORKDIR": "density", "FLOW_WORKDIR": "flow"},
+             "variations": {"WORKDIR": "sweep"}, "symmetry": {"WORKDIR": "density"},
+             "ising": {"WORKDIR": "ising"}}
+# kind of run -> its command-line option's help, before the notebooks that show it
+RUN_KINDS = {"density": "a density_to_temp run", "flow": "a density_to_temp_flow run of the "
+             "density run's data", "sweep": "an experiments.sweep folder",
+             "ising": "an ising_phases run"}
 
 
 def read_notebook(name: str):
@@ -128,20 +138,27 @@ def execute(name: str, parameters: dict, *, timeout: int | None = None,
     return notebook
 
 
+def shown_by(kind: str) -> list[str]:
+    """The notebooks that show a run of `kind`."""
+    return [name for name, shown in NOTEBOOKS.items() if kind in shown.values()]
+
+
 def notebook_parameters(name: str, workdirs: dict, figdir: Path, quick: bool) -> dict:
-    workdir = workdirs.get(NOTEBOOKS[name])
-    return {"WORKDIR": None if workdir is None else str(workdir), "FIGDIR": str(figdir),
-            "QUICK": quick}
+    workdir_of = {parameter: workdirs.get(kind) for parameter, kind in NOTEBOOKS[name].items()}
+    return {**{parameter: None if workdir is None else str(workdir)
+               for parameter, workdir in workdir_of.items()},
+            "FIGDIR": str(figdir), "QUICK": quick}
 
 
 def make_figures(workdirs: dict, figdir: str | Path, *, names=None, quick: bool = True,
                  executed_dir: str | Path | None = None, timeout: int | None = None,
                  jax_cache: str | Path = JAX_CACHE) -> dict:
     """Executes the notebooks `names` (default: all) with the given workdirs
-    {"density" | "sweep" | "ising": path or None}; returns {notebook: seconds}."""
+    {kind of `RUN_KINDS`: path or None}; returns {notebook: seconds}."""
     from notebooks.lib import runs
 
-    check = {"density": runs.density_run, "sweep": runs.sweep_run, "ising": runs.ising_run}
+    check = {"density": runs.density_run, "flow": runs.flow_run, "sweep": runs.sweep_run,
+             "ising": runs.ising_run}
     workdirs = {kind: None if path is None else check[kind](Path(path).resolve())
                 for kind, path in workdirs.items()}
     figdir = Path(figdir).resolve()
@@ -162,10 +179,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Execute every notebook in notebooks/ and write its figures (PNG and "
                     "PDF). Notebooks whose workdir is not given make a small run themselves "
                     "in runs/notebooks/.")
-    parser.add_argument("--density-workdir", help="a density_to_temp run (data_overview, "
-                        "predictions, statistics, symmetry)")
-    parser.add_argument("--sweep-workdir", help="an experiments.sweep folder (variations)")
-    parser.add_argument("--ising-workdir", help="an ising_phases run (ising)")
+    for kind, what in RUN_KINDS.items():
+        parser.add_argument(f"--{kind}-workdir", help=f"{what} ({', '.join(shown_by(kind))})")
     parser.add_argument("--figdir", default=str(NOTEBOOK_DIR / "figures"),
                         help="where figures are written (default notebooks/figures)")
     parser.add_argument("--only", help=f"comma-separated notebooks, of {', '.join(NOTEBOOKS)}")
@@ -184,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names or ()) - set(NOTEBOOKS))
     if unknown:
         raise FieldnetError(f"unknown notebook(s) {unknown}; choose from {list(NOTEBOOKS)}")
-    workdirs = {"density": args.density_workdir, "sweep": args.sweep_workdir,
-                "ising": args.ising_workdir}
+    workdirs = {kind: getattr(args, f"{kind}_workdir") for kind in RUN_KINDS}
     seconds = make_figures(workdirs, args.figdir, names=names, quick=not args.full,
                            executed_dir=args.executed, timeout=args.timeout)
     for name, s in seconds.items():

@@ -20,11 +20,14 @@
 # $\sqrt{P_\mathrm{pred}/P_\mathrm{true}}$, and the cross-correlation coefficient
 # $r(k) = P_{pt}/\sqrt{P_{pp}P_{tt}}$, for the network and for the best local mapping
 # T(ρ), on the run's held-out simulations. r(k) is drawn from the run's `eval.json`; P(k) is
-# remade from the best checkpoint and its ratio checked against `eval.json`.
+# remade from the best checkpoint and its ratio checked against `eval.json`. Then a
+# generative run's samples of the same test maps: their P(k) against the regression's and
+# the truth's, and the calibration of their intervals.
 #
 # **Parameters.** `WORKDIR`: a `density_to_temp` run (`None`: a small run made here);
-# `FIGDIR`; `QUICK`; environment variables `FIELDNET_DENSITY_WORKDIR`, `FIELDNET_FIGDIR`,
-# `FIELDNET_QUICK`.
+# `FLOW_WORKDIR`: a `density_to_temp_flow` run of the same data (`None`: a small run made
+# here); `FIGDIR`; `QUICK`; environment variables `FIELDNET_DENSITY_WORKDIR`,
+# `FIELDNET_FLOW_WORKDIR`, `FIELDNET_FIGDIR`, `FIELDNET_QUICK`.
 
 # %%
 import os
@@ -34,10 +37,12 @@ import numpy as np
 from experiments.studies import sweep
 from fieldnet import rundir
 from fieldnet.figures import report
+from fieldnet.figures import samples as sample_figures
 from notebooks.lib import output, recompute, runs
 
 # %% tags=["parameters"]
 WORKDIR = os.environ.get("FIELDNET_DENSITY_WORKDIR")
+FLOW_WORKDIR = os.environ.get("FIELDNET_FLOW_WORKDIR")
 FIGDIR = os.environ.get("FIELDNET_FIGDIR", "notebooks/figures")
 QUICK = os.environ.get("FIELDNET_QUICK", "1") != "0"
 
@@ -85,3 +90,48 @@ output.title(fig, r"mean $r(k \leq k_\mathrm{Nyq}/2)$: model "
                   f"{output.fmt(numbers['baseline_mean_r_to_half_nyquist'], 3)}; pixel $r$ "
                   f"{output.fmt(numbers['pixel_corr'], 3)}")
 output.show(output.save(fig, figdir, "statistics_cross_corr", numbers))
+
+# %% [markdown]
+# ## Samples of a generative run
+#
+# A flow-matching run (`experiments/configs/density_to_temp_flow.py`) on the same test maps;
+# its samples are those its evaluation drew and kept (`test_samples.h5`), read back, not
+# drawn again. A regression predicts the conditional mean, whose P(k) falls below the
+# truth's on small scales; samples should keep the truth's. The calibration curve is the
+# fraction of test pixels whose truth lies in the samples' central interval against the
+# interval's nominal level: on the diagonal when calibrated, below it when the samples are
+# too narrow; beside it, the histogram of the truth's rank among the samples.
+
+# %%
+flow_workdir = runs.flow_run(FLOW_WORKDIR, QUICK)
+flow, flow_evaluation = recompute.flow_beside(held_out, (workdir, flow_workdir))
+samples_block = flow_evaluation["test"]["samples"]
+assert np.allclose(as_array(flow.summary["samples"]["power_ratio"]),
+                   as_array(samples_block["power_ratio"]), rtol=recompute.RECOMPUTE_RTOL,
+                   equal_nan=True)
+
+# %%
+power_numbers = {"n_samples": samples_block["n_samples"], "samples_pdf_w1": samples_block["pdf_w1"],
+                 "regression_pdf_w1": test["pdf_w1"], "k": test["k"],
+                 "samples_power_ratio": samples_block["power_ratio"],
+                 "regression_power_ratio": test["power_ratio"]}
+fig = output.drawn(sample_figures.samples_power_figure, flow.true_log_t, flow.samples_log_t,
+                   flow.grid, None, regression_log_t=held_out.pred_log_t)
+output.title(fig, f"P(k) of {power_numbers['n_samples']} samples per test map, of their mean "
+                  "and of the regression; one-point PDF distance $W_1$: samples "
+                  f"{output.fmt(power_numbers['samples_pdf_w1'], 3)} dex, regression "
+                  f"{output.fmt(power_numbers['regression_pdf_w1'], 3)} dex")
+output.show(output.save(fig, figdir, "statistics_samples_power", power_numbers))
+
+# %%
+calibration_numbers = {key: samples_block[key]
+                       for key in ("n_samples", "coverage_68", "coverage_95", "crps")}
+calibration_numbers["n_test"] = flow_evaluation["n_test"]
+fig = output.drawn(sample_figures.calibration_figure, flow.true_log_t, flow.samples_log_t, None)
+output.title(fig, "truth in the samples' central 68% / 95% interval: "
+                  f"{output.fmt(calibration_numbers['coverage_68'], 3)} / "
+                  f"{output.fmt(calibration_numbers['coverage_95'], 3)} of the test pixels; "
+                  f"CRPS {output.fmt(calibration_numbers['crps'], 3)}; "
+                  f"{calibration_numbers['n_samples']} samples of each of "
+                  f"{calibration_numbers['n_test']} test maps")
+output.show(output.save(fig, figdir, "statistics_calibration", calibration_numbers))

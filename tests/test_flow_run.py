@@ -1,5 +1,6 @@
 """A flow-matching run end to end on a tiny conditioned dataset: training, the samples block
-of eval.json and its figures, resuming, and `experiments.predict --samples`."""
+of eval.json and its figures, the test samples it keeps, resuming, and
+`experiments.predict --samples`."""
 
 import json
 import subprocess
@@ -12,8 +13,11 @@ import pytest
 
 from experiments.configs import density_to_temp_flow
 from experiments.studies import density_to_temp as study
+from fieldnet import rundir
 from fieldnet.data import h5format
 from fieldnet.errors import FieldnetError
+from fieldnet.eval import held_out
+from fieldnet.eval.inference import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_KEYS = {"n_samples", "power_ratio", "cross_corr_mean", "pdf_w1", "coverage_68",
@@ -76,6 +80,32 @@ def test_flow_run_writes_the_samples_block_and_its_figures(flow_run):
     assert {"samples.png", "samples_power.png", "calibration.png", "samples_std.png",
             "maps.png", "power.png"} <= figures
     assert saved["train_steps"] == 16
+
+
+def test_kept_test_samples_give_back_the_samples_block(flow_run):
+    config, workdir, report = flow_run
+    model, _, _ = load_run(workdir)
+    with study.open_dataset(config, workdir) as ds:
+        test = ds.read("test")
+        with h5py.File(rundir.test_samples(workdir)) as f:
+            kept = f["samples/temperature"]
+            assert kept.shape == (len(test["y"]), 4, 16, 16)
+            assert kept.attrs["units"] == "K"
+            np.testing.assert_array_equal(f["sim_index"][...], test["sim_index"])
+            np.testing.assert_allclose(f["mean/temperature"][...], kept[...].mean(axis=1),
+                                       rtol=1e-5)
+        samples = held_out.read_test_samples(rundir.test_samples(workdir), ds)
+        again = held_out.held_out(model, ds, config, samples=samples).summary["samples"]
+        with pytest.raises(FieldnetError, match=r"^samples must be \(N, S, \*spatial, C\) = "
+                                                r"\(4, S, 16, 16, 1\) for the test split, got "
+                                                r"\(4, 4, 16, 16\)$"):
+            held_out.held_out(model, ds, config, samples=samples[..., 0])
+    saved = report["test"]["samples"]
+    assert again["n_samples"] == saved["n_samples"]
+    for key in ("coverage_68", "coverage_95", "crps", "mse_of_mean", "pdf_w1"):
+        assert again[key] == pytest.approx(saved[key], rel=1e-5, abs=1e-7), key
+    for key in ("power_ratio", "cross_corr_mean"):
+        np.testing.assert_allclose(again[key], saved[key], rtol=1e-5, atol=1e-7)
 
 
 def test_rerun_resumes_and_draws_the_same_samples(flow_run):

@@ -2,13 +2,15 @@
 its figures carry the numbers of the runs' eval.json."""
 
 import csv
+import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from experiments.configs import density_to_temp
+from experiments.configs import density_to_temp, density_to_temp_flow
 from experiments.studies import density_to_temp as experiment
 from experiments.studies import ising_phases as phase_study
 from experiments.studies import sweep
@@ -21,8 +23,9 @@ from tests.test_phases import tiny_study_config
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = 600
 FIGURES = {"data_overview": ("data_maps", "data_phase_diagram", "data_pdfs"),
-           "predictions": ("predictions_maps",),
-           "statistics": ("statistics_power", "statistics_cross_corr"),
+           "predictions": ("predictions_maps", "predictions_samples", "predictions_samples_std"),
+           "statistics": ("statistics_power", "statistics_cross_corr", "statistics_samples_power",
+                          "statistics_calibration"),
            "variations": ("variations_metrics",),
            "symmetry": ("symmetry_maps", "symmetry_errors"),
            "ising": ("ising_p_ordered", "ising_tc_extrapolation")}
@@ -35,18 +38,29 @@ def test_every_notebook_is_run_and_its_figures_listed():
         == set(FIGURES)
 
 
-def tiny_sweep(tmp: Path) -> Path:
-    """Two tiny density runs, periodic and zero padding, as one sweep; the periodic one
-    is also the run the other notebooks show."""
-    c = density_to_temp.get_config("quick")
+def tiny(get_config, tmp: Path):
+    """A study's quick config shrunk to 4 simulations and 20 steps, on tmp's data file."""
+    c = get_config("quick")
     c.data.path = str(tmp / "data" / "sim.h5")
     c.simulate.n_sims = 4
     c.train.num_steps = 20
     c.train.eval_every = c.train.checkpoint_every = 10
     c.train.progress = False
-    sweep.run_sweep(c, {"periodic": {}, "zero": {"model.padding": "zero"}}, tmp / "sweep",
+    return c
+
+
+def tiny_field_runs(tmp: Path) -> dict:
+    """Two tiny density runs, periodic and zero padding, as one sweep (the periodic one is
+    also the density run the other notebooks show), and a tiny flow run of the same data:
+    {kind: workdir}. One test makes and checks them all, since pytest-xdist would make a
+    module fixture once per worker."""
+    sweep.run_sweep(tiny(density_to_temp.get_config, tmp),
+                    {"periodic": {}, "zero": {"model.padding": "zero"}}, tmp / "sweep",
                     experiment.train_and_evaluate)
-    return tmp / "sweep"
+    flow = tiny(density_to_temp_flow.get_config, tmp)
+    flow.eval.n_samples, flow.eval.sample_steps = 3, 2
+    experiment.train_and_evaluate(flow, tmp / "flow")
+    return {"density": tmp / "sweep" / "periodic", "sweep": tmp / "sweep", "flow": tmp / "flow"}
 
 
 def run_notebooks(names, workdirs: dict, tmp: Path) -> Path:
@@ -60,11 +74,12 @@ def run_notebooks(names, workdirs: dict, tmp: Path) -> Path:
     return figdir
 
 
-def test_density_notebooks_match_eval_json(tmp_path):
-    sweep_dir = tiny_sweep(tmp_path)
-    run = sweep_dir / "periodic"
-    names = [n for n, kind in make_figures.NOTEBOOKS.items() if kind in ("density", "sweep")]
-    figdir = run_notebooks(names, {"density": run, "sweep": sweep_dir}, tmp_path)
+def test_density_and_flow_notebooks_match_eval_json(tmp_path):
+    field_runs = tiny_field_runs(tmp_path)
+    run, sweep_dir = field_runs["density"], field_runs["sweep"]
+    names = [n for n, kinds in make_figures.NOTEBOOKS.items()
+             if set(kinds.values()) <= {"density", "sweep", "flow"}]
+    figdir = run_notebooks(names, field_runs, tmp_path)
 
     evaluation = rundir.read_eval(run)
     test = evaluation["test"]
@@ -99,6 +114,64 @@ def test_density_notebooks_match_eval_json(tmp_path):
     dihedral = next(v for k, v in errors.items() if "symmetry=dihedral" in k)
     plain = next(v for k, v in errors.items() if "untrained, symmetry=none" in k)
     assert periodic < 1e-5 < zero and dihedral < 1e-5 < plain
+
+    flow = rundir.read_eval(field_runs["flow"])
+    drawn = flow["test"]["samples"]
+    shown = output.figure_numbers(figdir / "predictions_samples.png")
+    assert shown == output.figure_numbers(figdir / "predictions_samples_std.png")
+    for key in ("n_samples", "mse_of_mean", "crps", "coverage_68", "coverage_95"):
+        assert shown[key] == drawn[key], key
+    assert shown["regression_mse"] == test["mse"] and shown["n_test"] == flow["n_test"]
+    shown = output.figure_numbers(figdir / "statistics_samples_power.png")
+    assert shown["samples_pdf_w1"] == drawn["pdf_w1"]
+    assert shown["regression_pdf_w1"] == test["pdf_w1"]
+    assert shown["samples_power_ratio"] == drawn["power_ratio"]
+    assert shown["regression_power_ratio"] == test["power_ratio"]
+    shown = output.figure_numbers(figdir / "statistics_calibration.png")
+    for key in ("n_samples", "coverage_68", "coverage_95", "crps"):
+        assert shown[key] == drawn[key], key
+    check_flow_recomputation(field_runs["flow"], run)
+
+
+def check_flow_recomputation(flow: Path, run: Path) -> None:
+    """The flow run's held-out set, from its kept samples, gives back its eval.json; it shows
+    the density run's test maps, and other maps are refused in one line."""
+    again = recompute.held_out(flow)
+    rows = recompute.check_against_eval(again.summary, rundir.read_eval(flow))
+    assert {f"samples.{key}" for key in recompute.SAMPLE_KEYS} < set(rows)
+    assert all(difference < 1e-5 for _, _, difference in rows.values()), rows
+    assert again.samples.shape[1] == 3
+
+    regression = recompute.held_out(run)
+    recompute.check_same_test_maps(regression, again, (run, flow))
+    others = [dataclasses.replace(again, sim_index=again.sim_index + 1),
+              dataclasses.replace(again, true_log_t=again.true_log_t + 0.01)]
+    message = (rf"^{re.escape(f'{run} and {flow}')} were evaluated on different test maps "
+               r"\([^\n]*\); compare runs of the same data and split$")
+    for other in others:
+        with pytest.raises(FieldnetError, match=message):
+            recompute.check_same_test_maps(regression, other, (run, flow))
+
+
+def evaluated_run_folder(config, workdir: Path) -> Path:
+    """A folder with a run's config and its other files empty: what the notebooks check
+    of a given workdir before they start."""
+    rundir.prepare(config, workdir)
+    for name in (rundir.EVAL, rundir.NORMALIZER, rundir.MODEL_IO):
+        (workdir / name).write_text("{}")
+    return workdir
+
+
+def test_runs_of_the_wrong_kind_are_refused_in_one_line(tmp_path):
+    regression = evaluated_run_folder(density_to_temp.get_config("quick"), tmp_path / "reg")
+    with pytest.raises(FieldnetError, match=r"a regression run; the samples figures need a "
+                                            r"generative run \(model.objective='flow'\)$"):
+        make_figures.make_figures({"flow": regression}, tmp_path / "figures")
+    unkept = evaluated_run_folder(density_to_temp_flow.get_config("quick"), tmp_path / "flow")
+    with pytest.raises(FieldnetError, match=r"no test_samples.h5 \(evaluated before the test "
+                                            r"samples were kept\); rerun its command"):
+        make_figures.make_figures({"flow": unkept}, tmp_path / "figures")
+    assert not (tmp_path / "figures").exists()
 
 
 def test_ising_notebook_matches_eval_json(tmp_path):
@@ -136,7 +209,7 @@ def test_parameters_are_injected_after_the_parameters_cell(name):
     tags = [c.metadata.get("tags", []) for c in notebook.cells]
     at = tags.index(["parameters"])
     assert all(f"\n{key} = " in "\n" + notebook.cells[at].source
-               for key in ("WORKDIR", "FIGDIR", "QUICK"))
+               for key in (*make_figures.NOTEBOOKS[name], "FIGDIR", "QUICK"))
     make_figures.inject_parameters(notebook, {"WORKDIR": "/x", "QUICK": False})
     assert notebook.cells[at + 1].metadata["tags"] == ["injected-parameters"]
     assert notebook.cells[at + 1].source == "WORKDIR = '/x'\nQUICK = False"

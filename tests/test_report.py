@@ -1,3 +1,4 @@
+import functools
 import json
 
 import numpy as np
@@ -136,3 +137,25 @@ def test_sample_figures_write_pngs_in_2d_and_3d(tmp_path, shape):
         assert path.name == samples.FIGURE_NAMES[name] and is_png(path)
     with pytest.raises(ValueError, match=r"samples must be \(N, S, \*spatial\)"):
         samples.calibration_figure(true_t, drawn[:1], tmp_path / "x.png")
+
+
+def test_sample_figures_draw_a_regression_beside_the_samples_when_given():
+    from fieldnet.figures import samples
+
+    log_rho, true_t, pred_t, _ = fake_test_set((3, 32, 32))
+    drawn = true_t[:, None] + 0.2 * np.random.default_rng(1).normal(size=(3, 4, 32, 32))
+
+    def n_axes(figure, **regression):
+        return len(figure(true_t, drawn, None, n_maps=2, **regression).axes)
+
+    for figure in (functools.partial(samples.samples_panel, log_rho), samples.std_figure):
+        # one more column: a map per row and its colour bar
+        assert n_axes(figure, regression_log_t=pred_t) == n_axes(figure) + 2 + 1
+    power = samples.samples_power_figure(true_t, drawn, Grid.box((32, 32), BOX), None,
+                                         regression_log_t=pred_t)
+    labels = power.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["true", "samples", "mean of samples", "regression"]
+    assert len(power.axes[1].lines) == len(samples.samples_power_figure(
+        true_t, drawn, Grid.box((32, 32), BOX), None).axes[1].lines) + 1
+    with pytest.raises(ValueError, match=r"regression must be \(N, \*spatial\) = \(3, 32, 32\)"):
+        samples.std_figure(true_t, drawn, None, regression_log_t=pred_t[:2])

@@ -135,8 +135,12 @@ def model_io(ds: data.FieldDataset) -> dict:
 
 def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_steps: int,
                  checkpoint_step: int | None = None) -> dict:
-    """Writes eval.json and figures/ into the workdir and returns eval.json's content."""
+    """Writes eval.json and figures/ into the workdir (and a generative run's
+    test_samples.h5, before eval.json marks the run evaluated) and returns eval.json's
+    content."""
     h = held_out.held_out(model, ds, config)
+    if h.samples is not None:
+        held_out.write_test_samples(rundir.test_samples(workdir), h, ds, config)
     result = {"test": h.summary, "n_test": int(len(h.log_rho)), "train_steps": int(train_steps),
               "checkpoint_step": checkpoint_step, "n_train_sims": ds.n_sims("train")}
     write_json(rundir.evaluation(workdir), result)

@@ -5,6 +5,12 @@
     /params          float32 (N, P); attrs: names                              [optional]
     /sim_index       int64 (N,)
 
+A generative model's samples of N maps (`add_samples`, `read_samples`) go into such a file
+as stacks with more leading axes, in physical units:
+
+    /samples/<name>  float32 (N, S, *spatial): S samples of each map
+    /mean/<name>, /std/<name>   float32 (N, *spatial): their mean and standard deviation
+
 Files are written under a temporary name and renamed when complete, so a crash never
 leaves a half-written file under the final name.
 """
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +87,51 @@ def add_dataset(f: h5py.File, path: str, shape: Sequence[int], *, units: str,
                           compression="gzip", compression_opts=4, shuffle=True)
     ds.attrs.update(units=units, description=description)
     return ds
+
+
+def add_samples(f: h5py.File, names: Sequence[str], units: Sequence[str], n_maps: int,
+                n_samples: int, spatial: Sequence[int], *,
+                origin: str = "") -> Callable[[int, np.ndarray], None]:
+    """Creates, per field of `names` (with its `units`), samples/<name> (n_maps, n_samples,
+    *spatial) and mean/<name>, std/<name> (n_maps, *spatial) (`add_dataset`; `origin` ends
+    their descriptions). Returns `write(i, drawn)`, which stores map i's samples `drawn`
+    (n_samples, *spatial, len(names)), channels in `names` order, with their mean and
+    standard deviation (ddof 1; 0 for a single sample)."""
+    spatial = tuple(int(s) for s in spatial)
+    stacks = {what: [add_dataset(f, f"{what}/{name}", shape, units=units[k],
+                                 description=f"{description} {origin}".strip())
+                     for k, name in enumerate(names)]
+              for what, shape, description in (
+                  ("samples", (n_maps, n_samples, *spatial), "samples"),
+                  ("mean", (n_maps, *spatial), "mean of the samples"),
+                  ("std", (n_maps, *spatial), "standard deviation of the samples"))}
+
+    def write(i: int, drawn: np.ndarray) -> None:
+        drawn = np.asarray(drawn, np.float32)
+        if drawn.shape != (n_samples, *spatial, len(names)):
+            raise FieldnetError(f"map {i}: expected samples of shape "
+                                f"{(n_samples, *spatial, len(names))}, got {drawn.shape}")
+        for k in range(len(names)):
+            stacks["samples"][k][i] = drawn[..., k]
+            stacks["mean"][k][i] = drawn[..., k].mean(axis=0)
+            stacks["std"][k][i] = drawn[..., k].std(axis=0, ddof=1) if n_samples > 1 else 0.0
+
+    return write
+
+
+def read_samples(path: str | os.PathLike, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of a file written with `add_samples`: (N, S, *spatial, len(names))
+    float32 in physical units, channels in `names` order, and its /sim_index (N,)."""
+    with open_file(path) as f:
+        for where in [f"samples/{name}" for name in names] + ["sim_index"]:
+            if where not in f:
+                raise data_error(path, where, reason="missing")
+        samples = np.stack([f[f"samples/{name}"][...] for name in names], axis=-1)
+        sim_index = f["sim_index"][...].astype(np.int64)
+    if len(sim_index) != len(samples):
+        raise data_error(path, "sim_index", reason=f"{len(sim_index)} entries for "
+                         f"{len(samples)} maps of samples")
+    return samples.astype(np.float32), sim_index
 
 
 def add_index(f: h5py.File, sim_index: Sequence[int] | np.ndarray,

@@ -361,15 +361,10 @@ def _write_samples(out, model, normalizer, io, source: FieldSource, conditions, 
     """Writes a generative run's samples of each map of `source`, with their mean and
     standard deviation (physical units), into `out`."""
     n, spatial = source.num_samples, source.spatial_shape
-    names, units = io["target_names"], io["target_units"]
-    origin = f"drawn by {io['provenance']['run']} ({steps} Heun steps, seed {seed})"
-    datasets = {what: [h5format.add_dataset(out, f"{what}/{name}", shape, units=units[k],
-                                            description=f"{description} {origin}")
-                       for k, name in enumerate(names)]
-                for what, shape, description in (
-                    ("samples", (n, n_samples, *spatial), "samples"),
-                    ("mean", (n, *spatial), "mean of the samples"),
-                    ("std", (n, *spatial), "standard deviation of the samples"))}
+    names = io["target_names"]
+    write = h5format.add_samples(
+        out, names, io["target_units"], n, n_samples, spatial,
+        origin=f"drawn by {io['provenance']['run']} ({steps} Heun steps, seed {seed})")
     sample = field_sampler(model, tile, batch)
     with tqdm(total=n * n_samples, desc="samples", disable=not progress) as bar:
         for i in range(n):
@@ -380,12 +375,7 @@ def _write_samples(out, model, normalizer, io, source: FieldSource, conditions, 
                 drawn.append(normalizer.inverse_channels(
                     names, sample(z, noise, steps=steps, params=conditions[i])))
                 bar.update(1)
-            drawn = np.stack(drawn)
-            for k in range(len(names)):
-                datasets["samples"][k][i] = drawn[..., k]
-                datasets["mean"][k][i] = drawn[..., k].mean(axis=0)
-                datasets["std"][k][i] = (drawn[..., k].std(axis=0, ddof=1) if n_samples > 1
-                                         else 0.0)
+            write(i, np.stack(drawn))
 
 
 def _read_inputs(source: FieldSource, i: int) -> np.ndarray:

@@ -4,8 +4,10 @@ their per-pixel spread against the error of their mean.
 
 Samples are passed as log10 T stacks `(N, S, *spatial)` (S samples of each of N test
 maps), the truth as `(N, *spatial)`; 3D fields show their middle slice along the first
-axis. Like `fieldnet.figures.report`, every function draws on its own `Figure` and writes
-a PNG atomically.
+axis. Where a function takes `regression_log_t` (N, *spatial), a regression run's
+prediction of the same test maps, it draws it beside the samples (the study's own figures
+leave it out). Like `fieldnet.figures.report`, every function draws on its own `Figure`
+and writes a PNG atomically.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ FIGURE_NAMES = {"samples": "samples.png", "samples_std": "samples_std.png",
                 "samples_power": "samples_power.png", "calibration": "calibration.png"}
 NOMINAL_LEVELS = np.linspace(0.02, 0.98, 25)
 MAX_SPECTRA_SHOWN = 16
+REGRESSION_STYLE = {"color": "tab:red", "ls": "-."}
 
 
 def _check(true_log_t, samples_log_t) -> tuple[np.ndarray, np.ndarray]:
@@ -46,47 +49,70 @@ def _check(true_log_t, samples_log_t) -> tuple[np.ndarray, np.ndarray]:
     return true, samples
 
 
+def _check_regression(true: np.ndarray, regression_log_t) -> np.ndarray | None:
+    if regression_log_t is None:
+        return None
+    regression = metrics.as_stack(regression_log_t)
+    if regression.shape != true.shape:
+        raise ValueError(f"the regression must be (N, *spatial) = {true.shape} like the truth, "
+                         f"got {regression.shape}")
+    return regression
+
+
 def samples_panel(density, true_log_t, samples_log_t, path, *, n_maps: int = 3,
-                  n_shown: int = 3, density_units: str = "", box_size: float | None = None):
-    """Rows of test maps: log10 rho, the true log10 T, the samples' mean and `n_shown`
-    samples, all T maps on one colour scale (the mean is smoother than any sample, as a
-    regression's prediction is)."""
+                  n_shown: int = 3, density_units: str = "", box_size: float | None = None,
+                  regression_log_t=None):
+    """Rows of test maps: log10 rho, the true log10 T, (a regression's prediction,) the
+    samples' mean and `n_shown` samples, all T maps on one colour scale (the mean is
+    smoother than any sample, as a regression's prediction is)."""
     true, samples = _check(true_log_t, samples_log_t)
+    regression = _check_regression(true, regression_log_t)
     rows = min(n_maps, len(true))
     shown = min(n_shown, samples.shape[1])
     rho = [central_slice(f) for f in metrics.as_stack(density)[:rows]]
     t_true = [central_slice(f) for f in true[:rows]]
+    t_regression = [] if regression is None else [central_slice(f) for f in regression[:rows]]
     t_mean = [central_slice(f) for f in samples[:rows].mean(axis=1)]
     t_samples = [[central_slice(f) for f in samples[:rows, j]] for j in range(shown)]
-    t_range = value_range(t_true + t_mean + [m for maps in t_samples for m in maps])
+    t_range = value_range(t_true + t_regression + t_mean
+                          + [m for maps in t_samples for m in maps])
     columns = [(log_rho_label(density_units), "cividis", value_range(rho), rho),
-               ("true " + LOG_T_LABEL, "inferno", t_range, t_true),
-               (f"mean of {samples.shape[1]} samples", "inferno", t_range, t_mean)]
+               ("true " + LOG_T_LABEL, "inferno", t_range, t_true)]
+    if regression is not None:
+        columns.append(("regression", "inferno", t_range, t_regression))
+    columns.append((f"mean of {samples.shape[1]} samples", "inferno", t_range, t_mean))
     columns += [(f"sample {j + 1}", "inferno", t_range, maps) for j, maps in enumerate(t_samples)]
     return map_grid(columns, rows, path, box_size=box_size)
 
 
 def std_figure(true_log_t, samples_log_t, path, *, n_maps: int = 3,
-               box_size: float | None = None):
+               box_size: float | None = None, regression_log_t=None):
     """Per row, the samples' per-pixel standard deviation of log10 T and the error of their
-    mean |mean - true|, on one colour scale [dex]: where the model is unsure, it should be
-    wrong by about as much."""
+    mean |mean - true| (and of a regression's prediction), on one colour scale [dex]: where
+    the model is unsure, it should be wrong by about as much."""
     true, samples = _check(true_log_t, samples_log_t)
+    regression = _check_regression(true, regression_log_t)
     rows = min(n_maps, len(true))
     std = [central_slice(f) for f in samples[:rows].std(axis=1, ddof=1)]
-    error = [central_slice(f) for f in np.abs(samples[:rows].mean(axis=1) - true[:rows])]
-    scale = (0.0, max(float(np.percentile(np.concatenate([m.ravel() for m in std + error]),
-                                          99.5)), 1e-6))
-    columns = [("std of samples [dex]", "magma", scale, std),
-               ("|mean $-$ true| [dex]", "magma", scale, error)]
+    errors = [("|mean $-$ true| [dex]", samples[:rows].mean(axis=1))]
+    if regression is not None:
+        errors.append(("|regression $-$ true| [dex]", regression[:rows]))
+    errors = [(title, [central_slice(f) for f in np.abs(pred - true[:rows])])
+              for title, pred in errors]
+    shown = std + [m for _, maps in errors for m in maps]
+    scale = (0.0, max(float(np.percentile(np.concatenate([m.ravel() for m in shown]), 99.5)),
+                      1e-6))
+    columns = [("std of samples [dex]", "magma", scale, std)]
+    columns += [(title, "magma", scale, maps) for title, maps in errors]
     return map_grid(columns, rows, path, box_size=box_size)
 
 
-def samples_power_figure(true_log_t, samples_log_t, box: Box, path):
-    """Top: P(k) of log10 T fluctuations of the truth, of each sample (up to 16, faint) and
-    of the samples' mean. Bottom: P / P_true of each sample and of the mean: samples that
-    keep the small-scale power stay near 1 where the mean (like a regression) falls."""
+def samples_power_figure(true_log_t, samples_log_t, box: Box, path, *, regression_log_t=None):
+    """Top: P(k) of log10 T fluctuations of the truth, of each sample (up to 16, faint), of
+    the samples' mean (and of a regression's prediction). Bottom: P / P_true of each: samples
+    that keep the small-scale power stay near 1 where the mean (like a regression) falls."""
     true, samples = _check(true_log_t, samples_log_t)
+    regression = _check_regression(true, regression_log_t)
     mean = metrics.spectral_comparison(samples.mean(axis=1), true, box)
     k = mean["k"]
     fig = Figure(figsize=(5.5, 5.5), layout="constrained")
@@ -101,6 +127,10 @@ def samples_power_figure(true_log_t, samples_log_t, box: Box, path):
     top.loglog(k, positive_or_nan(mean["p_pred"]), color="tab:green", ls="--",
                label="mean of samples")
     bottom.semilogx(k, mean["power_ratio"], color="tab:green", ls="--")
+    if regression is not None:
+        spec = metrics.spectral_comparison(regression, true, box)
+        top.loglog(k, positive_or_nan(spec["p_pred"]), label="regression", **REGRESSION_STYLE)
+        bottom.semilogx(k, spec["power_ratio"], **REGRESSION_STYLE)
     bottom.axhline(1.0, color="gray", lw=0.8)
     top.set_ylabel(rf"$P(k)$ of $\log_{{10}} T$ [(Mpc/$h$)$^{{{mean['ndim']}}}$]")
     top.legend(frameon=False)

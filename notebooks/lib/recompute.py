@@ -1,9 +1,12 @@
-"""A density run's held-out set, recomputed from its best checkpoint and checked against the
-run's eval.json."""
+"""A density run's held-out set, recomputed from its best checkpoint (a generative run's from
+the test samples it kept) and checked against the run's eval.json and against another
+run's test maps."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError
@@ -12,30 +15,72 @@ from notebooks.lib.samples import open_run_dataset
 # Recomputed test metrics that differ from eval.json by more than this (relative) mean
 # the checkpoint or the data changed since the run was evaluated.
 RECOMPUTE_RTOL = 1e-2
+# The scalar keys of a generative run's samples block, checked the same way.
+SAMPLE_KEYS = ("coverage_68", "coverage_95", "crps", "mse_of_mean", "pdf_w1")
+# Two runs' true log10 T [dex] of the same test maps differ by float rounding only (each
+# run standardized them with its own normalizer).
+SAME_TRUTH_ATOL = 1e-4
 
 
 def held_out(workdir):
     """`fieldnet.eval.held_out.held_out` of the run's best checkpoint on its test split: the same
-    predictions, baseline fit and metrics as its eval.json."""
+    predictions, baseline fit and metrics as its eval.json. A generative run's samples are
+    those its evaluation drew and kept (test_samples.h5), read back, not drawn again."""
     from fieldnet.eval import held_out as evaluate
     from fieldnet.eval.inference import load_run
 
-    model, _, _ = load_run(workdir)
+    model, _, io = load_run(workdir)
     with open_run_dataset(workdir) as ds:
-        return evaluate.held_out(model, ds, rundir.read_config(workdir))
+        samples = (evaluate.read_test_samples(rundir.test_samples(workdir), ds)
+                   if io["objective"] == "flow" else None)
+        return evaluate.held_out(model, ds, rundir.read_config(workdir), samples)
 
 
 def check_against_eval(summary: dict, evaluation: dict,
                        keys: Sequence[str] = ("mse", "baseline_mse", "pixel_corr")) -> dict:
-    """{key: (eval.json, recomputed, relative difference)}; raises when they disagree by
+    """{key: (eval.json, recomputed, relative difference)}, with a generative run's
+    `SAMPLE_KEYS` of its samples block as "samples.<key>"; raises when they disagree by
     more than `RECOMPUTE_RTOL` (a run evaluated on another device may differ by rounding)."""
-    rows = {}
-    for key in keys:
-        saved, again = evaluation["test"][key], summary[key]
-        rows[key] = (saved, again, abs(again - saved) / max(abs(saved), 1e-12))
+    pairs = {key: (evaluation["test"][key], summary[key]) for key in keys}
+    if "samples" in evaluation["test"]:
+        pairs.update({f"samples.{key}": (evaluation["test"]["samples"][key],
+                                         summary["samples"][key]) for key in SAMPLE_KEYS})
+    rows = {key: (saved, again, abs(again - saved) / max(abs(saved), 1e-12))
+            for key, (saved, again) in pairs.items()}
     bad = {k: v for k, v in rows.items() if not v[2] <= RECOMPUTE_RTOL}
     if bad:
         raise FieldnetError("the checkpoint's test metrics differ from eval.json "
                             f"(key: saved, recomputed, relative difference) {bad}; the run "
                             "or its data changed after evaluation")
     return rows
+
+
+def check_same_test_maps(first, second, workdirs: Sequence) -> None:
+    """Raises a one-line `FieldnetError` unless two runs' held-out sets (`held_out`; their
+    `workdirs`, for the message) are the same test maps: the same simulations in the same
+    order, with the same true log10 T to `SAME_TRUTH_ATOL`."""
+    def maps(h):
+        return f"{len(h.sim_index)} maps of simulations {sorted(set(h.sim_index.tolist()))}"
+
+    if not np.array_equal(first.sim_index, second.sim_index):
+        why = f"{maps(first)} against {maps(second)}"
+    elif first.true_log_t.shape != second.true_log_t.shape:
+        why = f"maps of shape {first.true_log_t.shape[1:]} against {second.true_log_t.shape[1:]}"
+    else:
+        gap = float(np.max(np.abs(first.true_log_t - second.true_log_t)))
+        if gap <= SAME_TRUTH_ATOL:
+            return
+        why = f"the same simulations, but their true log10 T differs by up to {gap:.3g} dex"
+    raise FieldnetError(f"{workdirs[0]} and {workdirs[1]} were evaluated on different test maps "
+                        f"({why}); compare runs of the same data and split")
+
+
+def flow_beside(regression, workdirs: Sequence) -> tuple:
+    """(held-out set, eval.json) of the flow run `workdirs[1]` (`held_out`, from its kept
+    samples), checked against its eval.json and to show the test maps of `regression`, the
+    held-out set of the run `workdirs[0]`."""
+    evaluation = rundir.read_eval(workdirs[1])
+    flow = held_out(workdirs[1])
+    check_against_eval(flow.summary, evaluation)
+    check_same_test_maps(regression, flow, workdirs)
+    return flow, evaluation

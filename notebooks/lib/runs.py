@@ -1,10 +1,10 @@
 """Where the notebooks run, and the run each one shows.
 
 A notebook shows a given run's workdir, or makes a small run itself through the library API
-(`density_run`, `sweep_run`, `ising_run`) under runs/notebooks/. Relative paths (a workdir,
-a figure folder, a config's data file) mean paths in the repository root, whatever the
-working directory: Jupyter starts a kernel in notebooks/, `python -m notebooks.make_figures`
-in the root.
+(`density_run`, `flow_run`, `sweep_run`, `ising_run`) under runs/notebooks/. Relative paths
+(a workdir, a figure folder, a config's data file) mean paths in the repository root,
+whatever the working directory: Jupyter starts a kernel in notebooks/,
+`python -m notebooks.make_figures` in the root.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import ml_collections
 
 from fieldnet import rundir
+from fieldnet.errors import FieldnetError
 
 ROOT = Path(__file__).resolve().parents[2]   # the checkout holding notebooks/
 RUNS = ROOT / "runs" / "notebooks"
@@ -58,17 +59,46 @@ def _own_run(kind: str, quick: bool, config: ml_collections.ConfigDict,
     return workdir
 
 
+# What a given density (or flow) run's workdir must hold for the notebooks.
+FIELD_RUN_FILES = (rundir.CONFIG, rundir.EVAL, rundir.NORMALIZER, rundir.MODEL_IO)
+
+
 def density_run(workdir=None, quick: bool = True) -> Path:
     """`workdir` if given, else a density -> temperature run of `get_config("quick")` (or of
     the CPU default) made here, in runs/notebooks/, and reused once finished."""
     if workdir is not None:
-        return rundir.require(at_root(workdir), rundir.CONFIG, rundir.EVAL, rundir.NORMALIZER,
-                              rundir.MODEL_IO)
+        return rundir.require(at_root(workdir), *FIELD_RUN_FILES)
     from experiments.configs import density_to_temp
     from experiments.studies import density_to_temp as study
 
     return _own_run("density_to_temp", quick, _own_config(density_to_temp.get_config, quick),
                     study.train_and_evaluate)
+
+
+def flow_run(workdir=None, quick: bool = True) -> Path:
+    """`workdir` if given (a generative run, model.objective "flow", with the test samples
+    its evaluation kept), else a run of density_to_temp_flow's `get_config("quick")` (or of
+    the CPU default) made here, in runs/notebooks/, and reused once finished. Its configs
+    read the data of `density_run`'s, so a made flow run and a made density run show the
+    same test maps."""
+    if workdir is not None:
+        from fieldnet import models
+
+        workdir = rundir.require(at_root(workdir), *FIELD_RUN_FILES)
+        objective = models.objective_of(rundir.read_config(workdir).model)
+        if objective != "flow":
+            raise FieldnetError(f"{workdir}: a {objective} run; the samples figures need a "
+                                "generative run (model.objective='flow')")
+        if not rundir.test_samples(workdir).exists():
+            raise FieldnetError(f"{workdir}: no {rundir.TEST_SAMPLES} (evaluated before the "
+                                "test samples were kept); rerun its command to evaluate it "
+                                "again")
+        return workdir
+    from experiments.configs import density_to_temp_flow
+    from experiments.studies import density_to_temp as study
+
+    return _own_run("density_to_temp_flow", quick,
+                    _own_config(density_to_temp_flow.get_config, quick), study.train_and_evaluate)
 
 
 def ising_run(workdir=None, quick: bool = True) -> Path:
