@@ -162,7 +162,10 @@ def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
         batch = {**batch, "key": loss_key(seed, _TRAIN_STREAM, step)}
 
         def loss(params):
-            model = nnx.merge(graphdef, params, state["rest"])
+            # Fresh copies of the non-parameter state: merge would otherwise reuse the
+            # Variables made at the jit level, and a layer that updates its own state
+            # under the gradient trace (dropout advancing its RNG count) would be refused.
+            model = nnx.merge(graphdef, params, jax.tree.map(jnp.asarray, state["rest"]))
             value = loss_fn(model, batch)
             return value, nnx.split(model, nnx.Param, ...)[2]
 
