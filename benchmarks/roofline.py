@@ -67,7 +67,8 @@ def device_peaks(device_kind: str, hbm_tbps: float | None = None,
 
 
 def cost_of(compiled) -> Mapping | list | None:
-    """`compiled.cost_analysis()`, or None where the backend does not provide one."""
+    """`compiled.cost_analysis()` (of a compiled or a lowered computation), or None where
+    the backend does not provide one."""
     try:
         return compiled.cost_analysis()
     except Exception:  # noqa: BLE001 - some backends raise instead of returning nothing
