@@ -61,7 +61,6 @@ import copy
 import dataclasses
 import itertools
 import json
-import math
 import os
 import signal
 import subprocess
@@ -675,16 +674,6 @@ def table(rows: list[dict]) -> str:
                      + "  " + line[-1] for line in lines)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def _parts(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in PARTS]
@@ -703,14 +692,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="every part on tiny shapes, on a CPU: checks the script")
     parser.add_argument("--parts", type=_parts, default=list(PARTS),
                         help=f"comma-separated subset of {','.join(PARTS)}")
-    parser.add_argument("--minutes", type=_positive_float, default=7.5,
+    parser.add_argument("--minutes", type=cli.positive_float, default=7.5,
                         help="time for all parts together, shared out by part")
-    parser.add_argument("--hbm-tbps", type=_positive_float,
+    parser.add_argument("--hbm-tbps", type=cli.positive_float,
                         help="HBM bandwidth [TB/s] instead of the device table's")
-    parser.add_argument("--peak-tflops", type=_positive_float,
+    parser.add_argument("--peak-tflops", type=cli.positive_float,
                         help="dense bfloat16 peak [TFLOP/s] instead of the device table's")
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
-    parser.add_argument("--seconds", type=_positive_float, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=cli.positive_float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     if not out.parent.is_dir():
