@@ -24,16 +24,25 @@ CASES = {"2d512": (2, 512), "2d1024": (2, 1024), "3d64": (3, 64), "3d128": (3, 1
          "3d256": (3, 256)}
 
 
-def run_case(ndim: int, size: int, tile: int, batch: int, check: bool, repeats: int = 1) -> dict:
-    import jax
-    import jax.numpy as jnp
+def inference_model(ndim: int, dtype: str = "float32", depth: int = 3):
+    """The benchmark's U-Net: the default job's (width 16, `channel_mult` (1, 2, 4, 4)),
+    computing in `dtype`; `depth` below 3 keeps the first multipliers (a small test model)."""
     from flax import nnx
 
     from fieldnet import models
+
+    return models.UNet(1, 1, ndim, width=16, depth=depth,
+                       channel_mult=(1, 2, 4, 4)[:depth + 1], dtype=dtype, rngs=nnx.Rngs(0))
+
+
+def run_case(ndim: int, size: int, tile: int, batch: int, check: bool, repeats: int = 1,
+             dtype: str = "float32", depth: int = 3) -> dict:
+    import jax
+    import jax.numpy as jnp
+
     from fieldnet.eval.inference import predict_field
 
-    model = models.UNet(1, 1, ndim, width=16, depth=3, channel_mult=(1, 2, 4, 4),
-                        rngs=nnx.Rngs(0))
+    model = inference_model(ndim, dtype, depth)
     field = np.random.default_rng(0).normal(size=(*([size] * ndim), 1)).astype(np.float32)
     tile = min(tile, size)
     predict_field(model, field[(slice(0, tile),) * ndim], tile, batch)  # compile
@@ -44,6 +53,7 @@ def run_case(ndim: int, size: int, tile: int, batch: int, check: bool, repeats: 
         seconds.append(time.perf_counter() - start)
     seconds = min(seconds)
     result = {"case": f"{ndim}D {size}^{ndim}", "tile": tile, "batch": batch, "repeats": repeats,
+              "dtype": dtype,
               "matmul_precision": str(jax.config.jax_default_matmul_precision),
               "pixels_per_s": size**ndim / seconds, "seconds": seconds,
               "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,

@@ -25,7 +25,9 @@ CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "3d32": (3, 32),
 def step_runner(model, batch: int, shape, seed: int = 0):
     """`run(steps)`: that many fieldnet training steps of `model` (AdamW on the default
     schedule, MSE loss, data-parallel mesh) on one fixed random batch of `shape` fields,
-    waiting for the last. The first call compiles."""
+    waiting for the last. The step is compiled here, ahead of time, and `run.compiled` is
+    that executable: its `cost_analysis()` is XLA's count of the FLOPs and bytes of one
+    step (`benchmarks.roofline`), without a second compilation."""
     cfg = train.default_config()
     batch_sharding, replicated = train.data_mesh()
     graphdef, eval_graphdef, state = train.split_model(model)
@@ -39,12 +41,14 @@ def step_runner(model, batch: int, shape, seed: int = 0):
                             "y": rng.normal(size=full).astype(np.float32)}, batch_sharding)
     window = jax.device_put(empty_window(), replicated)
     box = {"state": state}
+    compiled = fns.train.lower(state, b, window, 0).compile()
 
     def run(steps: int) -> None:
         for step in range(steps):
-            box["state"], _, loss, _ = fns.train(box["state"], b, window, step)
+            box["state"], _, loss, _ = compiled(box["state"], b, window, step)
         loss.block_until_ready()
 
+    run.compiled = compiled
     return run
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from collections.abc import Callable, Iterator
 
@@ -66,6 +67,17 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """An argparse type: an integer ≥ 0 (a seed, say; anything else is a one-line error)."""
     return _int_at_least(text, 0, "an integer ≥ 0")
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (anything else is the parser's one-line error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 @contextlib.contextmanager

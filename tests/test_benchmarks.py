@@ -97,3 +97,211 @@ def test_benchmark_settings_that_are_not_positive_are_one_line(module, args):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert "expected a positive integer" in lines[0]
+
+
+# ---- benchmarks.gpu_suite: the run that measures what is still missing on a GPU ----
+
+def _rows(path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _positive(value) -> bool:
+    return isinstance(value, float | int) and np.isfinite(value) and value > 0
+
+
+def test_gpu_suite_tiny_runs_every_part_on_the_cpu_with_finite_positive_rates(tmp_path, capsys):
+    pytest.importorskip("torch")  # the `bench` extra; without it the PyTorch rows are skipped
+    from benchmarks import gpu_suite
+
+    out = tmp_path / "tiny.jsonl"
+    gpu_suite.main(["--out", str(out), "--tiny", "--hbm-tbps", "0.02", "--peak-tflops", "0.5"])
+    rows = _rows(out)
+    assert all({"part", "row", "case", "status"} <= row.keys() for row in rows)
+    assert not [row for row in rows if row["status"] == "error"]
+    by = {(row["part"], row["row"], row["case"]): row for row in rows}
+    jax_keys = ("samples_per_s", "tflop_per_s", "gb_per_step", "hbm_tbps_achieved",
+                "hbm_fraction", "bf16_peak_fraction")
+    for case in ("2d32", "3d16"):
+        for name in ("jax_float32", "jax_bfloat16"):
+            row = by[("torch", name, case)]
+            assert row["status"] == "ok" and row["tiny"] is True
+            assert all(_positive(row[key]) for key in jax_keys), row
+        for name in gpu_suite.TORCH_LADDER:
+            row = by[("torch", name, case)]
+            assert row["status"] == "ok" and row["framework"] == "torch"
+            assert all(_positive(row[k]) for k in ("samples_per_s", "tflop_per_s",
+                                                   "jax_over_this")), row
+        compiled = by[("torch", "torch_compile_max_autotune", case)]
+        assert compiled["status"] == "skipped" and "--tiny" in compiled["reason"]
+        for width in (4, 8):
+            row = by[("roofline", f"jax_bfloat16_w{width}", case)]
+            assert row["width"] == width and all(_positive(row[key]) for key in jax_keys), row
+        assert all(_positive(by[("batch", f"batch_{b}", case)]["samples_per_s"]) for b in (2, 4))
+        largest = by[("batch", "largest_batch", case)]
+        assert largest["largest_batch"] == 4 and "batch cap" in largest["stopped_by"]
+    for dtype in ("bfloat16", "float32"):
+        row = by[("inference", f"tiled_{dtype}", "3d64")]
+        assert all(_positive(row[k]) for k in ("seconds", "voxels_per_s", "kflop_per_voxel"))
+    summary = [row for row in rows if row["part"] == "summary"]
+    assert {row["row"] for row in summary} == set(gpu_suite.TARGETS)
+    assert all(row["status"] == "ok" and row["meets_target"] is None for row in summary)
+    printed = capsys.readouterr().out
+    assert "not a measurement" in printed
+    assert all(part in printed for part in (*gpu_suite.PARTS, "summary"))
+
+
+def test_gpu_suite_without_torch_skips_the_pytorch_rows_and_still_times_jax(tmp_path,
+                                                                           monkeypatch):
+    import dataclasses
+    import sys
+
+    from benchmarks import gpu_suite
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    out = tmp_path / "rows.jsonl"
+    plan = dataclasses.replace(gpu_suite.TINY, cases=("2d32",))
+    gpu_suite.run_part("torch", plan, out, 300, None, None)
+    by = {row["row"]: row for row in _rows(out)}
+    for name in ("jax_float32", "jax_bfloat16"):
+        assert by[name]["status"] == "ok" and by[name]["flop_count"] == "xla"
+        assert _positive(by[name]["samples_per_s"]) and _positive(by[name]["tflop_per_s"])
+        assert by[name]["hbm_fraction"] is None  # the CPU has no known peak
+    for name in gpu_suite.TORCH_LADDER:
+        assert by[name]["status"] == "skipped" and "not installed" in by[name]["reason"]
+        assert "samples_per_s" not in by[name]
+
+
+def test_gpu_suite_a_failing_or_stopped_part_is_an_error_row_and_the_rest_still_run(
+        tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    from benchmarks import gpu_suite
+
+    out = tmp_path / "rows.jsonl"
+
+    def writes(row: dict) -> str:
+        return f"open({str(out)!r}, 'a').write({json.dumps(row)!r} + '\\n')"
+
+    commands = {  # stand-ins for the parts' processes
+        "torch": "import sys; print('CUDA error: an illegal memory access'); sys.exit(3)",
+        "roofline": writes({"part": "roofline", "row": "jax_bfloat16_w16", "case": "2d256",
+                            "status": "ok", "width": 16, "hbm_fraction": 0.6})
+                    + f"; open({str(out)!r}, 'a').write('{{\"half'); import time; time.sleep(60)",
+        "inference": writes({"part": "inference", "row": "tiled_bfloat16", "case": "3d512",
+                             "status": "ok", "seconds": 9.5, "kflop_per_voxel": 3.0}),
+    }
+    monkeypatch.setattr(gpu_suite, "part_command",
+                        lambda name, args, out, seconds: [sys.executable, "-c", commands[name]])
+    monkeypatch.setattr(gpu_suite, "part_seconds", lambda parts, left: 4.0)
+    monkeypatch.setattr(gpu_suite, "MIN_PART_S", 1.0)
+    gpu_suite.main(["--out", str(out), "--parts", "torch,roofline,inference"])
+    rows = _rows(out)  # every line is whole: the half-written one is gone
+    errors = {row["part"]: row for row in rows if row["status"] == "error"}
+    assert "exit code 3: CUDA error: an illegal memory access" in errors["torch"]["error"]
+    assert "time limit" in errors["roofline"]["error"]
+    assert "samples_per_s" not in errors["torch"] and "samples_per_s" not in errors["roofline"]
+    assert [r["part"] for r in rows if r["status"] == "ok" and r["part"] != "summary"] == [
+        "roofline", "inference"]  # the stopped part's complete row is kept
+    summary = {(r["row"], r["case"]): r for r in rows if r["part"] == "summary"}
+    assert summary[("hbm_fraction", "2d256")]["meets_target"] is True
+    assert summary[("hbm_fraction", "3d64")]["status"] == "skipped"
+    assert summary[("jax_over_best_torch", "2d256")]["status"] == "skipped"
+    assert summary[("tiled_seconds", "3d512")]["value"] == 9.5
+    assert summary[("tiled_seconds", "3d512")]["meets_target"] is True
+    assert "ERROR" in capsys.readouterr().out
+
+
+def test_gpu_suite_failed_measurement_is_an_error_row_without_values():
+    from benchmarks import gpu_suite
+
+    def out_of_memory():
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory\n while trying to allocate")
+
+    base = {"part": "roofline", "row": "jax_bfloat16_w64", "case": "3d64"}
+    assert gpu_suite.guarded(base, out_of_memory) == [
+        {**base, "status": "error",
+         "error": "RuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate"}]
+    assert gpu_suite.guarded(base, lambda: [{"samples_per_s": 2.0}]) == [
+        {**base, "status": "ok", "samples_per_s": 2.0}]
+
+
+def test_out_of_memory_errors_are_told_from_other_errors():
+    from benchmarks.compare_torch import is_out_of_memory
+
+    assert is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 4.0G"))
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("INTERNAL: cuDNN error"))
+
+
+@pytest.mark.parametrize("cost, expected", [
+    ({"flops": 3.0, "bytes accessed": 10.0}, 10.0),           # current JAX: one dict
+    ([{"bytes accessed": 4.0}, {"bytes accessed": 6.0}], 10.0),  # older JAX: one per computation
+    ([{"bytes accessed": 7.0}], 7.0),
+    (None, None), ([], None), ({"flops": 3.0}, None), ([{"flops": 3.0}], None),
+    ({"bytes accessed": -1.0}, None), ({"bytes accessed": float("nan")}, None),
+    ([{"bytes accessed": 4.0}, {"bytes accessed": -1.0}], None),  # not a partial sum
+    ({"bytes accessed": "many"}, None),
+])
+def test_cost_analysis_bytes_are_read_from_every_shape_it_returns(cost, expected):
+    from benchmarks import roofline
+
+    assert roofline.cost_value(cost, "bytes accessed") == expected
+
+
+def test_cost_analysis_of_a_compiled_step_counts_bytes_and_survives_a_backend_without_it():
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks import roofline
+
+    compiled = jax.jit(lambda x: 2 * x).lower(jnp.ones(1000, jnp.float32)).compile()
+    assert roofline.cost_value(roofline.cost_of(compiled), "bytes accessed") >= 8000
+
+    class NoAnalysis:
+        def cost_analysis(self):
+            raise NotImplementedError("no cost analysis on this backend")
+
+    assert roofline.cost_of(NoAnalysis()) is None
+
+
+def test_device_peaks_by_exact_kind_with_overrides_and_none_for_unknown_devices():
+    from benchmarks import roofline
+
+    sxm, pcie, h200 = (roofline.device_peaks(k) for k in (
+        "NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H200"))
+    assert (sxm.hbm_tbps, sxm.bf16_tflops) == (3.35, 989.0)
+    assert (pcie.hbm_tbps, pcie.bf16_tflops) == (2.0, 756.0)
+    assert (h200.hbm_tbps, h200.bf16_tflops) == (4.8, 989.0)
+    unknown = roofline.device_peaks("NVIDIA H100 NVL")  # another variant: not guessed
+    assert unknown.hbm_bytes_per_s is None and roofline.fraction(1e12, None) is None
+    given = roofline.device_peaks("cpu", hbm_tbps=0.1, bf16_tflops=2.0)
+    assert roofline.fraction(5e10, given.hbm_bytes_per_s) == pytest.approx(0.5)
+    assert roofline.fraction(1e12, given.bf16_flop_per_s) == pytest.approx(0.5)
+    assert roofline.device_peaks("NVIDIA H200", hbm_tbps=4.0).bf16_tflops == 989.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tiny"], "the following arguments are required: --out"),
+    (["--out", "rows.jsonl", "--parts", "torch,gpu"], "unknown part 'gpu'; choose from torch,"),
+    (["--out", "rows.jsonl", "--parts", ","], "no part in ','"),
+    (["--out", "rows.jsonl", "--minutes", "0"], "expected a positive number"),
+    (["--out", "rows.jsonl", "--hbm-tbps", "fast"], "expected a positive number"),
+    (["--out", "rows.jsonl", "--peak-tflops", "nan"], "expected a positive number"),
+    (["--out", "/nonexistent-folder/rows.jsonl"], "does not exist"),
+    (["--out", "."], "is a folder"),
+])
+def test_gpu_suite_refuses_bad_arguments_in_one_line(args, message, tmp_path, monkeypatch,
+                                                      capsys):
+    from benchmarks import gpu_suite
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_suite.main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not (tmp_path / "rows.jsonl").exists()
