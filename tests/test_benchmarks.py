@@ -85,7 +85,6 @@ def test_halofit_benchmark_refuses_bad_settings_before_running(capsys, args, mes
     ("benchmarks.step_profile", ["--repeats", "0"]),
     ("benchmarks.model_build", ["--repeats", "-1"]),
     ("benchmarks.train_step", ["--batch", "2.5"]),
-    ("benchmarks.norm_forms", ["--repeats", "0"]),
 ])
 def test_benchmark_settings_that_are_not_positive_are_one_line(module, args):
     import subprocess

@@ -318,36 +318,10 @@ class LayerNorm(nnx.Module):
         self.shift = nnx.Param(jnp.zeros((num_channels,)))
 
     def __call__(self, x):
-        y = normalize_channels(x, self.eps)
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
         return y * self.scale[...].astype(y.dtype) + self.shift[...].astype(y.dtype)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def normalize_channels(x, eps: float):
-    """(x - mean) / sqrt(var + eps) over the last axis (the channels of each pixel).
-
-    Its gradient is the closed form r (g - mean(g) - x̂ mean(g x̂)), from the saved x̂ and
-    r = 1/sqrt(var + eps): two channel means instead of the chain of reductions that
-    differentiating the forward gives, which costs a U-Net's training step 7-9% on the CPU
-    (BENCHMARKS.md). Values and gradients equal the plain formula's to float rounding."""
-    return _normalize_forward(x, eps)[0]
-
-
-def _normalize_forward(x, eps: float):
-    centred = x - x.mean(-1, keepdims=True)
-    r = jax.lax.rsqrt((centred * centred).mean(-1, keepdims=True) + eps)
-    normalized = centred * r
-    return normalized, (normalized, r)
-
-
-def _normalize_backward(eps: float, saved, g):
-    normalized, r = saved
-    mean_g = g.mean(-1, keepdims=True)
-    mean_gx = (g * normalized).mean(-1, keepdims=True)
-    return (r * (g - mean_g - normalized * mean_gx),)
-
-
-normalize_channels.defvjp(_normalize_forward, _normalize_backward)
 
 
 class GroupNorm(nnx.Module):
