@@ -14,7 +14,11 @@ Without --path it writes files of random log-normal fields to a temporary folder
 Every combination of --loader and --workers (the thread loader at 0 workers only) is measured
 in one process, in turn, --repeats times; each row is the median. A measurement opens a fresh
 stream, discards its first workers + 2 batches (worker start-up, caches) and times the next
---steps; the consumer does no work, so this is the loader's ceiling. 3D 64³ rows also give
+--steps; the consumer does no work, so this is the loader's ceiling. Each row also gives the
+CPU time per sample (user + system, from /proc on Linux), of this process (which receives
+every batch) and of its workers: on a machine without idle cores, where more workers cannot
+run faster, it says how many cores a rate needs (samples/s × CPU s/sample), and the main
+process's share bounds what any number of workers can deliver. 3D 64³ rows also give
 the ratio to 357 samples/s, the H100 training step of the default 3D U-Net (64³, bfloat16,
 batch 16; BENCHMARKS.md, "GPU: training step"). HDF5's chunk cache is sized to one crop
 (`fieldnet.data.source`), so these small files do not fit in it and the numbers hold for
@@ -24,6 +28,8 @@ large files too.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -61,19 +67,34 @@ def case_file(name: str, folder: Path, chunk: int) -> Path:
                      chunks=(chunk,) * 3, compress=False)
 
 
+def cpu_seconds() -> np.ndarray:
+    """CPU time so far (user + system) of this process and of its live children (the
+    workers), [main, workers]; NaN where /proc does not exist (not Linux)."""
+    total = np.zeros(2)
+    for i, pid in [(0, "self"), *((1, c.pid) for c in multiprocessing.active_children())]:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return np.full(2, np.nan)
+        fields = stat.rsplit(")", 1)[1].split()   # after the command name, which may hold spaces
+        total[i] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def measure(ds: data.FieldDataset, loader: str, workers: int, batch: int, steps: int,
-            seed: int) -> float:
-    """Samples/s of one fresh stream, after its first workers + 2 batches."""
+            seed: int) -> tuple[float, np.ndarray]:
+    """Samples/s and CPU seconds per sample [main, workers] of one fresh stream, after its
+    first workers + 2 batches."""
     ds.config.loader, ds.config.workers = loader, workers
     warm = workers + 2
     with ds.batches("train", batch, seed=seed, num_steps=warm + steps) as batches:
         for _ in range(warm):
             next(batches)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         for _ in range(steps):
             next(batches)
-        elapsed = time.perf_counter() - start
-    return steps * batch / elapsed
+        elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return steps * batch / elapsed, cpu / (steps * batch)
 
 
 def run_case(label: str, config, batch: int, combos: list[tuple[str, int]], steps: int,
@@ -81,21 +102,24 @@ def run_case(label: str, config, batch: int, combos: list[tuple[str, int]], step
     start = time.perf_counter()
     ds = data.FieldDataset(config)
     setup = time.perf_counter() - start
-    rates: dict[tuple[str, int], list[float]] = {c: [] for c in combos}
+    results: dict[tuple[str, int], list[tuple[float, np.ndarray]]] = {c: [] for c in combos}
     try:
         for repeat in range(repeats):
             for loader, workers in combos:   # in turn, so that all see the same load
-                rates[loader, workers].append(measure(ds, loader, workers, batch, steps,
-                                                      seed=repeat))
+                results[loader, workers].append(measure(ds, loader, workers, batch, steps,
+                                                        seed=repeat))
     finally:
         ds.close()
     gpu = ds.ndim == 3 and config.crop_size == 64
-    for (loader, workers), values in rates.items():
+    for (loader, workers), measured in results.items():
+        values = [rate for rate, _ in measured]
         rate = statistics.median(values)
+        main, worker = np.median([c for _, c in measured], axis=0) * 1e3
         line = (f"loader_throughput {label} crop={config.crop_size} batch={batch} "
                 f"prefetch={config.prefetch} loader={loader} workers={workers}: "
                 f"{rate:.0f} samples/s (median of {repeats}, {min(values):.0f}-"
-                f"{max(values):.0f}; {batch / rate * 1e3:.1f} ms/batch)")
+                f"{max(values):.0f}; {batch / rate * 1e3:.1f} ms/batch; CPU ms/sample "
+                f"{main + worker:.2f} = main {main:.2f} + workers {worker:.2f})")
         if gpu:
             line += f" = {rate / GPU_STEP_3D64:.2f}x the GPU step ({GPU_STEP_3D64:.0f} samples/s)"
         print(line, flush=True)
