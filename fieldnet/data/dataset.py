@@ -37,7 +37,7 @@ from fieldnet.errors import FieldnetError, data_error
 
 SPLITS = ("train", "val", "test")
 # The training loader of a config without data.loader (a run recorded before the key).
-DEFAULT_LOADER = "thread"
+DEFAULT_LOADER = "grain"
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -15,7 +15,7 @@ Loaders:
   one thread `prefetch` batches ahead (0: in the caller's thread); with `workers=N` each of
   N worker processes computes every N-th step, keeps up to max(prefetch, 1) batches ready
   and hands them over through shared memory (/dev/shm; a container needs room there for
-  about N × (prefetch + 2) batches), and the stream interleaves them back in step order,
+  about N × (2 × prefetch + 2) batches), and the stream interleaves them back in step order,
   as plain arrays that are not copied. Worker processes are started fresh ("spawn": a
   script needs the `if __name__ == "__main__":` guard) and get `make` pickled: a
   `FieldDataset` pickles as the recipe it was made from, and each worker opens the HDF5
