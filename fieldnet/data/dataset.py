@@ -36,7 +36,7 @@ from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError, data_error
 
 SPLITS = ("train", "val", "test")
-# The training loader of a config without data.loader (a run recorded before the key).
+# The training loader by default, and of a config recorded before data.loader existed.
 DEFAULT_LOADER = "grain"
 
 
