@@ -69,6 +69,7 @@ def test_grain_batches_equal_thread_batches_bitwise(files, case, workers):
     for a, b, c in zip(expected, got, direct, strict=True):
         for key in a:
             assert type(b[key]) is np.ndarray and b[key].dtype == a[key].dtype
+            assert b[key].flags.writeable and b[key].flags.c_contiguous
             np.testing.assert_array_equal(b[key], a[key])
             np.testing.assert_array_equal(c[key], a[key])
     assert not np.array_equal(got[0]["x"], got[1]["x"])

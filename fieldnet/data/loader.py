@@ -179,7 +179,7 @@ def _plain_arrays(item):
     array does."""
     if isinstance(item, dict):
         return {k: _plain_arrays(v) for k, v in item.items()}
-    if isinstance(item, np.ndarray) and type(item) is not np.ndarray:
+    if isinstance(item, np.ndarray) and getattr(item, "shm", None) is not None:
         return _own_mapping(item)
     return item
 
