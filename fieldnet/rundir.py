@@ -38,10 +38,12 @@ FIGURES = "figures"
 TABLE_CSV = "table.csv"
 TABLE_MD = "table.md"
 
-# Keys that may differ between a run and its resumption without changing the result. Keys
-# that only one of the two configs has (added or removed by a newer fieldnet) keep their
-# old meaning through their defaults, so they are not differences either.
-RESUMABLE_DIFFERENCES = {"train.progress"}
+# Keys that may differ between a run and its resumption without changing the result (the
+# loader settings say where batches are computed, never what they are: a run started on a
+# laptop resumes with data.workers on a GPU host). Keys that only one of the two configs
+# has (added or removed by a newer fieldnet) keep their old meaning through their defaults,
+# so they are not differences either.
+RESUMABLE_DIFFERENCES = {"train.progress", "data.loader", "data.workers", "data.prefetch"}
 
 PathLike = str | os.PathLike
 

@@ -61,6 +61,9 @@ def test_help_exits_zero_and_lists_the_commands_own_flags(module, own):
      "data.max_train_sims must be a positive integer"),
     (["--config", CONFIG, "--config.data.condition_noise=-0.1"],
      "data.condition_noise must be a number ≥ 0"),
+    (["--config", CONFIG, "--config.data.loader=threads"],
+     "data.loader must be one of ('grain', 'thread'), got 'threads'"),
+    (["--config", CONFIG, "--config.data.workers=-2"], "data.workers must be an integer ≥ 0"),
     (["--config", CONFIG, "--config.train.loss=nope"],
      "train.loss: 'nope' is not a registered loss; choose from ['cross_entropy', "
      "'flow_matching', 'mse']"),

@@ -304,3 +304,23 @@ def test_gpu_suite_refuses_bad_arguments_in_one_line(args, message, tmp_path, mo
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert not (tmp_path / "rows.jsonl").exists()
+
+@pytest.mark.parametrize("args, message", [
+    (["--loader", "thread,grian"], "--loader takes comma-separated names from ['grain', "
+                                   "'thread'], got 'thread,grian'"),
+    (["--workers", "0,-1"], "--workers takes comma-separated integers ≥ 0, got '0,-1'"),
+    (["--workers", "two"], "--workers takes comma-separated integers ≥ 0, got 'two'"),
+    (["--cases", "4d"], "--cases takes comma-separated names from ['2d', '3d', '3d-raw']"),
+    (["--loader", "thread", "--workers", "2"], "its --workers must include 0"),
+    (["--chunk", "256"], "--chunk 256 is larger than the 128³ boxes"),
+    (["--steps", "0"], "expected a positive integer"),
+])
+def test_loader_benchmark_refuses_bad_settings_before_running(capsys, args, message):
+    """Checked before any file is written or worker started."""
+    from benchmarks import loader_throughput
+
+    with pytest.raises(SystemExit) as exit_info:
+        loader_throughput.main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

@@ -254,6 +254,29 @@ def test_single_box_is_split_into_slabs(tmp_path):
             "val", 1, 0, 0)
 
 
+def test_file_layout_changes_the_storage_not_the_batches(tmp_path, file2d):
+    """Raw crop-sized chunks (a faster layout for 3D crops) hold the same values."""
+    with h5py.File(file2d) as f:
+        fields = {k: f[f"fields/{k}"][...] for k in ("density", "temperature")}
+    raw = h5format.write_arrays(tmp_path / "raw.h5", fields, ndim=2, box_size=25.0,
+                                source="test", sim_index=np.arange(SIMS * PER_SIM) // PER_SIM,
+                                units={"density": "1", "temperature": "K"}, chunks=(8, 4),
+                                compress=False)
+    with h5py.File(raw) as f:
+        ds = f["fields/density"]
+        assert ds.chunks == (1, 8, 4) and ds.compression is None
+    with data.FieldDataset(config(file2d)) as a, data.FieldDataset(config(raw)) as b:
+        for step in (0, 3):
+            np.testing.assert_array_equal(a.batch("train", 4, 0, step)["x"],
+                                          b.batch("train", 4, 0, step)["x"])
+    with pytest.raises(FieldnetError, match=r"fields/density: chunks must be 2 sizes between 1 "
+                                            r"and the field's \(16, 16\), got \(32, 4\)"):
+        h5format.write_arrays(tmp_path / "bad.h5", fields, ndim=2, box_size=25.0, source="test",
+                              sim_index=np.zeros(SIMS * PER_SIM), units={"density": "1",
+                                                                         "temperature": "K"},
+                              chunks=(32, 4))
+
+
 def test_prefetcher_stops_and_reraises():
     with Prefetcher(lambda s: s, start=5, size=2) as it:
         assert [next(it) for _ in range(3)] == [5, 6, 7]

@@ -64,7 +64,8 @@ def test_flatten_makes_dotted_keys():
 
 def test_run_folder_refuses_another_config_but_not_a_newer_key(tmp_path):
     config = ml_collections.ConfigDict({"name": "x", "train": {"num_steps": 10,
-                                                               "progress": True}})
+                                                               "progress": True},
+                                        "data": {"loader": "thread", "workers": 0}})
     workdir = rundir.prepare(config, tmp_path / "run")
     assert rundir.read_config(workdir).train.num_steps == 10
     config.train.progress = False                      # resumable difference
@@ -81,6 +82,10 @@ def test_run_folder_refuses_another_config_but_not_a_newer_key(tmp_path):
     (rundir.checkpoints(workdir) / "latest" / "10").mkdir(parents=True)
     with pytest.raises(FieldnetError, match="differs in train.num_steps"):
         rundir.prepare(config, workdir)
+    elsewhere = ml_collections.ConfigDict(other.to_dict())
+    elsewhere.data.loader, elsewhere.data.workers = "grain", 8   # same batches, so resumable
+    rundir.prepare(elsewhere, workdir)
+    assert rundir.read_config(workdir).data.workers == 0     # the run's record stays
 
 
 def test_config_differences_see_a_value_becoming_a_section():

@@ -1,4 +1,4 @@
-"""Data: the HDF5 format, sources, the training dataset, transforms and prefetching.
+"""Data: the HDF5 format, sources, the training dataset, transforms and the batch loaders.
 
 - `h5format`: the fieldnet HDF5 file format (version 1): writing and reading its layout.
 - `source`: `FieldSource`, fields of a fieldnet file or of any HDF5 file, read by sample,
@@ -6,7 +6,8 @@
 - `dataset`: `FieldDataset`, splits by simulation, random periodic crops, augmentation and
   batches that are a pure function of (seed, split, step, process).
 - `transforms`: the log transform with its floor, and the train-split `Normalizer`.
-- `prefetch`: batches computed ahead in a background thread.
+- `loader`: the training batch stream, from grain (in this process or in worker
+  processes) or from `prefetch`, batches computed ahead in a background thread.
 - `ising`: the reader of the Ising study's files (format "fieldnet-ising").
 """
 

@@ -22,19 +22,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import ml_collections
 import numpy as np
 from ml_collections.config_dict import placeholder
 
 from fieldnet import symmetry
+from fieldnet.data.loader import LOADERS, GrainBatches, batch_stream
 from fieldnet.data.prefetch import Prefetcher
 from fieldnet.data.source import Field, FieldSource, parse_names
 from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError, data_error
 
 SPLITS = ("train", "val", "test")
+# The training loader by default, and of a config recorded before data.loader existed.
+DEFAULT_LOADER = "grain"
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -61,7 +64,9 @@ def default_config() -> ml_collections.ConfigDict:
     # training simulations (the val/test parameters are never perturbed).
     c.condition_noise = 0.0
     c.augment = True                 # random symmetry-group element per training crop
-    c.prefetch = 2                   # batches computed ahead in a background thread
+    c.loader = DEFAULT_LOADER        # training batches from "grain" or "thread" (data.loader)
+    c.workers = 0                    # grain worker processes (0: in this process)
+    c.prefetch = 2                   # batches computed ahead (per worker, with workers)
     c.stats_max_samples = placeholder(int)   # fit the normalizer on at most this many samples
     return c
 
@@ -123,6 +128,14 @@ def check_config(c: ml_collections.ConfigDict) -> None:
         raise FieldnetError(f"data.crop_size must be a positive integer, got {c.crop_size!r}")
     if not isinstance(c.prefetch, int) or c.prefetch < 0:
         raise FieldnetError(f"data.prefetch must be an integer ≥ 0, got {c.prefetch!r}")
+    loader, workers = _loader_settings(c)
+    if loader not in LOADERS:
+        raise FieldnetError(f"data.loader must be one of {LOADERS}, got {loader!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise FieldnetError(f"data.workers must be an integer ≥ 0, got {workers!r}")
+    if workers and loader != "grain":
+        raise FieldnetError(f"data.workers={workers} needs data.loader='grain' (the thread "
+                            "loader runs in this process)")
     _check_fractions(c.split_fractions)
     noise = c.get("condition_noise", 0.0)
     if not isinstance(noise, int | float) or not noise >= 0:
@@ -133,6 +146,10 @@ def check_config(c: ml_collections.ConfigDict) -> None:
     for key in ("input_log_floor", "target_log_floor", "box_size"):
         if c[key] is not None and not c[key] > 0:
             raise FieldnetError(f"data.{key} must be positive (or None), got {c[key]!r}")
+
+
+def _loader_settings(c: ml_collections.ConfigDict) -> tuple[str, int]:
+    return c.get("loader", DEFAULT_LOADER), c.get("workers", 0)
 
 
 def _check_fractions(fractions: Sequence[float]) -> list[float]:
@@ -387,15 +404,18 @@ class FieldDataset:
         return batch
 
     def batches(self, split: str, batch_size: int, seed: int, start_step: int = 0,
-                num_steps: int | None = None) -> Prefetcher[dict[str, np.ndarray]]:
-        """Batches start_step, start_step + 1, ... (a background thread reads ahead).
+                num_steps: int | None = None) -> Prefetcher[dict] | GrainBatches[dict]:
+        """Batches start_step, start_step + 1, ..., computed ahead by data.loader: a
+        background thread, or grain in this process or in data.workers worker processes
+        (`fieldnet.data.loader`). Every loader yields the same arrays as `batch`.
 
-        Close it (or use `with`) to stop the thread.
+        Close it (or use `with`) to stop the thread or the workers.
         """
         self._check_window(split)
         stop = None if num_steps is None else start_step + num_steps
-        return Prefetcher(lambda step: self.batch(split, batch_size, seed, step),
-                          start=start_step, size=int(self.config.prefetch), stop=stop)
+        return batch_stream(partial(FieldDataset.batch, self, split, batch_size, seed),
+                            start_step, stop, *_loader_settings(self.config),
+                            prefetch=int(self.config.prefetch))
 
     def _item(self, split: str, seed: int, position: int, step: int,
               slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -507,11 +527,23 @@ class FieldDataset:
     def close(self) -> None:
         self.source.close()
 
+    def __reduce__(self):
+        # Pickled (as a grain worker process receives it), a dataset travels as what it was
+        # made from and the copy opens the file itself: h5py handles cannot cross processes.
+        # The same config, normalizer and process slice make the same splits and batches.
+        return _reopen, (self.config, self.normalizer, self.process_index, self.process_count)
+
     def __enter__(self) -> FieldDataset:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _reopen(config: ml_collections.ConfigDict, normalizer: Normalizer, process_index: int,
+            process_count: int) -> FieldDataset:
+    return FieldDataset(config, normalizer=normalizer, process_index=process_index,
+                        process_count=process_count)
 
 
 @lru_cache(maxsize=8)

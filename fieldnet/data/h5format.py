@@ -61,13 +61,16 @@ def create(path: str | os.PathLike, *, ndim: int, box_size: float, source: str,
 
 
 def add_field(f: h5py.File, name: str, shape: Sequence[int], *, units: str, description: str = "",
-              log_floor: float | None = None, data: np.ndarray | None = None) -> h5py.Dataset:
-    """Creates /fields/<name> (N, *spatial) float32, chunked per sample and compressed."""
+              log_floor: float | None = None, data: np.ndarray | None = None,
+              chunks: Sequence[int] | None = None, compress: bool = True) -> h5py.Dataset:
+    """Creates /fields/<name> (N, *spatial) float32, chunked per sample and compressed
+    (`chunks` and `compress` as in `add_dataset`)."""
     shape = tuple(int(s) for s in shape)
     if len(shape) != f.attrs["ndim"] + 1:
         raise FieldnetError(f"field {name!r} must have shape (N, *spatial) with "
                             f"{f.attrs['ndim']} spatial axes, got {shape}")
-    ds = add_dataset(f, f"fields/{name}", shape, units=units, description=description)
+    ds = add_dataset(f, f"fields/{name}", shape, units=units, description=description,
+                     chunks=chunks, compress=compress)
     if log_floor is not None:
         ds.attrs["log_floor"] = float(log_floor)
     if data is not None:
@@ -76,15 +79,29 @@ def add_field(f: h5py.File, name: str, shape: Sequence[int], *, units: str, desc
 
 
 def add_dataset(f: h5py.File, path: str, shape: Sequence[int], *, units: str,
-                description: str = "") -> h5py.Dataset:
+                description: str = "", chunks: Sequence[int] | None = None,
+                compress: bool = True) -> h5py.Dataset:
     """Creates a float32 dataset (..., *spatial) at `path` (the file's ndim trailing axes
     spatial), one field per chunk (`sample_chunks`) and compressed, with its units: the
-    storage of /fields/<name>, and of stacks with more leading axes (samples of each map)."""
+    storage of /fields/<name>, and of stacks with more leading axes (samples of each map).
+
+    `chunks` is the spatial shape of a chunk instead (every chunk holds part of one
+    field); `compress=False` stores the values raw. Both are for reading speed, and any
+    choice reads back the same values: random 3D crops read raw crop-sized chunks several
+    times faster than gzip ones (BENCHMARKS.md, "Data loader"), at the size of raw data.
+    """
     shape = tuple(int(s) for s in shape)
     ndim = int(f.attrs["ndim"])
-    chunks = (1,) * (len(shape) - ndim - 1) + sample_chunks(shape[-ndim:])
-    ds = f.create_dataset(path, shape=shape, dtype="float32", chunks=chunks,
-                          compression="gzip", compression_opts=4, shuffle=True)
+    spatial = shape[-ndim:]
+    if chunks is None:
+        chunks = sample_chunks(spatial)[1:]
+    chunks = tuple(int(c) for c in chunks)
+    if len(chunks) != ndim or not all(1 <= c <= s for c, s in zip(chunks, spatial, strict=True)):
+        raise FieldnetError(f"{path}: chunks must be {ndim} sizes between 1 and the field's "
+                            f"{spatial}, got {chunks}")
+    compression = dict(compression="gzip", compression_opts=4, shuffle=True) if compress else {}
+    ds = f.create_dataset(path, shape=shape, dtype="float32",
+                          chunks=(1,) * (len(shape) - ndim) + chunks, **compression)
     ds.attrs.update(units=units, description=description)
     return ds
 
@@ -226,12 +243,15 @@ def write_arrays(path: str | os.PathLike, fields: Mapping[str, np.ndarray], *, n
                  box_size: float, source: str, sim_index: Sequence[int] | np.ndarray,
                  units: Mapping[str, str], descriptions: Mapping[str, str] | None = None,
                  log_floors: Mapping[str, float] | None = None, params: np.ndarray | None = None,
-                 param_names: Sequence[str] = (), overwrite: bool = False) -> Path:
-    """Writes in-memory arrays as a fieldnet file in one call."""
+                 param_names: Sequence[str] = (), overwrite: bool = False,
+                 chunks: Sequence[int] | None = None, compress: bool = True) -> Path:
+    """Writes in-memory arrays as a fieldnet file in one call (`chunks` and `compress` as
+    in `add_dataset`)."""
     with create(path, ndim=ndim, box_size=box_size, source=source, overwrite=overwrite) as f:
         for name, arr in fields.items():
             add_field(f, name, np.shape(arr), units=units[name],
                       description=(descriptions or {}).get(name, ""),
-                      log_floor=(log_floors or {}).get(name), data=arr)
+                      log_floor=(log_floors or {}).get(name), data=arr, chunks=chunks,
+                      compress=compress)
         add_index(f, sim_index, params, param_names)
     return Path(path)
