@@ -63,19 +63,32 @@ def test_compare_torch_help_lists_its_flags_without_torch(monkeypatch, capsys):
         compare_torch.main(["--cases", "2d64"])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--box", "abc"], "comma-separated floats"),
-    (["--steps", "10,0"], "must be positive"),
-    (["--box", "64"], "below the fundamental"),
-    (["--kmin", "0.5", "--kmax", "0.2"], "--kmin < --kmax"),
-    (["--out", "/nonexistent-folder/x.jsonl"], "does not exist"),
+@pytest.mark.parametrize("module, args, message", [
+    ("halofit", ["--box", "abc"], "comma-separated floats"),
+    ("halofit", ["--steps", "10,0"], "must be positive"),
+    ("halofit", ["--box", "64"], "below the fundamental"),
+    ("halofit", ["--kmin", "0.5", "--kmax", "0.2"], "--kmin < --kmax"),
+    ("halofit", ["--out", "/nonexistent-folder/x.jsonl"], "does not exist"),
+    ("loader_throughput", ["--loader", "thread,grian"],
+     "--loader takes comma-separated names from ['grain', 'thread'], got 'thread,grian'"),
+    ("loader_throughput", ["--workers", "0,-1"],
+     "--workers takes comma-separated integers ≥ 0, got '0,-1'"),
+    ("loader_throughput", ["--workers", "two"],
+     "--workers takes comma-separated integers ≥ 0, got 'two'"),
+    ("loader_throughput", ["--cases", "4d"],
+     "--cases takes comma-separated names from ['2d', '3d', '3d-raw']"),
+    ("loader_throughput", ["--loader", "thread", "--workers", "2"],
+     "its --workers must include 0"),
+    ("loader_throughput", ["--chunk", "256"], "--chunk 256 is larger than the 128³ boxes"),
+    ("loader_throughput", ["--steps", "0"], "expected a positive integer"),
 ])
-def test_halofit_benchmark_refuses_bad_settings_before_running(capsys, args, message):
-    """Every setting is checked before the first (minutes-long) simulation starts."""
-    from benchmarks import halofit
+def test_benchmark_refuses_bad_settings_before_running(capsys, module, args, message):
+    """Every setting is checked before the first (minutes-long) run, file or worker."""
+    import importlib
 
+    benchmark = importlib.import_module(f"benchmarks.{module}")
     with pytest.raises(SystemExit) as exit_info:
-        halofit.main(args)
+        benchmark.main(args)
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
@@ -305,22 +318,3 @@ def test_gpu_suite_refuses_bad_arguments_in_one_line(args, message, tmp_path, mo
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert not (tmp_path / "rows.jsonl").exists()
 
-@pytest.mark.parametrize("args, message", [
-    (["--loader", "thread,grian"], "--loader takes comma-separated names from ['grain', "
-                                   "'thread'], got 'thread,grian'"),
-    (["--workers", "0,-1"], "--workers takes comma-separated integers ≥ 0, got '0,-1'"),
-    (["--workers", "two"], "--workers takes comma-separated integers ≥ 0, got 'two'"),
-    (["--cases", "4d"], "--cases takes comma-separated names from ['2d', '3d', '3d-raw']"),
-    (["--loader", "thread", "--workers", "2"], "its --workers must include 0"),
-    (["--chunk", "256"], "--chunk 256 is larger than the 128³ boxes"),
-    (["--steps", "0"], "expected a positive integer"),
-])
-def test_loader_benchmark_refuses_bad_settings_before_running(capsys, args, message):
-    """Checked before any file is written or worker started."""
-    from benchmarks import loader_throughput
-
-    with pytest.raises(SystemExit) as exit_info:
-        loader_throughput.main(args)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
