@@ -171,6 +171,9 @@ def test_runs_of_the_wrong_kind_are_refused_in_one_line(tmp_path):
     with pytest.raises(FieldnetError, match=r"no test_samples.h5 \(evaluated before the test "
                                             r"samples were kept\); rerun its command"):
         make_figures.make_figures({"flow": unkept}, tmp_path / "figures")
+    with pytest.raises(FieldnetError, match=r"a generative run \(model.objective='flow'\); "
+                                            r"pass it as the flow run \(--flow-workdir\)"):
+        make_figures.make_figures({"density": unkept}, tmp_path / "figures")
     assert not (tmp_path / "figures").exists()
 
 

@@ -64,10 +64,18 @@ FIELD_RUN_FILES = (rundir.CONFIG, rundir.EVAL, rundir.NORMALIZER, rundir.MODEL_I
 
 
 def density_run(workdir=None, quick: bool = True) -> Path:
-    """`workdir` if given, else a density -> temperature run of `get_config("quick")` (or of
-    the CPU default) made here, in runs/notebooks/, and reused once finished."""
+    """`workdir` if given (a regression run: the notebooks call its prediction "the
+    regression"), else a density -> temperature run of `get_config("quick")` (or of the CPU
+    default) made here, in runs/notebooks/, and reused once finished."""
     if workdir is not None:
-        return rundir.require(at_root(workdir), *FIELD_RUN_FILES)
+        from fieldnet import models
+
+        workdir = rundir.require(at_root(workdir), *FIELD_RUN_FILES)
+        if models.objective_of(rundir.read_config(workdir).model) == "flow":
+            raise FieldnetError(f"{workdir}: a generative run (model.objective='flow'); pass "
+                                "it as the flow run (--flow-workdir) and a regression run "
+                                "as the density run")
+        return workdir
     from experiments.configs import density_to_temp
     from experiments.studies import density_to_temp as study
 
