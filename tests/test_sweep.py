@@ -137,3 +137,15 @@ def test_scaling_curve_orders_the_training_set_sizes(tmp_path):
     with pytest.raises(FieldnetError, match="no variations of data.max_train_sims"):
         sweep_figures.scaling_figure([r for r in rows if r["variation"] in ("all", "wide")],
                                      tmp_path)
+
+
+def test_keys_a_newer_version_added_are_not_a_variations_change():
+    """A row run before fieldnet gained a config key (or with another data loader) differs
+    from later rows only in what their overrides change."""
+    old = {"name": "base", "model.width": 16, "data.augment": True}
+    newer = {"name": "zero", "model.width": 16, "data.augment": True, "model.padding": "zero",
+             "data.loader": "grain", "data.workers": 0, "model.objective": "regression"}
+    newer_base = {**old, "model.padding": "periodic", "data.loader": "thread"}
+    changed = sweep_figures.changed_keys({"base": {**old, "model.padding": "periodic"},
+                                          "zero": newer, "again": newer_base}, "base")
+    assert changed == {"base": set(), "zero": {"model.padding"}, "again": set()}

@@ -24,11 +24,21 @@ METRIC_PANELS = (  # (row column, its baseline column, y label)
 )
 
 
+def changed_keys(configs: dict[str, dict], reference: str) -> dict[str, set[str]]:
+    """{variation: the flattened config keys it changes from `reference`'s}, as a resumed run
+    would see them (`rundir.config_differences`): keys that a newer fieldnet added (absent
+    from older runs' configs) and settings that never change a result (the loader) are not
+    changes, and neither is the run's name."""
+    return {name: set(rundir.config_differences(configs[reference], config)) - {"name"}
+            for name, config in configs.items()}
+
+
 def sweep_rows(sweep_dir) -> list[dict]:
     """One row per variation of a sweep, in table.csv's order: `experiments.studies.sweep.table_row`
     of its eval.json (checked against table.csv), plus `settings`, {config key: value}
-    where its config differs from the reference variation (the one without overrides,
-    else the first), and `values`, its value of every key that some variation varies."""
+    where its config differs from the reference variation's (the one without overrides,
+    else the first; `rundir.config_differences`), and `values`, its value of every key that
+    some variation varies."""
     from experiments.studies import sweep
 
     sweep_dir = Path(sweep_dir)
@@ -40,8 +50,8 @@ def sweep_rows(sweep_dir) -> list[dict]:
     configs = {r["variation"]: flatten(rundir.read_json(rundir.config(sweep_dir / r["variation"])))
                for r in table}
     reference = next((r["variation"] for r in table if not r["overrides"]), table[0]["variation"])
-    varied = sorted({k for config in configs.values() for k, v in config.items()
-                     if k != "name" and configs[reference].get(k) != v})
+    changed = changed_keys(configs, reference)
+    varied = sorted(set().union(*changed.values()))
     rows = []
     for r in table:
         name = r["variation"]
@@ -53,8 +63,7 @@ def sweep_rows(sweep_dir) -> list[dict]:
                 raise FieldnetError(f"{table_csv}: {name} {column} = {r.get(column)} "
                                     f"but its {rundir.EVAL} gives {row[column]}; rerun the sweep")
         config = configs[name]
-        row["settings"] = {k: config.get(k) for k in varied
-                           if configs[reference].get(k) != config.get(k)}
+        row["settings"] = {k: config.get(k) for k in varied if k in changed[name]}
         row["values"] = {k: config.get(k) for k in varied}
         rows.append(row)
     return rows
