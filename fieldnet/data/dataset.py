@@ -29,7 +29,8 @@ import numpy as np
 from ml_collections.config_dict import placeholder
 
 from fieldnet import symmetry
-from fieldnet.data.loader import LOADERS, GrainBatches, batch_stream
+from fieldnet.data.loader import GrainBatches, batch_stream
+from fieldnet.data.loader import check_settings as check_loader_settings
 from fieldnet.data.prefetch import Prefetcher
 from fieldnet.data.source import Field, FieldSource, parse_names
 from fieldnet.data.transforms import Normalizer
@@ -128,14 +129,10 @@ def check_config(c: ml_collections.ConfigDict) -> None:
         raise FieldnetError(f"data.crop_size must be a positive integer, got {c.crop_size!r}")
     if not isinstance(c.prefetch, int) or c.prefetch < 0:
         raise FieldnetError(f"data.prefetch must be an integer ≥ 0, got {c.prefetch!r}")
-    loader, workers = _loader_settings(c)
-    if loader not in LOADERS:
-        raise FieldnetError(f"data.loader must be one of {LOADERS}, got {loader!r}")
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise FieldnetError(f"data.workers must be an integer ≥ 0, got {workers!r}")
-    if workers and loader != "grain":
-        raise FieldnetError(f"data.workers={workers} needs data.loader='grain' (the thread "
-                            "loader runs in this process)")
+    try:
+        check_loader_settings(*_loader_settings(c), where="data.")
+    except ValueError as err:
+        raise FieldnetError(str(err)) from None
     _check_fractions(c.split_fractions)
     noise = c.get("condition_noise", 0.0)
     if not isinstance(noise, int | float) or not noise >= 0:

@@ -133,16 +133,24 @@ def batch_stream(make: Callable[[int], T], start: int = 0, stop: int | None = No
     """make(start), make(start + 1), ... (up to `stop`, exclusive, if given) from `loader`.
 
     Raises:
-        ValueError: For an unknown loader, or `workers` with the "thread" loader.
+        ValueError: On settings `check_settings` refuses.
     """
+    check_settings(loader, workers)
     if loader == "thread":
-        if workers:
-            raise ValueError(f"the thread loader runs in this process; workers={workers} "
-                             "needs loader='grain'")
         return Prefetcher(make, start=start, size=prefetch, stop=stop)
-    if loader == "grain":
-        return GrainBatches(make, start, stop, workers=workers, prefetch=prefetch)
-    raise ValueError(f"unknown loader {loader!r}; expected one of {LOADERS}")
+    return GrainBatches(make, start, stop, workers=workers, prefetch=prefetch)
+
+
+def check_settings(loader: str, workers: int, where: str = "") -> None:
+    """Raises ValueError, naming the settings `where`-prefixed (say "data."), for an unknown
+    loader, a worker count that is not an integer ≥ 0, or workers for the thread loader."""
+    if loader not in LOADERS:
+        raise ValueError(f"{where}loader must be one of {LOADERS}, got {loader!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError(f"{where}workers must be an integer ≥ 0, got {workers!r}")
+    if workers and loader != "grain":
+        raise ValueError(f"{where}workers={workers} needs {where}loader='grain' (the thread "
+                         "loader runs in this process)")
 
 
 def _finish_shared_memory_frees() -> None:
