@@ -301,9 +301,15 @@ class FieldDataset:
         """The standardized parameters sample `sample` is conditioned on, (P,) float32."""
         return None if self._conditions is None else self._conditions[sample]
 
+    def sim_indices(self, split: str) -> np.ndarray:
+        """(regions,) int64: the simulation of each region of `split`, in split order (the
+        order of `read(split)`'s maps)."""
+        return np.array([self.source.sim_index[r.sample] for r in self.splits[split]],
+                        np.int64)
+
     def n_sims(self, split: str) -> int:
         """How many simulations `split` holds (a single box's slab counts as one)."""
-        return len({int(self.source.sim_index[r.sample]) for r in self.splits[split]})
+        return len(np.unique(self.sim_indices(split)))
 
     @property
     def box_size(self) -> float:

@@ -164,7 +164,7 @@ def read_test_samples(path: str | os.PathLike, ds) -> np.ndarray:
     drawn (N, S, *spatial, C), for `held_out(..., samples=)`; a file of other maps than
     `ds`'s test split is a one-line `FieldnetError`."""
     physical, sim_index = h5format.read_samples(path, ds.target_names)
-    test_sims = np.array([ds.source.sim_index[r.sample] for r in ds.splits["test"]], np.int64)
+    test_sims = ds.sim_indices("test")
     if not np.array_equal(sim_index, test_sims):
         raise FieldnetError(f"{path}: {len(sim_index)} maps of simulations "
                             f"{sorted(set(sim_index.tolist()))}, not the test split's "
