@@ -190,49 +190,82 @@ def small_run(tmp_path, steps):
 
 
 def test_host_does_not_wait_for_the_device_between_log_points(tmp_path, monkeypatch):
-    """Each step's loss is still being computed when the host dispatches the next step,
-    except after the steps where the loop reads the losses back (logs, evaluations,
-    checkpoints): a per-step sync of any kind (float(loss), device_get, block_until_ready)
-    would make the loss ready before the next dispatch."""
+    """Each step's loss is still unfinished when the host dispatches the next step, except
+    after the steps where the loop reads the losses back (logs, evaluations, checkpoints).
+
+    No timing margin decides this: every step's batch passes through a gate, a host
+    callback that the test opens only once the host has dispatched the next step (or at
+    once before a read-back). A loop that synced on every step (float(loss), device_get,
+    block_until_ready) would wait on a closed gate until its 20 s timeout, and would then
+    find that step's loss ready."""
+    import threading
+
     import jax
     import jax.numpy as jnp
 
     from fieldnet.train import loop
 
-    _, cfg, batches, val = small_run(tmp_path, 12)
-    cfg.log_every, cfg.eval_every, cfg.checkpoint_every = 4, 6, 12
+    steps = 12
+    _, cfg, batches, val = small_run(tmp_path, steps)
+    cfg.log_every, cfg.eval_every, cfg.checkpoint_every = 4, 6, steps
     read_back = {4, 6, 8, 12}
+    opened = [threading.Event() for _ in range(steps)]
 
-    def slow_mse(model, batch):
-        # ~0.1-0.5 s of device work that the loss depends on, so that a step is still
-        # running while a host that does not wait prepares and dispatches the next one
-        m = jnp.tile(batch["x"].reshape(-1)[:512], (512, 1)) / 512
-        m = jax.lax.fori_loop(0, 30, lambda i, m: jnp.tanh(m @ m), m)
-        return train.get_loss("mse")(model, batch) + 0.0 * m.mean()
+    def wait_for_host(step):
+        opened[int(step)].wait(20)
+        return np.zeros((), np.float32)
 
-    ready_at_next_dispatch = {}
+    @jax.jit
+    def seed(x):  # ~1 s of device work: unfinished when the gate that follows is dispatched
+        m = jnp.tile(x, (x.size, 1)) / x.size
+        return 0.0 * jax.lax.fori_loop(0, 300, lambda i, m: jnp.tanh(m @ m), m).mean()
+
+    @jax.jit
+    def gate(token, step):  # finishes once the host opens the step's gate
+        return token + jax.pure_callback(
+            wait_for_host, jax.ShapeDtypeStruct((), jnp.float32), step)
+
+    @jax.jit
+    def through(batch, token):
+        return {**batch, "x": batch["x"] + token.astype(batch["x"].dtype)}
+
+    x0 = jnp.zeros((512,))
+    jax.block_until_ready(gate(seed(x0), np.int32(steps - 1)))  # compiled before the run
+    opened[-1].clear()
+    ready_at_next_dispatch, token = {}, None
     real_step_functions = loop.step_functions
 
     def probed_step_functions(*args, **kwargs):
         fns = real_step_functions(*args, **kwargs)
-        previous = []
+        losses = []
 
         def probed_train(state, batch, window, step):
-            if previous:
-                ready_at_next_dispatch[len(previous)] = previous[-1].is_ready()
-            out = fns.train(state, batch, window, step)
-            previous.append(out[2])
+            nonlocal token
+            if losses:
+                ready_at_next_dispatch[step] = losses[-1].is_ready()
+                opened[step - 1].set()
+            if token is None or token.is_ready():  # a gate after a finished one runs inline
+                token = seed(x0)
+            token = gate(token, np.int32(step))
+            out = fns.train(state, through(batch, token), window, step)
+            losses.append(out[2])
+            if step + 1 in read_back:
+                opened[step].set()  # the loop is about to wait for this step
             return out
 
         return loop.StepFunctions(probed_train, fns.evaluate)
 
     monkeypatch.setattr(loop, "step_functions", probed_step_functions)
     model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
-    result = train.fit(model, batches, val, cfg, tmp_path, loss_fn=slow_mse)
-    assert result.final_step == 12 and np.isfinite(result.final_train_loss)
-    assert sorted(ready_at_next_dispatch) == list(range(1, 12))
+    try:
+        result = train.fit(model, batches, val, cfg, tmp_path)
+    finally:
+        for event in opened:
+            event.set()
+    assert result.final_step == steps and np.isfinite(result.final_train_loss)
+    assert sorted(ready_at_next_dispatch) == list(range(1, steps))
     waited = sorted(step for step, ready in ready_at_next_dispatch.items() if ready)
-    assert waited == sorted(read_back - {12})
+    assert waited == sorted(read_back - {steps})
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_FSIZE")
