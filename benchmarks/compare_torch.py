@@ -24,6 +24,11 @@ compute with float32 parameters. `--batch-sweep 8,16,32` instead times JAX alone
 batches (the scaling data for `benchmarks.scaling_plot`); a batch that does not fit in memory
 ends the sweep with an `out_of_memory` row. PyTorch is imported only to run
 a comparison, so `--help` and the batch sweep work without it.
+
+Both sides use every core the process may run on (`cores` in the output): XLA:CPU's flags
+(`--xla_cpu_multi_thread_eigen=false`, `intra_op_parallelism_threads=1`) do not keep it to
+one thread, so a one-core comparison pins the process (`taskset -c 0`) with
+`OMP_NUM_THREADS=1`, rather than limiting PyTorch's threads alone.
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ from fieldnet.nn import ops
 CASES = {"2d32": (2, 32), "2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256),
          "2d512": (2, 512), "3d16": (3, 16), "3d32": (3, 32), "3d64": (3, 64),
          "3d128": (3, 128)}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _torch():
@@ -259,7 +271,8 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
                  if "torch_compile" in rates else {}),
               "jax_device": jax.devices()[0].device_kind, "torch_device": device,
               "jax": jax.__version__, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "machine": platform.machine()}
+              "threads": torch.get_num_threads(), "cores": usable_cores(),
+              "machine": platform.machine()}
     peaks = roofline.device_peaks(jax.devices()[0].device_kind)
     peak = peaks.bf16_flop_per_s if dtype == "bfloat16" else peaks.fp32_flop_per_s
     if peak is not None:

@@ -1,6 +1,8 @@
 """The benchmark helpers: the PyTorch reference is the same function, the scaling fit, the
 halofit benchmark's input checks."""
 
+import os
+
 import numpy as np
 import pytest
 from flax import nnx
@@ -109,6 +111,22 @@ def test_benchmark_settings_that_are_not_positive_are_one_line(module, args):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert "expected a positive integer" in lines[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs affinity")
+def test_compare_torch_reports_the_cores_a_pinned_process_may_use():
+    """A process pinned to one core (as `taskset -c 0` does) reports one core, so a row
+    says whether both sides ran on one core or on all of them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from benchmarks.compare_torch import usable_cores; print(usable_cores())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["1"]
 
 
 # ---- benchmarks.gpu_suite: the run that measures what is still missing on a GPU ----
