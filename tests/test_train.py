@@ -420,8 +420,10 @@ def test_bad_train_config_fails_at_start(tmp_path):
 def test_dropout_trains_with_fresh_masks_and_evaluates_deterministically(tmp_path):
     """Dropout draws from the model's RNG stream inside the jitted, differentiated step:
     training runs (it used to fail on mutating the stream across trace levels), the
-    stream's count advances with the steps (a new mask each), and the trained model
-    evaluates deterministically."""
+    stream's count advances with the steps (a new mask each), the trained model
+    evaluates deterministically, and it can still be called in training mode outside jit
+    (fit used to hand back read-only host arrays, so the stream's count could not
+    advance)."""
     import jax
 
     ds, train_cfg, batches, val = small_run(tmp_path, 4)
@@ -434,3 +436,5 @@ def test_dropout_trains_with_fresh_masks_and_evaluates_deterministically(tmp_pat
     x = val[0]["x"]
     model.eval()
     np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(model(x)))
+    model.train()  # eager training-mode calls after fit still advance the stream
+    assert not np.array_equal(np.asarray(model(x)), np.asarray(model(x)))

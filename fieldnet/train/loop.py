@@ -356,7 +356,10 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
         finally:
             ckpts.close()
             log.close()
-    nnx.update(model, jax.device_get(state["params"]), jax.device_get(state["rest"]))
+    # fresh device arrays: the host copies device_get returns are read-only, and eager
+    # code mutates the model's state in place (a dropout stream's count)
+    nnx.update(model, *jax.tree.map(jnp.asarray, jax.device_get([state["params"],
+                                                                 state["rest"]])))
     last_loss = math.nan if loss is None else float(loss)
     return TrainResult(final, best_step, last_loss, best_val)
 
