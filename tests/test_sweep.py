@@ -149,3 +149,30 @@ def test_keys_a_newer_version_added_are_not_a_variations_change():
     changed = sweep_figures.changed_keys({"base": {**old, "model.padding": "periodic"},
                                           "zero": newer, "again": newer_base}, "base")
     assert changed == {"base": set(), "zero": {"model.padding"}, "again": set()}
+
+
+def test_a_variation_of_two_settings_is_drawn_against_the_one_that_changes_one(tmp_path):
+    """Conditioning without parameter noise changes two settings from the reference; it is
+    drawn against the conditioned run, which changes one of them to the same value, in a
+    column of the other setting that names the kept one."""
+    base = ml_collections.ConfigDict({"name": "fake", "model": {"width": 8, "depth": 2}})
+    blocks = {8: eval_test_block([3, 3, 5, 5], seed=0), 16: eval_test_block([3, 3, 5, 5], seed=1)}
+    variations = {"all": {}, "wide": {"model.width": 16},
+                  "wide_deep": {"model.width": 16, "model.depth": 3},
+                  "deep": {"model.depth": 3}}
+    sweep.run_sweep(base, variations, tmp_path, fake_study(blocks))
+    rows = sweep_figures.sweep_rows(tmp_path)
+    by_name = {r["variation"]: r for r in rows}
+    assert sweep_figures.nearest_base(rows, by_name["wide_deep"])["variation"] == "wide"
+    assert sweep_figures.nearest_base(rows, by_name["deep"])["variation"] == "all"
+    panels = {(keys, b["variation"]): [m["variation"] for m in members]
+              for keys, b, members in sweep_figures._panels(rows)}
+    assert panels == {(("model.width",), "all"): ["wide"],
+                      (("model.depth",), "all"): ["deep"],
+                      (("model.depth",), "wide"): ["wide_deep"]}
+    fig = sweep_figures.variations_figure(rows)
+    bottom = [a for a in fig.axes if a.get_xlabel()]  # the bottom row names each column
+    assert sorted(a.get_xlabel() for a in bottom) == ["model.depth", "model.depth\nmodel.width=16",
+                                                        "model.width"]
+    kept = next(a for a in bottom if "=" in a.get_xlabel())
+    assert [t.get_text() for t in kept.get_xticklabels()] == ["2", "3"]

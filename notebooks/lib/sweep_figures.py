@@ -77,18 +77,6 @@ def _same_number(cell: str | None, value) -> bool:
     return math.isclose(float(cell), value, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _setting_groups(rows: list[dict]) -> dict[tuple[str, ...], list[dict]]:
-    """Variations grouped by which settings they change. A tuple-valued key that changes
-    together with a scalar one (channel_mult with depth) is folded into it."""
-    groups: dict[tuple[str, ...], list[dict]] = {}
-    for row in rows:
-        keys = [k for k, v in sorted(row["settings"].items()) if not isinstance(v, tuple)]
-        keys = tuple(keys or sorted(row["settings"]))
-        if keys:
-            groups.setdefault(keys, []).append(row)
-    return groups
-
-
 def _value_label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -159,21 +147,51 @@ def scaling_figure(rows: list[dict], sweep_dir) -> Figure:
     return fig
 
 
+def nearest_base(rows: list[dict], row: dict) -> dict:
+    """The variation `row` is best drawn against: the one whose changes are the largest
+    proper part of `row`'s, with the same values (the conditioned run for conditioning
+    without parameter noise), else the reference (the variation that changes nothing)."""
+    settings = row["settings"]
+    base = next(r for r in rows if not r["settings"])
+    for other in rows:
+        part = other["settings"]
+        if (part and set(part) < set(settings) and len(part) > len(base["settings"])
+                and all(settings[k] == v for k, v in part.items())):
+            base = other
+    return base
+
+
+def _panels(rows: list[dict]) -> list[tuple[tuple[str, ...], dict, list[dict]]]:
+    """(keys shown, base variation, its variations) per column of `variations_figure`: the
+    variations grouped by the settings they change beyond their `nearest_base`."""
+    panels: dict[tuple[str, ...], tuple[dict, list[dict]]] = {}
+    for row in rows:
+        base = nearest_base(rows, row)
+        extra = {k: v for k, v in row["settings"].items() if k not in base["settings"]}
+        keys = tuple(sorted(k for k, v in extra.items() if not isinstance(v, tuple))
+                     or sorted(extra))
+        if keys and keys != (SCALING_KEY,):
+            panels.setdefault(keys + (base["variation"],), (base, []))[1].append(row)
+    return [(keys[:-1], base, members) for keys, (base, members) in panels.items()]
+
+
 def variations_figure(rows: list[dict]) -> Figure:
     """Test metrics against each varied setting (rows of `sweep_rows`): one column per
-    setting, the reference variation among its values; dashed: the local baseline. The MSEs
-    carry their bootstrap errors over test boxes as error bars. The data-scaling variations
-    (`data.max_train_sims` alone) are drawn by `scaling_figure` instead."""
-    groups = {k: v for k, v in _setting_groups(rows).items() if k != (SCALING_KEY,)}
-    reference = next(r for r in rows if not r["settings"])
-    n_cols = max(len(groups), 1)
+    setting, its base variation among its values (the reference, or the `nearest_base`
+    whose settings the column's variations keep, named under the column); dashed: the
+    local baseline. The MSEs carry their bootstrap errors over test boxes as error bars.
+    The data-scaling variations (`data.max_train_sims` alone) are drawn by `scaling_figure`
+    instead. A tuple-valued key that changes together with a scalar one (channel_mult with
+    depth) is folded into it."""
+    panels = _panels(rows)
+    n_cols = max(len(panels), 1)
     fig = Figure(figsize=(2.8 * n_cols + 0.8, 7), layout="constrained")
     axes = fig.subplots(len(METRIC_PANELS), n_cols, squeeze=False, sharey="row")
-    if not groups:
+    if not panels:
         axes[0, 0].text(0.5, 0.5, "one variation: nothing varied", ha="center",
                         transform=axes[0, 0].transAxes)
-    for j, (keys, members) in enumerate(groups.items()):
-        points = [reference, *members]
+    for j, (keys, base, members) in enumerate(panels):
+        points = [base, *members]
         if len(keys) == 1 and all(_numeric(p["values"][keys[0]]) for p in points):
             points.sort(key=lambda p: p["values"][keys[0]])
         labels = [", ".join(_value_label(p["values"][k]) for k in keys) for p in points]
@@ -192,5 +210,6 @@ def variations_figure(rows: list[dict]) -> Figure:
                 ax.set_ylabel(ylabel, fontsize=9)
             if i == 0 and j == 0:
                 ax.legend(frameon=False, fontsize=7)
-        axes[-1, j].set_xlabel(", ".join(keys), fontsize=9)
+        kept = "".join(f"\n{k}={_value_label(v)}" for k, v in sorted(base["settings"].items()))
+        axes[-1, j].set_xlabel(", ".join(keys) + kept, fontsize=9)
     return fig
