@@ -164,15 +164,15 @@ def nearest_base(rows: list[dict], row: dict) -> dict:
 def _panels(rows: list[dict]) -> list[tuple[tuple[str, ...], dict, list[dict]]]:
     """(keys shown, base variation, its variations) per column of `variations_figure`: the
     variations grouped by the settings they change beyond their `nearest_base`."""
-    panels: dict[tuple[str, ...], tuple[dict, list[dict]]] = {}
+    panels: dict[tuple[tuple[str, ...], str], tuple[dict, list[dict]]] = {}
     for row in rows:
         base = nearest_base(rows, row)
         extra = {k: v for k, v in row["settings"].items() if k not in base["settings"]}
         keys = tuple(sorted(k for k, v in extra.items() if not isinstance(v, tuple))
                      or sorted(extra))
         if keys and keys != (SCALING_KEY,):
-            panels.setdefault(keys + (base["variation"],), (base, []))[1].append(row)
-    return [(keys[:-1], base, members) for keys, (base, members) in panels.items()]
+            panels.setdefault((keys, base["variation"]), (base, []))[1].append(row)
+    return [(keys, base, members) for (keys, _), (base, members) in panels.items()]
 
 
 def variations_figure(rows: list[dict]) -> Figure:
