@@ -216,7 +216,7 @@ def test_host_does_not_wait_for_the_device_between_log_points(tmp_path, monkeypa
         return np.zeros((), np.float32)
 
     @jax.jit
-    def seed(x):  # ~1 s of device work: unfinished when the gate that follows is dispatched
+    def seed(x):  # ~0.3 s of device work: unfinished when the gate that follows is dispatched
         m = jnp.tile(x, (x.size, 1)) / x.size
         return 0.0 * jax.lax.fori_loop(0, 300, lambda i, m: jnp.tanh(m @ m), m).mean()
 
