@@ -2,7 +2,7 @@
 them the convolutions (forward, input gradient, kernel gradient) and the periodic-padding
 copies.
 
-    python -m benchmarks.step_profile [--case 2d128] [--batch 8] [--repeats 5]
+    python -m benchmarks.step_profile [--case 2d128] [--batch 8] [--repeats 5] [--trace]
 
 Builds the benchmarks' U-Net (width 16, depth 3, periodic), records the shapes of every
 convolution (`fieldnet.nn.ops.conv_nd`) and padding (`fieldnet.nn.padding.pad_spatial`)
@@ -12,15 +12,26 @@ update, and per recorded call its forward convolution, its two VJPs and the padd
 Prints one JSON object: the milliseconds of each part and the convolutions' GFLOP/s. The
 parts are timed outside the step, so they do not add up to it exactly (XLA fuses
 element-wise work into its neighbours inside the step); they show the proportions.
+
+With `--trace`, it instead runs `--repeats` whole training steps under XLA's profiler
+(`jax.profiler.trace`) and prints the milliseconds per step of each kind of operation the
+compiled step runs (XLA's operation names without their numeric suffix: `ynn_fusion`,
+`transpose_copy_fusion`, ...), which add up to the step, since XLA:CPU runs them one
+after the other.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import platform
+import re
 import statistics
+import tempfile
 import time
+from collections import Counter
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -143,13 +154,57 @@ def profile(name: str, batch: int, repeats: int) -> dict:
             "machine": platform.machine()}
 
 
+def instruction_names(hlo_text: str) -> set[str]:
+    """The instruction names of a compiled module's HLO text (`compiled.as_text()`)."""
+    return set(re.findall(r"^\s*(?:ROOT )?%?([\w.\-]+) = ", hlo_text, re.MULTILINE))
+
+
+def operation_times(run, repeats: int, operations: set[str]) -> dict[str, float]:
+    """{operation kind: milliseconds per call of `run()`}, from XLA's trace of `repeats`
+    calls (after one untraced call), largest first. Only trace events named after one of
+    `operations` (`instruction_names` of the compiled module) count: the runtime's own
+    events and Python's frames do not. A kind is an instruction name without its numeric
+    suffix."""
+    run()
+    with tempfile.TemporaryDirectory() as trace_dir:
+        with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+            for _ in range(repeats):
+                run()
+        (path,) = Path(trace_dir).rglob("perfetto_trace.json.gz")
+        with gzip.open(path) as f:
+            trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    micros: Counter = Counter()
+    for e in events:
+        if e.get("ph") == "X" and e["name"] in operations:
+            micros[re.sub(r"\.\d+$", "", e["name"])] += e.get("dur", 0)
+    return {kind: round(us / 1e3 / repeats, 2) for kind, us in micros.most_common()}
+
+
+def trace_profile(name: str, batch: int, repeats: int) -> dict:
+    """The training step's operation times by kind (`operation_times`) and its wall time."""
+    ndim, size = CASES[name]
+    model = models.UNet(1, 1, ndim, width=16, depth=3, rngs=nnx.Rngs(0))
+    run = step_runner(model, batch, (size,) * ndim, seed=1)
+    times = operation_times(lambda: run(1), repeats,
+                            instruction_names(run.compiled.as_text()))
+    step_ms = _median_ms(lambda: run(1), repeats=repeats)  # untraced, for comparison
+    return {"case": name, "batch": batch, "step_ms": round(step_ms, 1),
+            "operations_ms": round(sum(times.values()), 1), "by_kind_ms": times,
+            "device": jax.devices()[0].device_kind, "jax": jax.__version__,
+            "machine": platform.machine()}
+
+
 def main(argv=None):
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", default="2d128", choices=sorted(CASES))
     parser.add_argument("--batch", type=cli.positive_int, default=8)
     parser.add_argument("--repeats", type=cli.positive_int, default=5)
+    parser.add_argument("--trace", action="store_true",
+                        help="operation times by kind from XLA's trace of whole steps")
     args = parser.parse_args(argv)
-    print(json.dumps(profile(args.case, args.batch, args.repeats)))
+    measure = trace_profile if args.trace else profile
+    print(json.dumps(measure(args.case, args.batch, args.repeats)))
 
 
 if __name__ == "__main__":

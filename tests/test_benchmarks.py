@@ -2,6 +2,7 @@
 halofit benchmark's input checks."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -127,6 +128,25 @@ def test_compare_torch_reports_the_cores_a_pinned_process_may_use():
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["1"]
+
+
+def test_step_profile_reads_operation_times_from_xlas_trace():
+    """`--trace` sums the compiled module's operations in XLA's trace by kind: a jitted
+    function's fused element-wise work shows up as its fusion, per call, and the runtime's
+    own events (argument handling, buffer waits) are not counted."""
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks import step_profile
+
+    f = jax.jit(lambda x: jnp.tanh(x) * 2.0 + 1.0)
+    x = jnp.ones((256, 1024))
+    names = step_profile.instruction_names(f.lower(x).compile().as_text())
+    assert names and all(" " not in n for n in names)
+    times = step_profile.operation_times(lambda: f(x).block_until_ready(), 2, names)
+    assert times and all(v >= 0 for v in times.values())
+    assert set(times) <= {re.sub(r"\.\d+$", "", n) for n in names}
+    assert any("fusion" in kind for kind in times), times
 
 
 # ---- benchmarks.gpu_suite: the run that measures what is still missing on a GPU ----
