@@ -16,7 +16,7 @@ from fieldnet.grid import Grid
 from notebooks.lib import sweep_figures
 
 
-def eval_test_block(sim_index, seed):
+def eval_test_block(sim_index, seed, statistic_names=None):
     """A real "test" block of eval.json for maps of the given simulations."""
     rng = np.random.default_rng(seed)
     true = rng.normal(size=(len(sim_index), 16, 16))
@@ -25,7 +25,7 @@ def eval_test_block(sim_index, seed):
     base = 0.5 * true
     return statistics.evaluate(statistics.Comparison(true, pred, base, true, pred, base,
                                                      Grid.box((16, 16), 25.0),
-                                                     np.asarray(sim_index)))
+                                                     np.asarray(sim_index)), statistic_names)
 
 
 def fake_study(blocks):
@@ -176,3 +176,62 @@ def test_a_variation_of_two_settings_is_drawn_against_the_one_that_changes_one(t
                                                         "model.width"]
     kept = next(a for a in bottom if "=" in a.get_xlabel())
     assert [t.get_text() for t in kept.get_xticklabels()] == ["2", "3"]
+
+
+def flow_test_block(sim_index, seed, n_samples=8):
+    """A real "test" block of a generative run: statistics of samples scattered about the
+    truth, their mean as the prediction, with the "pdf" and "samples" statistics."""
+    rng = np.random.default_rng(seed)
+    true = rng.normal(size=(len(sim_index), 16, 16))
+    drawn = true[:, None] + rng.normal(scale=0.4, size=(len(sim_index), n_samples, 16, 16))
+    mean, base = drawn.mean(axis=1), 0.5 * true
+    comparison = statistics.Comparison(true, mean, base, true, mean, base,
+                                       Grid.box((16, 16), 25.0), np.asarray(sim_index),
+                                       samples_norm=drawn, samples_log=drawn)
+    return statistics.evaluate(comparison, "pdf,samples")
+
+
+def test_regression_and_flow_runs_share_one_table(tmp_path):
+    """A flow row's PDF distance and power ratio are of its samples, a regression row's of
+    its prediction; coverage and CRPS are empty for the regression; the notebooks' check
+    of table.csv against eval.json holds for both."""
+    base = ml_collections.ConfigDict({"name": "fake", "model": {"width": 8}})
+    regression = eval_test_block([3, 3, 5, 5], seed=0, statistic_names="pdf")
+    flow = flow_test_block([3, 3, 5, 5], seed=1)
+    blocks = {8: regression, 16: flow}
+    sweep.run_sweep(base, {"regression": {}, "flow": {"model.width": 16}}, tmp_path,
+                    fake_study(blocks))
+    with open(tmp_path / rundir.TABLE_CSV, newline="") as f:
+        table = {r["variation"]: r for r in csv.DictReader(f)}
+    assert table["regression"]["objective"] == "regression"
+    assert table["flow"]["objective"] == "flow"
+    for column in sweep.SAMPLE_COLUMNS:
+        assert table["regression"][column] == ""
+        assert float(table["flow"][column]) == flow["samples"][column]
+    assert float(table["flow"]["pdf_w1"]) == flow["samples"]["pdf_w1"] != flow["pdf_w1"]
+    within = np.asarray(flow["k"]) <= flow["k_nyquist"] / 2
+    for name, powers in (("flow", flow["samples"]["power_ratio"]),
+                         ("regression", regression["power_ratio"])):
+        powers = np.asarray(powers)[within]
+        assert float(table[name]["power_ratio_min"]) == np.nanmin(powers)
+        assert float(table[name]["power_ratio_max"]) == np.nanmax(powers)
+    read = sweep_figures.sweep_rows(tmp_path)
+    assert [r["objective"] for r in read] == ["regression", "flow"]
+    md = (tmp_path / rundir.TABLE_MD).read_text()
+    assert "| flow |" in md and "| regression |" in md
+
+
+def test_another_config_file_becomes_a_variation_of_the_base():
+    from experiments.configs import density_to_temp, density_to_temp_flow
+
+    default = density_to_temp.get_config()
+    flow = density_to_temp_flow.get_config()
+    overrides = sweep.overrides_between(default, flow)
+    assert overrides["model.objective"] == "flow"
+    assert "name" not in overrides
+    assert sweep.apply_overrides(default, overrides).to_dict() == {**flow.to_dict(),
+                                                                  "name": default.name}
+    extra = default.copy_and_resolve_references()
+    extra.model.novel = 1
+    with pytest.raises(FieldnetError, match="lacks: model.novel"):
+        sweep.overrides_between(default, extra)

@@ -74,6 +74,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Registered statistics (fieldnet.eval.statistics) beside the required pixel and
     # spectral ones; "pdf" adds the Wasserstein-1 distance of the one-point PDFs.
     c.eval.statistics = "pdf"
+    # Read by generative runs only (model.objective = "flow", density_to_temp_flow.py):
+    # samples drawn of every test map, each 2 * sample_steps network evaluations. Coverage
+    # and CRPS are unbiased for any number (fieldnet.eval.metrics), so 16 keep the whole
+    # test split affordable.
+    c.eval.n_samples = 16
+    c.eval.sample_steps = 20         # Heun steps from noise (t = 0) to a sample (t = 1)
 
     if arg == "quick":
         c.data.path = "runs/data/sim2d_quick.h5"

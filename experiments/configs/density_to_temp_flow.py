@@ -24,11 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.name = "density_to_temp_flow"
     c.model.objective = "flow"       # "regression" (density_to_temp.py) or "flow"
     c.train.loss = "flow_matching"
-    # Samples drawn of every test map: each costs 2 * sample_steps network evaluations.
-    # Coverage and CRPS are unbiased for any number (fieldnet.eval.metrics), so 16 keep
-    # the whole test split affordable.
-    c.eval.n_samples = 16
-    c.eval.sample_steps = 20         # Heun steps from noise (t = 0) to a sample (t = 1)
+    # eval.n_samples and eval.sample_steps: density_to_temp.py (16 samples, 20 Heun steps)
     c.eval.batch_size = 16           # trajectories integrated together
     if arg == "quick":
         c.train.num_steps = 60

@@ -7,9 +7,15 @@ run of the default config (density_to_temp.py) with a few keys changed.
 Each variation is a name and a dict of config overrides applied to the base config. Every
 run is scored on the same validation and test simulations; the `train_sims_*` variations
 train on nested subsets of the training simulations (data.max_train_sims), which gives the
-test MSE against the number of training simulations. On a 2-core CPU each run takes about
-as long as the default job, so the sweep takes hours; it resumes run by run.
+test MSE against the number of training simulations. The `flow` variation is
+density_to_temp_flow.py as overrides of the default, so the generative run's samples sit in
+the same table as the regressions (its MSE is of the samples' mean; its PDF distance and
+power ratio are of the samples, beside their coverage and CRPS). On a 2-core CPU each run
+takes about as long as the default job, so the sweep takes hours; it resumes run by run.
 """
+
+from experiments.configs import density_to_temp, density_to_temp_flow
+from experiments.studies import sweep
 
 CONDITIONED = {"data.condition_on": "t0,gamma,heating_efficiency"}
 
@@ -32,4 +38,6 @@ def get_variations() -> dict[str, dict]:
         "weight_decay_0.05": {"train.weight_decay": 0.05},
         "lr_5e-4": {"train.learning_rate": 5e-4},
         "conditioned_exact": {**CONDITIONED, "data.condition_noise": 0.0},
+        "flow": sweep.overrides_between(density_to_temp.get_config(),
+                                        density_to_temp_flow.get_config()),
     }

@@ -13,10 +13,18 @@ import numpy as np
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError
 from fieldnet.files import write_text
+from fieldnet.records import flatten
 
 COLUMNS = ("variation", "overrides", "mse", "mse_err", "baseline_mse", "baseline_mse_err",
            "pixel_corr", "mean_r_to_half_nyquist", "baseline_mean_r_to_half_nyquist",
-           "n_test_boxes", "n_train_sims", "train_steps", "checkpoint_step")
+           "n_test_boxes", "n_train_sims", "train_steps", "checkpoint_step",
+           "objective", "pdf_w1", "baseline_pdf_w1", "power_ratio_min", "power_ratio_max",
+           "coverage_68", "coverage_95", "crps")
+# A generative run's row compares with a regression's: its mse, pixel_corr and r(k) are of
+# the samples' mean, its pdf_w1 and power ratio (the range over k <= k_Nyq/2) of the
+# samples themselves, which a regression's are of its prediction; coverage and CRPS are
+# the samples' own (empty for a regression).
+SAMPLE_COLUMNS = ("coverage_68", "coverage_95", "crps")
 # table.md writes an error beside its mean ("0.1710 ± 0.0123"); table.csv keeps both numeric.
 ERRORS = {"mse": "mse_err", "baseline_mse": "baseline_mse_err"}
 
@@ -32,15 +40,31 @@ def apply_overrides(base: ml_collections.ConfigDict, overrides: dict) -> ml_coll
     return config
 
 
+def overrides_between(base: ml_collections.ConfigDict,
+                      config: ml_collections.ConfigDict) -> dict:
+    """The dotted overrides that make `base` into `config` (the name aside): another
+    experiment's config file as a row of the base config's sweep."""
+    old, new = flatten(base.to_dict()), flatten(config.to_dict())
+    unknown = sorted(set(new) - set(old))
+    if unknown:
+        raise FieldnetError(f"the config has keys the sweep's base lacks: {', '.join(unknown)}")
+    return {k: v for k, v in new.items() if k != "name" and v != old[k]}
+
+
 def table_row(name: str, overrides: dict, report: dict) -> dict:
     """One variation's row from its eval.json. The errors over test boxes are None with one
-    test box, and in an eval.json written before they were reported."""
+    test box, and in an eval.json written before they were reported; so is a column whose
+    key the eval.json lacks (`pdf_w1` without eval.statistics "pdf")."""
     test = report["test"]
+    samples = test.get("samples")
+    fields = samples or test          # what is compared with the truth as a field
     k = np.asarray(test["k"], float)
     within = k <= test["k_nyquist"] / 2
 
     def mean_r(key):
         return float(np.nanmean(np.asarray(test[key], float)[within]))
+
+    power = np.asarray(fields["power_ratio"], float)[within]
 
     return {"variation": name, "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
             "mse": test["mse"], "mse_err": test.get("mse_err"),
@@ -49,7 +73,11 @@ def table_row(name: str, overrides: dict, report: dict) -> dict:
             "pixel_corr": test["pixel_corr"], "mean_r_to_half_nyquist": mean_r("cross_corr"),
             "baseline_mean_r_to_half_nyquist": mean_r("baseline_cross_corr"),
             "n_test_boxes": test.get("n_test_boxes"), "n_train_sims": report.get("n_train_sims"),
-            "train_steps": report["train_steps"], "checkpoint_step": report.get("checkpoint_step")}
+            "train_steps": report["train_steps"], "checkpoint_step": report.get("checkpoint_step"),
+            "objective": "flow" if samples else "regression", "pdf_w1": fields.get("pdf_w1"),
+            "baseline_pdf_w1": test.get("baseline_pdf_w1"),
+            "power_ratio_min": float(np.nanmin(power)), "power_ratio_max": float(np.nanmax(power)),
+            **{c: samples[c] if samples else None for c in SAMPLE_COLUMNS}}
 
 
 def run_sweep(base: ml_collections.ConfigDict, variations: dict[str, dict], out: str | Path,

@@ -59,7 +59,7 @@ def sweep_rows(sweep_dir) -> list[dict]:
         row = sweep.table_row(name, {}, evaluation)
         row["overrides"] = r["overrides"]
         for column in sweep.COLUMNS[2:]:
-            if not _same_number(r.get(column), row[column]):
+            if not _same_cell(r.get(column), row[column]):
                 raise FieldnetError(f"{table_csv}: {name} {column} = {r.get(column)} "
                                     f"but its {rundir.EVAL} gives {row[column]}; rerun the sweep")
         config = configs[name]
@@ -69,9 +69,12 @@ def sweep_rows(sweep_dir) -> list[dict]:
     return rows
 
 
-def _same_number(cell: str | None, value) -> bool:
-    """Whether a table.csv cell holds `value`; an empty or absent cell (a table or an
-    eval.json from before a column existed, or a null error of one test box) matches None."""
+def _same_cell(cell: str | None, value) -> bool:
+    """Whether a table.csv cell holds `value` (a number, or a word such as the objective);
+    an empty or absent cell (a table or an eval.json from before a column existed, or a null
+    error of one test box) matches None."""
+    if isinstance(value, str):
+        return cell == value
     if value is None or not cell:
         return value is None and not cell
     return math.isclose(float(cell), value, rel_tol=1e-9, abs_tol=1e-12)
