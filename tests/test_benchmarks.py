@@ -10,6 +10,7 @@ from flax import nnx
 
 from benchmarks import scaling_plot
 from fieldnet import models
+from fieldnet.errors import FieldnetError
 
 
 def test_scaling_exponent_recovers_a_power_law():
@@ -356,3 +357,61 @@ def test_gpu_suite_refuses_bad_arguments_in_one_line(args, message, tmp_path, mo
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert not (tmp_path / "rows.jsonl").exists()
 
+
+
+def tiny_conditioned_run(tmp_path):
+    """A regression run of 4 steps conditioned on (a, b), on 8 simulations of two 16² maps
+    whose temperature depends on the density and on a: (workdir, eval.json)."""
+    from experiments.configs import density_to_temp
+    from experiments.studies import density_to_temp as study
+    from fieldnet.data import h5format
+
+    rng = np.random.default_rng(0)
+    sims = np.repeat(np.arange(8), 2)
+    rho = np.exp(rng.normal(size=(16, 16, 16))).astype(np.float32)
+    a = 1.0 + 0.1 * sims
+    temperature = (1e4 * rho ** a[:, None, None]).astype(np.float32)
+    path = h5format.write_arrays(tmp_path / "p.h5", {"density": rho, "temperature": temperature},
+                                 ndim=2, box_size=10.0, source="test", sim_index=sims,
+                                 units={"density": "mean", "temperature": "K"},
+                                 params=np.stack([a, -a], 1).astype(np.float32),
+                                 param_names=["a", "b"])
+    c = density_to_temp.get_config("quick")
+    c.data.path, c.data.crop_size, c.data.condition_on = str(path), 16, "a,b"
+    c.data.split_fractions = (0.5, 0.25, 0.25)
+    c.model.width, c.model.depth, c.model.channel_mult = 4, 1, (1, 2)
+    c.train.num_steps, c.train.warmup_steps, c.train.batch_size = 4, 1, 4
+    c.train.eval_every = c.train.checkpoint_every = c.train.log_every = 2
+    c.train.progress = False
+    return tmp_path / "run", study.train_and_evaluate(c, tmp_path / "run")
+
+
+def test_error_budget_reproduces_eval_json_and_averages_exactly(tmp_path):
+    from benchmarks import error_budget
+    from fieldnet import symmetry
+    from fieldnet.data.dataset import transform_fields
+
+    workdir, report = tiny_conditioned_run(tmp_path)
+    run_dir = str(workdir)
+    out = error_budget.budget([run_dir, run_dir], run_dir, batch=4)
+    # the ratio in dex² is eval.json's in normalized units (a linear map of log10 T)
+    want = report["test"]["mse"] / report["test"]["baseline_mse"]
+    assert out["runs"][run_dir] == pytest.approx(want, rel=1e-5)
+    assert out["ensemble"] == pytest.approx([want, want], rel=1e-5)   # one run twice
+    assert out["conditioned"]["own"] == pytest.approx(want, rel=1e-5)
+    assert out["conditioned"]["training_parameter_vectors"] == 4      # 4 training sims
+    assert out["n_test_maps"] == 4 and out["n_test_boxes"] == 2
+    marginalized = out["conditioned"]["marginalized"]
+    assert np.isfinite(marginalized) and marginalized != pytest.approx(want, rel=1e-3)
+
+    # the group average is exactly equivariant, which the model alone is not
+    run = error_budget.Run(workdir, batch=4)
+    average = lambda x: error_budget.group_averaged(run.predict, x, run.ds)  # noqa: E731
+    g = symmetry.group_elements(2)[5]
+    moved = transform_fields(run.x, run.ds.inputs, g, 1)
+    np.testing.assert_allclose(average(moved), transform_fields(average(run.x), run.ds.targets,
+                                                                g, 1), atol=1e-5)
+    assert np.abs(run.predict(moved) - transform_fields(run.predict(run.x), run.ds.targets,
+                                                        g, 1)).max() > 1e-4
+    with pytest.raises(FieldnetError, match="--runs names no run"):
+        error_budget.budget([], None)

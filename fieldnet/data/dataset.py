@@ -166,6 +166,20 @@ def _split_counts(total: int, fractions: Sequence[float], what: str) -> list[int
     return [train, val, test]
 
 
+def transform_fields(values: np.ndarray, fields: list[Field], g: symmetry.Element,
+                     first_spatial_axis: int = 0) -> np.ndarray:
+    """One group element on the channels of `values` (channels last, in `fields`' order;
+    spatial axes from `first_spatial_axis`: 0 for one sample, 1 for a batch): scalar fields
+    move, vector fields also rotate their components."""
+    parts, start = [], 0
+    for f in fields:
+        part = values[..., start:start + f.components]
+        parts.append(symmetry.apply_to_vector(part, g, first_spatial_axis) if f.is_vector
+                     else symmetry.apply(part, g, first_spatial_axis))
+        start += f.components
+    return np.ascontiguousarray(np.concatenate(parts, axis=-1))
+
+
 class FieldDataset:
     """Input/target fields of one file, split, normalized, served as crops or whole samples.
 
@@ -434,7 +448,7 @@ class FieldDataset:
         x = self._window(self.inputs, region.sample, starts, self.crop_size)
         if split == "train" and self.config.augment:
             g = self._group[int(rng.integers(len(self._group)))]
-            x, y = self._transform(x, self.inputs, g), self._transform(y, self.targets, g)
+            x, y = transform_fields(x, self.inputs, g), transform_fields(y, self.targets, g)
         cond = self.condition(region.sample)
         noise = float(self.config.get("condition_noise", 0.0))
         if split == "train" and cond is not None and noise > 0:
@@ -448,17 +462,6 @@ class FieldDataset:
             [self.normalizer.forward(f.name, self.source.read_window(f, sample, starts, sizes),
                                      self.source.where(f.datasets[0], sample))
              for f in fields], axis=-1)
-
-    @staticmethod
-    def _transform(values: np.ndarray, fields: list[Field], g: symmetry.Element) -> np.ndarray:
-        """The same group element on every channel; vector fields also rotate components."""
-        parts, start = [], 0
-        for f in fields:
-            part = values[..., start:start + f.components]
-            parts.append(symmetry.apply_to_vector(part, g, 0) if f.is_vector
-                         else symmetry.apply(part, g, 0))
-            start += f.components
-        return np.ascontiguousarray(np.concatenate(parts, axis=-1))
 
     # --- whole samples for evaluation -----------------------------------------------------------
 
