@@ -167,6 +167,16 @@ def test_tiled_sampling_equals_whole_field_sampling(ndim, size, tile, depth):
     tiled = sample_field(model, field, noise, steps=3, tile=tile, batch=3, params=params)
     assert tiled.shape == whole.shape
     assert rel_err(tiled, whole) < 1e-5
+    # several samples integrated together, their tiles sharing batches: each as alone
+    noises = sampling.sample_noise(0, 0, field.shape, 3)
+    together = sample_field(model, field, noises, steps=3, tile=tile, batch=5, params=params)
+    assert together.shape == noises.shape
+    assert rel_err(together[0], whole) < 1e-5
+    for j in (1, 2):
+        alone = sample_field(model, field, noises[j], steps=3, tile=tile, batch=3,
+                             params=params)
+        assert rel_err(together[j], alone) < 1e-5
+    assert rel_err(together[1], together[2]) > 0.1
 
 
 def test_samples_commute_with_periodic_translations():

@@ -138,6 +138,15 @@ def test_predict_samples_writes_samples_mean_and_std(flow_run, tmp_path):
         assert f.attrs["run"] == str(workdir.absolute()) and f.attrs["checkpoint_step"] == 16
         assert len(f.attrs["config_sha256"]) == 64
         np.testing.assert_array_equal(f["sim_index"][...], src["sim_index"][...])
+    # one tile per map: the 3 samples of a map are integrated together, as drawn apart
+    together = tmp_path / "together.h5"
+    proc = predict("--workdir", str(workdir), "--input", config.data.path, "--output",
+                   str(together), "--samples", "3", "--steps", "2", "--tile", "64",
+                   "--batch", "4")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(out) as f, h5py.File(together) as g:
+        np.testing.assert_allclose(g["samples/temperature"][...], f["samples/temperature"][...],
+                                   rtol=1e-4)
 
 
 def test_predict_of_a_flow_run_needs_samples(flow_run, tmp_path):

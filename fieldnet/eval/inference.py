@@ -160,33 +160,45 @@ def predict_field(model: models.FieldModel, field: ArrayLike, tile: int = 64, ba
 def field_predictor(model: models.FieldModel, tile: int = 64, batch: int = 8):
     """`predict(field, params=None, progress=False)`: `predict_field` with this model, tile
     and batch, the model split and its halo found once, for callers that predict many
-    fields (a sampler evaluates the network twice per ODE step)."""
+    fields (a sampler evaluates the network twice per ODE step). `field` may also be a
+    stack (K, *spatial, C_in) of fields of one size with the same `params`: their tiles
+    share the batches, so K fields smaller than `batch` tiles take one forward pass, not K;
+    each comes out as it would alone, to float rounding."""
     stride, halo = _check_model(model, tile, batch)
     forward = jitted_forward(model)
 
     def predict(field: ArrayLike, params: ArrayLike | None = None,
                 progress: bool = False) -> np.ndarray:
         field = np.asarray(field, np.float32)
-        _check_field(model, field)
-        spatial = field.shape[:-1]
+        stack = field if field.ndim == model.ndim + 2 else field[None]
+        for one in stack:
+            _check_field(model, one)
+        spatial = stack.shape[1:-1]
         size = min(tile, *spatial)
-        starts = list(itertools.product(*[tile_plan(n, size, stride) for n in spatial]))
+        jobs = [(k, start) for k in range(len(stack))
+                for start in itertools.product(*[tile_plan(n, size, stride) for n in spatial])]
         cond = _tile_condition(model, params, batch)
-        out = np.empty((*spatial, model.out_channels), np.float32)
+        out = np.empty((len(stack), *spatial, model.out_channels), np.float32)
         core = (slice(None),) + (slice(halo, halo + size),) * len(spatial)
-        with tqdm(total=len(starts), desc="tiles", unit="tile", disable=not progress) as bar:
-            for group in _batches(starts, batch):
-                x = _tiles(field, group, size, halo)
+        with tqdm(total=len(jobs), desc="tiles", unit="tile", disable=not progress) as bar:
+            for group in _batches(jobs, batch):
+                x = np.concatenate([_tiles(stack[k], [start], size, halo) for k, start in group])
                 if len(group) < batch:  # one compiled shape for every batch
                     x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]),
                                                     x.dtype)])
                 y = np.asarray(forward(x, cond))[core]
-                for start, pred in zip(group, y, strict=False):
-                    out[tuple(slice(s, s + size) for s in start)] = pred
+                for (k, start), pred in zip(group, y, strict=False):
+                    out[k][tuple(slice(s, s + size) for s in start)] = pred
                 bar.update(len(group))
-        return out
+        return out if field.ndim == model.ndim + 2 else out[0]
 
     return predict
+
+
+def tiles_per_field(model: models.FieldModel, spatial, tile: int) -> int:
+    """How many tiles `field_predictor` cuts a field of shape `spatial` into."""
+    size = min(tile, *spatial)
+    return math.prod(len(tile_plan(n, size, model.stride)) for n in spatial)
 
 
 def sample_field(model: nnx.Module, field: ArrayLike, noise: ArrayLike, *, steps: int,
@@ -199,15 +211,16 @@ def sample_field(model: nnx.Module, field: ArrayLike, noise: ArrayLike, *, steps
         model: The velocity network, periodic.
         field: The inputs (*spatial, C_x), normalized.
         noise: The starting noise of the whole field (*spatial, C_y)
-            (`sampling.sample_noise`).
+            (`sampling.sample_noise`), or a stack of them (S, *spatial, C_y) for S samples
+            drawn together (see `field_sampler`).
         steps: Heun steps from t = 0 to 1.
         tile, batch: As for `predict_field`.
         params: The standardized parameters (P,) of a conditioned run, else None.
         progress: Show a progress bar over the steps.
 
     Returns:
-        The sample, float32 (*spatial, C_y); equal to `sampling.sample_stack` of the same
-        field and noise to float rounding.
+        The sample, float32 (*spatial, C_y) (or (S, *spatial, C_y)); equal to
+        `sampling.sample_stack` of the same field and noise to float rounding.
     """
     return field_sampler(model, tile, batch)(field, noise, steps=steps, params=params,
                                              progress=progress)
@@ -216,15 +229,19 @@ def sample_field(model: nnx.Module, field: ArrayLike, noise: ArrayLike, *, steps
 def field_sampler(model: nnx.Module, tile: int = 64, batch: int = 8):
     """`sample(field, noise, *, steps, params=None, progress=False)`: `sample_field` with
     this model, tile and batch, its tiled predictor made once, for callers that draw many
-    samples."""
+    samples. `noise` may also be a stack (S, *spatial, C_y): S samples of the field are then
+    integrated together, their tiles sharing the network's batches (`field_predictor`),
+    and come back as (S, *spatial, C_y), each as it would alone to float rounding."""
     predict = field_predictor(model, tile, batch)
 
     def sample(field: ArrayLike, noise: ArrayLike, *, steps: int,
                params: ArrayLike | None = None, progress: bool = False) -> np.ndarray:
         field, noise = np.asarray(field, np.float32), np.asarray(noise, np.float32)
-        if noise.shape[:-1] != field.shape[:-1]:
+        stack = noise if noise.ndim == field.ndim + 1 else noise[None]
+        if stack.shape[1:-1] != field.shape[:-1]:
             raise FieldnetError(f"noise must cover the field {field.shape[:-1]}, got "
                                 f"{noise.shape}")
+        fields = np.broadcast_to(field, (len(stack), *field.shape))
         params = None if params is None else np.asarray(params, np.float32)[None]
         bar = tqdm(total=2 * sampling.check_steps(steps), desc="network evaluations",
                    disable=not progress)
@@ -232,10 +249,11 @@ def field_sampler(model: nnx.Module, tile: int = 64, batch: int = 8):
         def velocity(state, t):
             cond = np.asarray(flow.velocity_cond(params, jnp.reshape(t, (1,))))[0]
             bar.update(1)
-            return predict(np.concatenate([field, np.asarray(state)], axis=-1), params=cond)
+            return predict(np.concatenate([fields, np.asarray(state)], axis=-1), params=cond)
 
         with bar:
-            return np.asarray(sampling.heun(velocity, noise, steps), np.float32)
+            drawn = np.asarray(sampling.heun(velocity, stack, steps), np.float32)
+        return drawn if noise.ndim == field.ndim + 1 else drawn[0]
 
     return sample
 
@@ -366,15 +384,19 @@ def _write_samples(out, model, normalizer, io, source: FieldSource, conditions, 
         out, names, io["target_units"], n, n_samples, spatial,
         origin=f"drawn by {io['provenance']['run']} ({steps} Heun steps, seed {seed})")
     sample = field_sampler(model, tile, batch)
+    # samples integrated together: as many as fill one batch of tiles (one at a time for a
+    # field of `batch` tiles or more, so memory stays set by tile and batch)
+    together = max(1, batch // tiles_per_field(model, spatial, tile))
     with tqdm(total=n * n_samples, desc="samples", disable=not progress) as bar:
         for i in range(n):
             z = normalizer.forward_channels(io["input_names"], _read_inputs(source, i))
             drawn = []
-            for j in range(n_samples):
-                noise = sampling.sample_noise(seed, i, (*spatial, model.out_channels), [j])[0]
-                drawn.append(normalizer.inverse_channels(
+            for j in range(0, n_samples, together):
+                chosen = list(range(j, min(j + together, n_samples)))
+                noise = sampling.sample_noise(seed, i, (*spatial, model.out_channels), chosen)
+                drawn.extend(normalizer.inverse_channels(
                     names, sample(z, noise, steps=steps, params=conditions[i])))
-                bar.update(1)
+                bar.update(len(chosen))
             write(i, np.stack(drawn))
 
 
