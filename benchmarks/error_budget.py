@@ -2,9 +2,9 @@ r"""How much of a density -> temperature model's test error any model of the fam
 trained runs of one test split, compared as an ensemble, averaged over the symmetry group,
 and (a conditioned run) averaged over the parameters of its training simulations.
 
-    python -m benchmarks.error_budget --runs runs/sweep/baseline,runs/sweep/width_24,\
-runs/sweep/dropout_0.1,runs/sweep/weight_decay_0.05,runs/sweep/depth_2 \
-        --conditioned runs/sweep/conditioned
+    S=runs/sweep
+    python -m benchmarks.error_budget --conditioned $S/conditioned \
+        --runs $S/baseline,$S/width_24,$S/dropout_0.1,$S/weight_decay_0.05,$S/depth_2
 
 Prints one JSON object; every number is a test MSE of log10 T over the local baseline's,
 both in dex² (so runs with different normalizers compare), on the runs' common test maps:
