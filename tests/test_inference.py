@@ -7,7 +7,7 @@ from flax import nnx
 
 from fieldnet import models
 from fieldnet.errors import FieldnetError
-from fieldnet.eval.inference import predict_field, tile_plan
+from fieldnet.eval.inference import field_predictor, predict_field, tile_plan
 
 
 def whole(model, field):
@@ -24,6 +24,21 @@ def test_tiled_equals_whole_field(ndim, size, tiles):
         assert tiled.shape == reference.shape
         rel = np.abs(tiled - reference).max() / np.abs(reference).max()
         assert rel <= 1e-5, (tile, rel)
+
+
+def test_axes_one_tile_covers_are_taken_whole():
+    """A 16 x 48 field at tile 16: the short axis is taken whole, without a halo, the long
+    one in three tiles with theirs; a stack of such fields shares the batches."""
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    fields = np.random.default_rng(1).normal(size=(2, 16, 48, 1)).astype(np.float32)
+    for field in fields:
+        tiled = predict_field(model, field, tile=16, batch=2)
+        reference = whole(model, field)
+        assert np.abs(tiled - reference).max() <= 1e-5 * np.abs(reference).max()
+    stacked = field_predictor(model, tile=16, batch=4)(fields)
+    assert stacked.shape == (2, 16, 48, 1)
+    for field, one in zip(fields, stacked, strict=True):
+        np.testing.assert_allclose(one, whole(model, field), atol=1e-5 * np.abs(one).max())
 
 
 def test_tile_plan_covers_the_axis():

@@ -79,11 +79,12 @@ def _check_field(model: models.FieldModel, field: np.ndarray) -> None:
 
 
 def _tiles(field: np.ndarray, starts: list[tuple[int, ...]], tile: int,
-           halo: int) -> np.ndarray:
+           halos: tuple[int, ...]) -> np.ndarray:
+    """The tiles at `starts`, each with its periodic halo (`halos`, per axis)."""
     out = []
     for start in starts:
         window = field
-        for axis, s in enumerate(start):
+        for axis, (s, halo) in enumerate(zip(start, halos, strict=True)):
             window = np.take(window, np.arange(s - halo, s + tile + halo), axis=axis, mode="wrap")
         out.append(window)
     return np.stack(out)
@@ -115,7 +116,8 @@ def predict_field(model: models.FieldModel, field: ArrayLike, tile: int = 64, ba
     """Prediction for one whole periodic field (*spatial, C_in), no batch axis.
 
     Equals `model(field[None])[0]` to float rounding, with peak memory set by `tile` and
-    `batch` instead of by the field.
+    `batch` instead of by the field. Along an axis no longer than `tile` the field is taken
+    whole, without a halo (periodic padding wraps it exactly).
 
     Args:
         model: A `FieldModel` with `padding="periodic"` that is also an `nnx.Module` (it is
@@ -179,10 +181,14 @@ def field_predictor(model: models.FieldModel, tile: int = 64, batch: int = 8):
                 for start in itertools.product(*[tile_plan(n, size, stride) for n in spatial])]
         cond = _tile_condition(model, params, batch)
         out = np.empty((len(stack), *spatial, model.out_channels), np.float32)
-        core = (slice(None),) + (slice(halo, halo + size),) * len(spatial)
+        # an axis that one tile covers whole needs no halo: the model's periodic padding
+        # wraps the tile, which is then the field itself along it
+        halos = tuple(0 if size == n else halo for n in spatial)
+        core = (slice(None),) + tuple(slice(h, h + size) for h in halos)
         with tqdm(total=len(jobs), desc="tiles", unit="tile", disable=not progress) as bar:
             for group in _batches(jobs, batch):
-                x = np.concatenate([_tiles(stack[k], [start], size, halo) for k, start in group])
+                x = np.concatenate([_tiles(stack[k], [start], size, halos)
+                                    for k, start in group])
                 if len(group) < batch:  # one compiled shape for every batch
                     x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]),
                                                     x.dtype)])
