@@ -362,9 +362,9 @@ def test_gpu_suite_refuses_bad_arguments_in_one_line(args, message, tmp_path, mo
 def tiny_conditioned_run(tmp_path):
     """A regression run of 4 steps conditioned on (a, b), on 8 simulations of two 16² maps
     whose temperature depends on the density and on a: (workdir, eval.json)."""
-    from experiments.configs import density_to_temp
     from experiments.studies import density_to_temp as study
     from fieldnet.data import h5format
+    from tests.test_conditioning import tiny_conditioned_config
 
     rng = np.random.default_rng(0)
     sims = np.repeat(np.arange(8), 2)
@@ -376,14 +376,8 @@ def tiny_conditioned_run(tmp_path):
                                  units={"density": "mean", "temperature": "K"},
                                  params=np.stack([a, -a], 1).astype(np.float32),
                                  param_names=["a", "b"])
-    c = density_to_temp.get_config("quick")
-    c.data.path, c.data.crop_size, c.data.condition_on = str(path), 16, "a,b"
-    c.data.split_fractions = (0.5, 0.25, 0.25)
-    c.model.width, c.model.depth, c.model.channel_mult = 4, 1, (1, 2)
-    c.train.num_steps, c.train.warmup_steps, c.train.batch_size = 4, 1, 4
-    c.train.eval_every = c.train.checkpoint_every = c.train.log_every = 2
-    c.train.progress = False
-    return tmp_path / "run", study.train_and_evaluate(c, tmp_path / "run")
+    return tmp_path / "run", study.train_and_evaluate(tiny_conditioned_config(path),
+                                                      tmp_path / "run")
 
 
 def test_error_budget_reproduces_eval_json_and_averages_exactly(tmp_path):

@@ -92,20 +92,27 @@ def test_unknown_or_absent_parameters_are_one_line(param_file, tmp_path):
         data.FieldDataset(config(bare, condition_on="a", split_fractions=(0.5, 0.5, 0.0)))
 
 
-def test_a_conditioned_run_trains_evaluates_and_predicts(param_file, tmp_path):
+def tiny_conditioned_config(path):
+    """The study's quick config shrunk to a 4-step run conditioned on (a, b) of `path`'s
+    16² maps, 8 simulations split 4 / 2 / 2."""
     from experiments.configs import density_to_temp
-    from experiments.studies import density_to_temp as study
-    from fieldnet import rundir
-    from fieldnet.inference import predict_file
 
     c = density_to_temp.get_config("quick")
-    c.data.path, c.data.crop_size, c.data.condition_on = str(param_file), 16, "a,b"
+    c.data.path, c.data.crop_size, c.data.condition_on = str(path), 16, "a,b"
     c.data.split_fractions = (0.5, 0.25, 0.25)
     c.model.width, c.model.depth, c.model.channel_mult = 4, 1, (1, 2)
     c.train.num_steps, c.train.warmup_steps, c.train.batch_size = 4, 1, 4
     c.train.eval_every = c.train.checkpoint_every = c.train.log_every = 2
     c.train.progress = False
-    report = study.train_and_evaluate(c, tmp_path / "run")
+    return c
+
+
+def test_a_conditioned_run_trains_evaluates_and_predicts(param_file, tmp_path):
+    from experiments.studies import density_to_temp as study
+    from fieldnet import rundir
+    from fieldnet.inference import predict_file
+
+    report = study.train_and_evaluate(tiny_conditioned_config(param_file), tmp_path / "run")
     assert report["train_steps"] == 4 and np.isfinite(report["test"]["mse"])
     io = rundir.read_json(rundir.model_io(tmp_path / "run"))
     assert io["condition_on"] == ["a", "b"]
