@@ -172,13 +172,13 @@ def field_predictor(model: models.FieldModel, tile: int = 64, batch: int = 8):
     def predict(field: ArrayLike, params: ArrayLike | None = None,
                 progress: bool = False) -> np.ndarray:
         field = np.asarray(field, np.float32)
-        stack = field if field.ndim == model.ndim + 2 else field[None]
+        stacked = field.ndim == model.ndim + 2
+        stack = field if stacked else field[None]
         for one in stack:
             _check_field(model, one)
         spatial = stack.shape[1:-1]
-        size = min(tile, *spatial)
-        jobs = [(k, start) for k in range(len(stack))
-                for start in itertools.product(*[tile_plan(n, size, stride) for n in spatial])]
+        size, starts = _tile_starts(spatial, tile, stride)
+        jobs = [(k, start) for k in range(len(stack)) for start in starts]
         cond = _tile_condition(model, params, batch)
         out = np.empty((len(stack), *spatial, model.out_channels), np.float32)
         # an axis that one tile covers whole needs no halo: the model's periodic padding
@@ -196,15 +196,21 @@ def field_predictor(model: models.FieldModel, tile: int = 64, batch: int = 8):
                 for (k, start), pred in zip(group, y, strict=False):
                     out[k][tuple(slice(s, s + size) for s in start)] = pred
                 bar.update(len(group))
-        return out if field.ndim == model.ndim + 2 else out[0]
+        return out if stacked else out[0]
 
     return predict
 
 
+def _tile_starts(spatial, tile: int, stride: int) -> tuple[int, list[tuple[int, ...]]]:
+    """(core size, the start of every tile) that `field_predictor` cuts a field of shape
+    `spatial` into: cores of `tile`, or of the field's shortest axis if that is shorter."""
+    size = min(tile, *spatial)
+    return size, list(itertools.product(*[tile_plan(n, size, stride) for n in spatial]))
+
+
 def tiles_per_field(model: models.FieldModel, spatial, tile: int) -> int:
     """How many tiles `field_predictor` cuts a field of shape `spatial` into."""
-    size = min(tile, *spatial)
-    return math.prod(len(tile_plan(n, size, model.stride)) for n in spatial)
+    return len(_tile_starts(spatial, tile, model.stride)[1])
 
 
 def sample_field(model: nnx.Module, field: ArrayLike, noise: ArrayLike, *, steps: int,
@@ -243,7 +249,8 @@ def field_sampler(model: nnx.Module, tile: int = 64, batch: int = 8):
     def sample(field: ArrayLike, noise: ArrayLike, *, steps: int,
                params: ArrayLike | None = None, progress: bool = False) -> np.ndarray:
         field, noise = np.asarray(field, np.float32), np.asarray(noise, np.float32)
-        stack = noise if noise.ndim == field.ndim + 1 else noise[None]
+        stacked = noise.ndim == field.ndim + 1
+        stack = noise if stacked else noise[None]
         if stack.shape[1:-1] != field.shape[:-1]:
             raise FieldnetError(f"noise must cover the field {field.shape[:-1]}, got "
                                 f"{noise.shape}")
@@ -259,7 +266,7 @@ def field_sampler(model: nnx.Module, tile: int = 64, batch: int = 8):
 
         with bar:
             drawn = np.asarray(sampling.heun(velocity, stack, steps), np.float32)
-        return drawn if noise.ndim == field.ndim + 1 else drawn[0]
+        return drawn if stacked else drawn[0]
 
     return sample
 
