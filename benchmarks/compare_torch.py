@@ -2,7 +2,7 @@
 
     pip install -e ".[bench]"          # on a CPU-only machine: pip install torch==2.13.0
     python -m benchmarks.compare_torch [--cases 2d64,2d128,2d256,3d32,3d64] [--batch 8]
-        [--repeats 7] [--steps 3] [--dtype float32|bfloat16] [--torch-compile]
+        [--repeats 7] [--steps 3] [--dtype float32|bfloat16] [--torch-compile] [--bare]
         [--out results.jsonl]
 
 One process builds both models with the same parameters (checked: same parameter count, same
@@ -13,6 +13,10 @@ and gradients (`FIELDNET_CPU_CONV_VJP=0`, see `fieldnet.nn.ops`) in the same alt
 and report the CPU forms' speedup (`cpu_vjp_speedup`). With `--torch-compile`, the same
 PyTorch step with the model under `torch.compile` (a copy with its own optimizer) is one
 more contender in the alternation, reported beside eager PyTorch (`torch_compile_*` keys).
+With `--bare`, one more JAX contender is the same U-Net's convolutions with the least work
+around them (`bare_unet`: no norms, ReLU, zero padding): its step bounds from below what any
+change to the norms, activations and periodic padding can make of the JAX step, so
+`bare_over_best_torch` says how much of the gap is the convolutions' own (`jax_bare_*` keys).
 Per case it prints a JSON line: samples/s of each (median over repeats), `jax_over_torch`
 (the throughput ratio; > 1 means JAX is faster), FLOPs per step counted from the
 architecture (forward + backward convolutions and matrix products), the achieved FLOP/s and,
@@ -173,6 +177,13 @@ def twin_models(ndim: int, width: int, depth: int, dtype: str):
     return jm, tm, diff
 
 
+def bare_unet(ndim: int, width: int, depth: int, dtype: str):
+    """The benchmarks' U-Net with the same convolutions (shapes, FLOPs) and the least work
+    between them that the model offers: no norms, ReLU, zero padding."""
+    return models.UNet(1, 1, ndim, width=width, depth=depth, dtype=dtype, norm="none",
+                       act="relu", padding="zero", rngs=nnx.Rngs(0))
+
+
 def check_same_function(jax_model, torch_model, shape) -> float:
     """Relative difference of the two models' outputs on one random field."""
     torch = _torch()
@@ -224,7 +235,7 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
-            compile_: bool, width: int = 16, depth: int = 3) -> dict:
+            compile_: bool, width: int = 16, depth: int = 3, bare: bool = False) -> dict:
     torch = _torch()
 
     ndim, size = CASES[name]
@@ -241,6 +252,10 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
                                                         dtype=dtype, rngs=nnx.Rngs(0)),
                                             batch, shape, seed=1)
             runs["jax_xla_vjp"](1)
+    if bare:
+        runs["jax_bare"] = step_runner(bare_unet(ndim, width, depth, dtype), batch, shape,
+                                       seed=1)
+        runs["jax_bare"](1)
     amp = device == "cuda" and dtype == "bfloat16"
     if compile_:  # a copy: its own parameters and optimizer state
         runs["torch_compile"] = torch_step(copy.deepcopy(tm), batch, shape,
@@ -269,6 +284,10 @@ def compare(name: str, batch: int, repeats: int, steps: int, dtype: str,
                   "torch_compile_tflop_per_s": round(
                       flops * rates["torch_compile"] / batch / 1e12, 4)}
                  if "torch_compile" in rates else {}),
+              **({"jax_bare_samples_per_s": round(rates["jax_bare"], 3),
+                  "bare_over_best_torch": round(rates["jax_bare"] / max(
+                      rates.get("torch_compile", 0.0), torch_rate), 3)}
+                 if "jax_bare" in rates else {}),
               "jax_device": jax.devices()[0].device_kind, "torch_device": device,
               "jax": jax.__version__, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "cores": usable_cores(),
@@ -323,6 +342,8 @@ def main(argv=None):
                         help="U-Net base width (depth 3)")
     parser.add_argument("--torch-compile", action="store_true",
                         help="also time PyTorch under torch.compile, beside eager")
+    parser.add_argument("--bare", action="store_true",
+                        help="also time the JAX step of the U-Net's bare convolutions")
     parser.add_argument("--batch-sweep", default="", help="e.g. 8,16,32: JAX alone")
     parser.add_argument("--out", default="", help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
@@ -334,7 +355,7 @@ def main(argv=None):
                                args.repeats, args.steps, args.dtype, args.width)
         else:
             rows = [compare(name, args.batch, args.repeats, args.steps, args.dtype,
-                            args.torch_compile, width=args.width)]
+                            args.torch_compile, width=args.width, bare=args.bare)]
         for row in rows:
             line = json.dumps(row)
             print(line, flush=True)

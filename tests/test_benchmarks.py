@@ -61,10 +61,35 @@ def test_compare_torch_help_lists_its_flags_without_torch(monkeypatch, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for flag in ("--cases", "--batch", "--repeats", "--steps", "--dtype", "--width",
-                 "--torch-compile", "--batch-sweep", "--out"):
+                 "--torch-compile", "--bare", "--batch-sweep", "--out"):
         assert flag in out
     with pytest.raises(SystemExit, match="PyTorch is not installed; pip install torch"):
         compare_torch.main(["--cases", "2d64"])
+
+
+def test_bare_unet_has_the_benchmarked_convolutions_and_nothing_between_them():
+    """The `--bare` contender times the same convolutions (kernel shapes, in order) as the
+    benchmarked U-Net, without its norms."""
+    import jax
+    from flax import nnx
+
+    from benchmarks.compare_torch import bare_unet
+    from fieldnet import models
+
+    def kernels(model):
+        leaves = jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param))
+        return [(jax.tree_util.keystr(path), leaf.shape) for path, leaf in leaves
+                if leaf.ndim >= 3]
+
+    def norm_params(model):
+        return [p for p, _ in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param))
+                if "norm" in jax.tree_util.keystr(p)]
+
+    full = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    bare = bare_unet(2, 4, 2, "float32")
+    assert kernels(bare) == kernels(full) and len(kernels(full)) > 10
+    assert norm_params(full) and not norm_params(bare)
+    assert (bare.padding, bare.act) == ("zero", "relu")
 
 
 @pytest.mark.parametrize("module, args, message", [
