@@ -16,8 +16,11 @@ element-wise work into its neighbours inside the step); they show the proportion
 With `--trace`, it instead runs `--repeats` whole training steps under XLA's profiler
 (`jax.profiler.trace`) and prints the milliseconds per step of each kind of operation the
 compiled step runs (XLA's operation names without their numeric suffix: `ynn_fusion`,
-`transpose_copy_fusion`, ...), which add up to the step, since XLA:CPU runs them one
-after the other.
+`transpose_copy_fusion`, ...). They do not add up to the step: the event of one of XLA's
+own convolutions covers only its dispatch (a 3D kernel gradient that takes tens of
+milliseconds shows under 1 ms), while its work runs on the thread pool, where other
+operations may run beside it. `unattributed_ms`, the step's time less the operations',
+is mostly those convolutions.
 """
 
 from __future__ import annotations
@@ -189,8 +192,10 @@ def trace_profile(name: str, batch: int, repeats: int) -> dict:
     times = operation_times(lambda: run(1), repeats,
                             instruction_names(run.compiled.as_text()))
     step_ms = _median_ms(lambda: run(1), repeats=repeats)  # untraced, for comparison
+    operations_ms = sum(times.values())
     return {"case": name, "batch": batch, "step_ms": round(step_ms, 1),
-            "operations_ms": round(sum(times.values()), 1), "by_kind_ms": times,
+            "operations_ms": round(operations_ms, 1),
+            "unattributed_ms": round(step_ms - operations_ms, 1), "by_kind_ms": times,
             "device": jax.devices()[0].device_kind, "jax": jax.__version__,
             "machine": platform.machine()}
 
