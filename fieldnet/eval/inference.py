@@ -78,16 +78,13 @@ def _check_field(model: models.FieldModel, field: np.ndarray) -> None:
                             "NaN/Inf values")
 
 
-def _tiles(field: np.ndarray, starts: list[tuple[int, ...]], tile: int,
-           halos: tuple[int, ...]) -> np.ndarray:
-    """The tiles at `starts`, each with its periodic halo (`halos`, per axis)."""
-    out = []
-    for start in starts:
-        window = field
-        for axis, (s, halo) in enumerate(zip(start, halos, strict=True)):
-            window = np.take(window, np.arange(s - halo, s + tile + halo), axis=axis, mode="wrap")
-        out.append(window)
-    return np.stack(out)
+def _tile(field: np.ndarray, start: tuple[int, ...], tile: int,
+          halos: tuple[int, ...]) -> np.ndarray:
+    """The tile at `start` with its periodic halo (`halos`, per axis)."""
+    window = field
+    for axis, (s, halo) in enumerate(zip(start, halos, strict=True)):
+        window = np.take(window, np.arange(s - halo, s + tile + halo), axis=axis, mode="wrap")
+    return window
 
 
 def _batches(items: list, size: int) -> Iterator[list]:
@@ -187,8 +184,7 @@ def field_predictor(model: models.FieldModel, tile: int = 64, batch: int = 8):
         core = (slice(None),) + tuple(slice(h, h + size) for h in halos)
         with tqdm(total=len(jobs), desc="tiles", unit="tile", disable=not progress) as bar:
             for group in _batches(jobs, batch):
-                x = np.concatenate([_tiles(stack[k], [start], size, halos)
-                                    for k, start in group])
+                x = np.stack([_tile(stack[k], start, size, halos) for k, start in group])
                 if len(group) < batch:  # one compiled shape for every batch
                     x = np.concatenate([x, np.zeros((batch - len(group), *x.shape[1:]),
                                                     x.dtype)])
