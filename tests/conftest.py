@@ -23,10 +23,10 @@ def pytest_configure(config):
     global _made_here
     if hasattr(config, "workerinput") or _CACHE_ENV in os.environ:
         return  # an xdist worker inherits the controller's; or the caller chose one
+    from notebooks.make_figures import kernel_environment  # the notebooks' cache settings
+
     _made_here = tempfile.mkdtemp(prefix="fieldnet-tests-jax-cache-")
-    settings = {_CACHE_ENV: _made_here, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-    os.environ.update(settings)
+    os.environ.update(kernel_environment(_made_here))
     if "jax" in sys.modules:  # imported before this hook: it has read its settings already
         import jax
 
