@@ -14,7 +14,8 @@ hundreds of lines; any that no raised error accounted for are logged at close, o
 each), and the "unraisable" errors of the failed operation's abandoned I/O that arrive
 later, up to interpreter exit: asyncio's "Event loop is closed" from tensorstore callbacks
 that outlive orbax's event loop, the errors of orbax's unawaited read coroutines, and
-asyncio's records of orbax tasks whose exception nobody retrieved.
+asyncio's records of orbax tasks, and of TensorStore read futures, whose exception nobody
+retrieved.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -162,9 +164,19 @@ class _HeldBackOrbaxErrors(logging.Filter):
         return True
 
 
+# how TensorStore's errors begin: an absl status code (they come from native code, with no
+# Python traceback, when a read future that orbax abandoned fails)
+_TENSORSTORE_STATUS = re.compile(
+    r"^(CANCELLED|UNKNOWN|INVALID_ARGUMENT|DEADLINE_EXCEEDED|NOT_FOUND|ALREADY_EXISTS|"
+    r"PERMISSION_DENIED|RESOURCE_EXHAUSTED|FAILED_PRECONDITION|ABORTED|OUT_OF_RANGE|"
+    r"UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS|UNAUTHENTICATED): ")
+
+
 def _abandoned_io_error(err: BaseException | None, traceback) -> bool:
     """Whether an error is the late echo of a failed orbax save or restore."""
     if isinstance(err, RuntimeError) and str(err) == "Event loop is closed":
+        return True
+    if traceback is None and err is not None and _TENSORSTORE_STATUS.match(str(err)):
         return True
     frame = traceback
     while frame is not None:
