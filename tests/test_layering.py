@@ -19,7 +19,7 @@ ABOVE_THE_LIBRARY = ("experiments", "data_tools", "notebooks", "benchmarks", "te
 # The parts of fieldnet (a top-level module or subpackage) from the bottom up. A part may
 # import parts of lower layers only (and itself).
 LAYERS = [
-    {"version", "errors", "records"},
+    {"version", "errors", "records", "_compat"},
     {"registry"},
     {"files", "grid", "symmetry"},
     {"cli", "rundir"},

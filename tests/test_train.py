@@ -438,25 +438,3 @@ def test_dropout_trains_with_fresh_masks_and_evaluates_deterministically(tmp_pat
     np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(model(x)))
     model.train()  # eager training-mode calls after fit still advance the stream
     assert not np.array_equal(np.asarray(model(x)), np.asarray(model(x)))
-
-
-def test_late_records_of_abandoned_tensorstore_reads_are_held_back():
-    """asyncio's "Future exception was never retrieved" for a TensorStore read that a failed
-    restore abandoned carries the native error, with no Python traceback: it is dropped; an
-    error of the same kind from anywhere else is kept."""
-    import logging
-
-    from fieldnet.train import checkpoint
-
-    def record(err):
-        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1,
-                                 "Future exception was never retrieved", None,
-                                 (type(err), err, err.__traceback__))
-
-    read = ValueError('FAILED_PRECONDITION: Error reading "params.w/0.0" in OCDBT database')
-    assert not checkpoint._ABANDONED_IO_RECORDS.filter(record(read))
-    assert checkpoint._ABANDONED_IO_RECORDS.filter(record(ValueError("a bad value")))
-    try:
-        raise ValueError("FAILED_PRECONDITION: raised in Python, not by TensorStore")
-    except ValueError as err:
-        assert checkpoint._ABANDONED_IO_RECORDS.filter(record(err))

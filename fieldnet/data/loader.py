@@ -30,10 +30,7 @@ block interpreter exit (daemon thread and processes, closed at exit).
 
 from __future__ import annotations
 
-import atexit
 import gc
-import mmap
-import os
 import sys
 import traceback
 import weakref
@@ -42,6 +39,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from fieldnet import _compat
 from fieldnet.data.prefetch import Prefetcher
 
 T = TypeVar("T")
@@ -50,8 +48,6 @@ LOADERS = ("grain", "thread")
 _ENDLESS = sys.maxsize
 # Streams not yet closed; closed at exit, while grain's modules are still there to do it.
 _OPEN: weakref.WeakSet = weakref.WeakSet()
-# Longest wait for grain to free the shared memory of dropped batches (it takes ~ms).
-_FREE_TIMEOUT_S = 5.0
 
 
 class GrainBatches(Generic[T]):
@@ -65,7 +61,7 @@ class GrainBatches(Generic[T]):
 
         steps = grain.MapDataset.range(start, _ENDLESS if stop is None else max(stop, start))
         if workers:
-            _readable_grain_flags()
+            _compat.make_grain_flags_readable()
             # The workers are the parallelism; each computes its next batch while its
             # finished ones wait in its buffer.
             pipeline = steps.map(make).to_iter_dataset(
@@ -78,11 +74,8 @@ class GrainBatches(Generic[T]):
         self._workers = workers
         self._iterator = iter(pipeline)
         _OPEN.add(self)
-        # Exit handlers run last-registered first, and this one must run before those of
-        # grain and multiprocessing (which stop the workers and the pool that frees shared
-        # memory), so it moves to the end of the list with every new stream.
-        atexit.unregister(_close_open_streams)
-        atexit.register(_close_open_streams)
+        # before grain's and multiprocessing's own exit handlers, registered by now
+        _compat.run_before_grain_exit(_close_open_streams)
 
     def __iter__(self) -> GrainBatches[T]:
         return self
@@ -112,7 +105,7 @@ class GrainBatches(Generic[T]):
             self._iterator = None
             if self._workers:
                 gc.collect()
-                _finish_shared_memory_frees()
+                _compat.finish_grain_shared_memory_frees()
         _OPEN.discard(self)
 
     def __enter__(self) -> GrainBatches[T]:
@@ -153,30 +146,6 @@ def check_settings(loader: str, workers: int, where: str = "") -> None:
                          "loader runs in this process)")
 
 
-def _finish_shared_memory_frees() -> None:
-    """grain frees the shared memory of the batches it drops on close on a one-thread pool,
-    which multiprocessing terminates at interpreter exit, dropping the frees still queued:
-    those segments then outlive the process until Python's resource tracker removes them,
-    with a warning on stderr (google/grain#398). A no-op queued behind them returns once
-    they are done, so a closed stream leaves nothing behind, even right before exit."""
-    from grain._src.python.ipc import shared_memory_array  # the pool has no public handle
-
-    pool = getattr(shared_memory_array.SharedMemoryArray, "_del_thread_pool", None)
-    if pool is not None:
-        pool.apply_async(int).wait(_FREE_TIMEOUT_S)
-
-
-def _readable_grain_flags() -> None:
-    """grain 0.2.18 reads one of its absl flags when it starts worker processes, which fails
-    in a program that never parsed absl flags (google/grain#1355, a library caller or a
-    script); there the flag's default is what it should read, so let it."""
-    from absl import flags
-
-    name = "grain_enable_multiprocess_worker_profiling"
-    if not flags.FLAGS.is_parsed() and name in flags.FLAGS:
-        flags.FLAGS[name].present = True
-
-
 def _plain_arrays(item):
     """Arrays from workers arrive in shared memory as grain's ndarray subclass, which frees
     its segment when collected and fails to if that happens at interpreter exit (a batch
@@ -188,16 +157,6 @@ def _plain_arrays(item):
     if isinstance(item, dict):
         return {k: _plain_arrays(v) for k, v in item.items()}
     if isinstance(item, np.ndarray) and getattr(item, "shm", None) is not None:
-        return _own_mapping(item)
+        return _compat.map_shared_segment(item)
     return item
 
-
-def _own_mapping(shared: np.ndarray) -> np.ndarray:
-    import _posixshmem  # how multiprocessing.shared_memory opens segments on POSIX
-
-    fd = _posixshmem.shm_open("/" + shared.shm.name, os.O_RDWR, mode=0o600)
-    try:
-        mapping = mmap.mmap(fd, shared.nbytes)
-    finally:
-        os.close(fd)
-    return np.frombuffer(mapping, shared.dtype, shared.size).reshape(shared.shape)

@@ -15,35 +15,32 @@ each), and the "unraisable" errors of the failed operation's abandoned I/O that 
 later, up to interpreter exit: asyncio's "Event loop is closed" from tensorstore callbacks
 that outlive orbax's event loop, the errors of orbax's unawaited read coroutines, and
 asyncio's records of orbax tasks, and of TensorStore read futures, whose exception nobody
-retrieved.
+retrieved. The filters that do this live in `fieldnet._compat`, with the versions they were
+checked on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import re
-import sys
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
 
+from fieldnet import _compat
 from fieldnet.errors import FieldnetError
-
-_ORBAX_SOURCES = os.path.dirname(ocp.__file__)
 
 
 class Checkpoints:
     def __init__(self, directory: str | Path, keep: int = 3):
         directory = Path(directory).absolute()
         self.directory = directory
-        self._held_back = _HeldBackOrbaxErrors()  # before the managers read their metadata
+        self._held_back = _compat.HeldBackOrbaxErrors()  # before the managers read metadata
         self._failure: str | None = None  # the save failure already raised, if any
         self._closed = False
         logging.getLogger("absl").addFilter(self._held_back)
-        _hold_back_abandoned_io_errors()
+        _compat.hold_back_abandoned_io_errors()
         # Both managers save the same step; in a multi-process run their barriers need
         # distinct names.
         self.latest = ocp.CheckpointManager(
@@ -89,7 +86,7 @@ class Checkpoints:
         except Exception as err:  # noqa: BLE001 - orbax wraps read errors in a bare Exception
             raise FieldnetError(f"{manager.directory}/{step}: cannot restore the checkpoint "
                                 f"(corrupt, or from a different model config?): "
-                                f"{_reason(_root_cause(err))}") from None
+                                f"{_compat.first_line(_root_cause(err))}") from None
 
     def wait(self) -> None:
         """Waits for the background saves; raises FieldnetError if one failed."""
@@ -130,7 +127,8 @@ class Checkpoints:
             latest = self.latest.latest_step()
             kept = (f"the last good checkpoint (step {latest}) is intact" if latest is not None
                     else "no checkpoint was saved before")
-            self._failure = (f"{self.directory}: saving a checkpoint failed ({_reason(err)}); "
+            reason = _compat.first_line(err)
+            self._failure = (f"{self.directory}: saving a checkpoint failed ({reason}); "
                              f"{kept}; free space or fix the folder, then rerun to resume")
             raise FieldnetError(self._failure) from None
 
@@ -141,77 +139,6 @@ def _root_cause(err: BaseException) -> BaseException:
     while err.__cause__ is not None:
         err = err.__cause__
     return err
-
-
-def _reason(err: BaseException) -> str:
-    """The first line of an error's message (without tensorstore's JSON specs), or its type
-    when it has none."""
-    text = str(err).split(" [tensorstore_spec")[0].strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-class _HeldBackOrbaxErrors(logging.Filter):
-    """Drops orbax's error records (kept, first line only) from absl's logger."""
-
-    def __init__(self):
-        super().__init__()
-        self.messages: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and record.pathname.startswith(_ORBAX_SOURCES):
-            self.messages.append(_reason(record.getMessage()))
-            return False
-        return True
-
-
-# how TensorStore's errors begin: an absl status code (they come from native code, with no
-# Python traceback, when a read future that orbax abandoned fails)
-_TENSORSTORE_STATUS = re.compile(
-    r"^(CANCELLED|UNKNOWN|INVALID_ARGUMENT|DEADLINE_EXCEEDED|NOT_FOUND|ALREADY_EXISTS|"
-    r"PERMISSION_DENIED|RESOURCE_EXHAUSTED|FAILED_PRECONDITION|ABORTED|OUT_OF_RANGE|"
-    r"UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS|UNAUTHENTICATED): ")
-
-
-def _abandoned_io_error(err: BaseException | None, traceback) -> bool:
-    """Whether an error is the late echo of a failed orbax save or restore."""
-    if isinstance(err, RuntimeError) and str(err) == "Event loop is closed":
-        return True
-    if traceback is None and err is not None and _TENSORSTORE_STATUS.match(str(err)):
-        return True
-    frame = traceback
-    while frame is not None:
-        if frame.tb_frame.f_code.co_filename.startswith(_ORBAX_SOURCES):
-            return True
-        frame = frame.tb_next
-    return False
-
-
-def _drop_abandoned_io_errors(unraisable) -> None:
-    if not _abandoned_io_error(unraisable.exc_value, unraisable.exc_traceback):
-        _previous_unraisablehook(unraisable)
-
-
-class _AbandonedIoRecords(logging.Filter):
-    """Drops asyncio's "Task exception was never retrieved" records of orbax's read and
-    write tasks that a failure left behind (logged when the task is collected)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and _abandoned_io_error(*record.exc_info[1:]))
-
-
-_previous_unraisablehook = sys.unraisablehook
-_ABANDONED_IO_RECORDS = _AbandonedIoRecords()
-
-
-def _hold_back_abandoned_io_errors() -> None:
-    """Installs the filters of abandoned I/O errors, for the rest of the process: the echoes
-    of a failure come at any time after it, until exit, either as unraisable errors or as
-    asyncio's records of tasks whose exception nobody retrieved."""
-    global _previous_unraisablehook
-    if sys.unraisablehook is not _drop_abandoned_io_errors:
-        _previous_unraisablehook = sys.unraisablehook
-        sys.unraisablehook = _drop_abandoned_io_errors
-    logging.getLogger("asyncio").addFilter(_ABANDONED_IO_RECORDS)  # adding it again is a no-op
 
 
 def _barriers(prefix: str) -> ocp.options.MultiprocessingOptions:
