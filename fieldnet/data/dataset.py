@@ -33,7 +33,7 @@ from fieldnet.data.loader import GrainBatches, batch_stream
 from fieldnet.data.loader import check_settings as check_loader_settings
 from fieldnet.data.prefetch import Prefetcher
 from fieldnet.data.source import Field, FieldSource, parse_names
-from fieldnet.data.transforms import Normalizer
+from fieldnet.data.transforms import Normalizer, resolve_transforms
 from fieldnet.errors import FieldnetError, data_error
 
 SPLITS = ("train", "val", "test")
@@ -48,6 +48,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.input_field = "density"        # name(s), comma-separated: /fields/<name> or a dataset path
     c.target_field = "temperature"
     c.vector_fields = ""             # which of those are vectors, stored as <name>_x, _y, _z
+    # Per-field transforms before standardization, "field:transform,..." with transform
+    # log10 (every scalar's default), none or asinh (fieldnet.data.transforms); a vector
+    # takes none only.
+    c.transforms = ""
     c.crop_size = 64                 # cubic training crops (pixels per side)
     # Keys whose default is None are typed placeholders, so that the command line can set
     # them (--config.data.box_size=25).
@@ -125,6 +129,7 @@ def check_config(c: ml_collections.ConfigDict) -> None:
         raise FieldnetError("data.path is not set; name an HDF5 file")
     if not parse_names(c.input_field) or not parse_names(c.target_field):
         raise FieldnetError("data.input_field and data.target_field each need at least one name")
+    field_transforms(c)
     if not isinstance(c.crop_size, int) or c.crop_size < 1:
         raise FieldnetError(f"data.crop_size must be a positive integer, got {c.crop_size!r}")
     if not isinstance(c.prefetch, int) or c.prefetch < 0:
@@ -143,6 +148,15 @@ def check_config(c: ml_collections.ConfigDict) -> None:
     for key in ("input_log_floor", "target_log_floor", "box_size"):
         if c[key] is not None and not c[key] > 0:
             raise FieldnetError(f"data.{key} must be positive (or None), got {c[key]!r}")
+
+
+def field_transforms(c: ml_collections.ConfigDict) -> dict[str, str]:
+    """The transform of every input and target field (`data.transforms`, else log10 for a
+    scalar and none for a vector); a bad choice raises a one-line `FieldnetError`."""
+    return resolve_transforms(c.get("transforms", ""),
+                              list(dict.fromkeys(parse_names(c.input_field)
+                                                 + parse_names(c.target_field))),
+                              parse_names(c.vector_fields))
 
 
 def _loader_settings(c: ml_collections.ConfigDict) -> tuple[str, int]:
@@ -191,7 +205,8 @@ class FieldDataset:
         config: The data config, `default_config()` with its keys set: `path` (a fieldnet
             HDF5 file or any HDF5 file), `input_field` and `target_field` (names, or
             dataset paths, comma-separated for several channels), `crop_size`, and the
-            optional keys documented there (log floors, box size, splits, augmentation).
+            optional keys documented there (transforms, log floors, box size, splits,
+            augmentation).
         normalizer: Train-split statistics to reuse (as a resumed run does); None fits
             them now.
         process_index: This process's index among `process_count`, for multi-host runs.
@@ -254,6 +269,11 @@ class FieldDataset:
             missing += [n for n in self.condition_names if n not in self.normalizer.params]
             if missing:
                 raise FieldnetError(f"the normalizer has no statistics for {missing}")
+            for name, transform in field_transforms(config).items():
+                if self.normalizer[name].transform != transform:
+                    raise FieldnetError(f"field {name!r}: the normalizer's transform is "
+                                        f"{self.normalizer[name].transform}, data.transforms "
+                                        f"asks for {transform}")
             # every sample's standardized parameters, once: crops look them up
             self._conditions = (self.normalizer.forward_params(
                 self.condition_names, self.source.params[:, self._condition_columns])
@@ -357,7 +377,8 @@ class FieldDataset:
         return {s: [Region(int(i), 0, n0, True) for i in idx] for s, idx in indices.items()}
 
     def fit_normalizer(self) -> Normalizer:
-        """Mean/std of each log field over the train split only, streamed block by block."""
+        """Each field's transform (`data.transforms`), with its mean/std (and asinh scale)
+        over the train split only, streamed block by block."""
         regions = self.splits["train"]
         limit = self.config.stats_max_samples
         if limit and len(regions) > limit:
@@ -369,10 +390,11 @@ class FieldDataset:
                 yield from self.source.iter_blocks(field, r.sample, r.lo, r.hi)
 
         fields = {f.name: f for f in self.inputs + self.targets}
-        normalizer = Normalizer.fit({name: blocks(f) for name, f in fields.items()},
+        normalizer = Normalizer.fit({name: partial(blocks, f) for name, f in fields.items()},
                                     floors={name: f.log_floor for name, f in fields.items()},
                                     vector_components={name: f.components for name, f in
-                                                       fields.items() if f.is_vector})
+                                                       fields.items() if f.is_vector},
+                                    transforms=field_transforms(self.config))
         if self.condition_names:
             rows = self.source.params[[r.sample for r in self.splits["train"]]]
             normalizer.params = {p.name: p for p in Normalizer.fit_params(

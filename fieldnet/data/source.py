@@ -117,9 +117,8 @@ class FieldSource:
             raise data_error(self.path, self.inputs[0].datasets[0],
                              reason=f"expected 1 to 3 spatial axes, got shape {first.shape}")
         for field in self.inputs + self.targets:
-            if field.is_vector and field.components != self.ndim:
-                raise data_error(self.path, field.name, reason=f"a vector field in {self.ndim}D "
-                                 f"needs {self.ndim} components, found {field.components}")
+            if field.is_vector:
+                self._check_components(field)
         self.box_size = self._box_size(box_size)
         self.sim_index, self.params, self.param_names = self._index()
         self.single_box = self.num_samples == 1
@@ -131,20 +130,25 @@ class FieldSource:
             paths = tuple(p for p in paths if p in self.file)
             if not paths:
                 raise data_error(self.path, f"{base}_x", reason=f"missing (vector field "
-                                 f"{name!r} needs datasets {base}_x, {base}_y, ...)")
+                                 f"{name!r} needs datasets {base}_x, {base}_y, ...); the "
+                                 f"file has {self._known()}")
         else:
             paths = (base,)
         for p in paths:
             if p not in self.file or not isinstance(self.file[p], h5py.Dataset):
-                known = sorted(self.file["fields"]) if self.is_fieldnet else _dataset_paths(
-                    self.file)
                 raise data_error(self.path, p, reason=f"missing dataset for field {name!r}; "
-                                 f"the file has {known[:20]}")
+                                 f"the file has {self._known()}")
         ds = self.file[paths[0]]
         floor = configured_floor
         if floor is None and "log_floor" in ds.attrs:
             floor = float(ds.attrs["log_floor"])
         return Field(name, paths, str(ds.attrs.get("units", "")), floor, is_vector)
+
+    def _known(self) -> list[str]:
+        """The file's fields (fieldnet format) or dataset paths, for error messages."""
+        if self.is_fieldnet and isinstance(self.file.get("fields"), h5py.Group):
+            return sorted(self.file["fields"])[:20]
+        return _dataset_paths(self.file)[:20]
 
     def _check_shapes(self) -> None:
         first = self.inputs[0].datasets[0]
@@ -157,6 +161,19 @@ class FieldSource:
         if self.has_sample_axis and len(shape) < 2:
             raise data_error(self.path, first, reason=f"shape {shape} has no spatial axes after "
                              "the sample axis (set data.sample_axis=False for a single box)")
+
+    def _check_components(self, field: Field) -> None:
+        """A vector needs exactly one component per spatial axis: _x, _y (, _z)."""
+        base = field.datasets[0][:-len(COMPONENT_SUFFIXES[0])]
+        wanted = [f"{base}{s}" for s in COMPONENT_SUFFIXES[:self.ndim]]
+        missing = [p for p in wanted if p not in field.datasets]
+        if missing:
+            raise data_error(self.path, missing[0], reason=f"missing component of vector field "
+                             f"{field.name!r} (in {self.ndim}D it needs {', '.join(wanted)})")
+        extra = [p for p in field.datasets if p not in wanted]
+        if extra:
+            raise data_error(self.path, extra[0], reason=f"vector field {field.name!r} has more "
+                             f"components than the {self.ndim} spatial axes of its data")
 
     def _box_size(self, configured: float | None) -> float:
         size = configured if configured is not None else self.file.attrs.get(

@@ -1,25 +1,40 @@
-"""The log transform and the standardization of fields: the one place they are defined.
+"""How fields are transformed and standardized: the one place it is defined.
 
-Scalar fields (densities, temperatures) are positive and span decades, so the network
-sees z = (log10(max(x, floor)) - mean) / std, with mean and std of the log field over the
-TRAIN split only.
+Each field is mapped into its *transform space* by a named transform and standardized there
+with statistics of the TRAIN split only; the network sees
 
-Non-positive values. Where no floor is configured (neither in the data config nor as the
-dataset's `log_floor` attribute), a value <= 0 is bad input and raises a one-line
-`FieldnetError` naming the file, dataset and sample: silently clipping would hide a broken
-file. Where a floor is configured, every value below it (zeros included) is raised to it,
-which is how empty cells in a projected map or a particle deposit are meant to be handled.
+    z = (t(x) - mean) / std
 
-Vector fields (velocities) are signed and change sign under reflections, so they are not
-logged; they are divided by one RMS scale shared by their components and not shifted, which
-keeps the standardization equivariant under the symmetry group used for augmentation.
+The transforms (`TRANSFORMS`; `data.transforms` picks one per field, as
+"velocity_divergence:none,velocity_dispersion:asinh"):
+
+- `log10` (every scalar field by default): t(x) = log10(max(x, floor)), for positive
+  fields that span decades (densities, temperatures). The floor is meant for empty cells:
+  values in [0, floor) are raised to it. A negative value (an impossible mass or
+  temperature), a NaN, or with no floor configured (neither in the data config nor as the
+  dataset's `log_floor` attribute) a zero, is bad input and raises a one-line
+  `FieldnetError` naming the data and the value: silently clipping would hide a broken file.
+- `none`: t(x) = x, for signed scalars such as the velocity divergence.
+- `asinh`: t(x) = asinh(x / s), for signed fields with heavy tails: linear for |x| << s,
+  logarithmic beyond. The scale s is the mean of |x| over the train split (a typical
+  magnitude that a few extreme cells do not set, as they would an RMS), fitted once and
+  saved with the statistics.
+
+Vector fields (velocities) are signed and change sign under reflections, so they take
+`none` only and are divided by one RMS scale shared by their components, not shifted:
+that keeps the standardization equivariant under the symmetry group used for
+augmentation.
+
+The transform space is where evaluation statistics are computed (`FieldStats.unstandardize`):
+log10 of the field for `log10`, the field itself for `none`, asinh(x / s) for `asinh`;
+`FieldStats.space` names it for labels.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,22 +43,39 @@ import numpy as np
 from fieldnet.errors import FieldnetError
 from fieldnet.files import write_json
 
+DEFAULT_SCALAR_TRANSFORM = "log10"
+VECTOR_TRANSFORM = "none"
 
-def log10_floored(x: np.ndarray, floor: float | None = None, where: str = "") -> np.ndarray:
-    """log10(max(x, floor)) in float32; with no floor, values <= 0 raise `FieldnetError`.
 
-    `where` names the data (e.g. "file.h5:fields/T[3]") for the error message.
+def log10_floored(x: np.ndarray, floor: float | None = None, where: str = "",
+                  field: str = "") -> np.ndarray:
+    """log10(max(x, floor)) in float32.
+
+    Values in [0, floor) are raised to the floor (empty cells). A negative value or a NaN,
+    and with no floor a zero, raise `FieldnetError`. `where` names the data (e.g.
+    "file.h5:fields/T[3]") and `field` the field (for the `data.transforms` suggestion) in
+    the message.
     """
     x = np.asarray(x, np.float32)
+    where = where or field or "field"
+    if floor is not None and not floor > 0:
+        raise FieldnetError(f"{where}: log floor must be positive, got {floor}")
+    smallest = x.min() if x.size else np.float32(1)
+    if np.isnan(smallest):
+        raise FieldnetError(f"{where}: NaN value where a log10 is taken")
+    signed = (f"; a signed field takes data.transforms={field or '<field>'}:none or "
+              f"{field or '<field>'}:asinh")
     if floor is None:
-        smallest = x.min() if x.size else 1.0
         if not smallest > 0:
-            raise FieldnetError(f"{where or 'field'}: non-positive value {smallest:g} where a "
-                                "log10 is taken; set a log floor (data.input_log_floor / "
-                                "data.target_log_floor or the dataset's log_floor attribute)")
+            raise FieldnetError(f"{where}: non-positive value {smallest:g} where a log10 is "
+                                "taken; set a log floor (data.input_log_floor / "
+                                "data.target_log_floor or the dataset's log_floor attribute)"
+                                + (signed if smallest < 0 else ""))
         return np.log10(x)
-    if not floor > 0:
-        raise FieldnetError(f"{where or 'field'}: log floor must be positive, got {floor}")
+    if smallest < 0:
+        raise FieldnetError(f"{where}: negative value {smallest:g} where a log10 is taken "
+                            f"(the log floor {floor:g} is for empty cells, not negative "
+                            f"ones){signed}")
     return np.log10(np.maximum(x, np.float32(floor)))
 
 
@@ -52,31 +84,136 @@ def exp10(log_x: np.ndarray) -> np.ndarray:
     return np.power(np.float32(10), np.asarray(log_x, np.float32))
 
 
+@dataclass(frozen=True)
+class Transform:
+    """A named map from a field's physical values to the space it is standardized in.
+
+    `forward(x, stats, where)` and `inverse(t, stats)` take and return float32 arrays;
+    `space` names the transform space for labels ("{}": the field's name, "{s}": the
+    scale); `scaled`: a scale s is fitted on the train split before the moments;
+    `vectors`: whether a vector field may take it.
+    """
+
+    name: str
+    forward: Callable[[np.ndarray, FieldStats, str], np.ndarray]
+    inverse: Callable[[np.ndarray, FieldStats], np.ndarray]
+    space: str
+    scaled: bool = False
+    vectors: bool = False
+
+
+def _log10_forward(x: np.ndarray, stats: FieldStats, where: str) -> np.ndarray:
+    return log10_floored(x, stats.floor, where, stats.name)
+
+
+def _identity_forward(x: np.ndarray, stats: FieldStats, where: str) -> np.ndarray:
+    return np.asarray(x, np.float32)
+
+
+def _identity_inverse(t: np.ndarray, stats: FieldStats) -> np.ndarray:
+    return np.asarray(t, np.float32)
+
+
+def _asinh_forward(x: np.ndarray, stats: FieldStats, where: str) -> np.ndarray:
+    return np.arcsinh(np.asarray(x, np.float32) / np.float32(stats.scale))
+
+
+def _asinh_inverse(t: np.ndarray, stats: FieldStats) -> np.ndarray:
+    return np.sinh(np.asarray(t, np.float32)) * np.float32(stats.scale)
+
+
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
+    Transform("log10", _log10_forward, lambda t, stats: exp10(t), "log10 {}"),
+    Transform("none", _identity_forward, _identity_inverse, "{}", vectors=True),
+    Transform("asinh", _asinh_forward, _asinh_inverse, "asinh({} / {s:.4g})", scaled=True),
+)}
+
+
+def parse_transforms(spec: str | None) -> dict[str, str]:
+    """`data.transforms`, "field:transform,..." -> {field: transform}; a malformed entry, an
+    unknown transform or a field named twice raises a one-line `FieldnetError`."""
+    chosen: dict[str, str] = {}
+    for entry in (e.strip() for e in str(spec or "").split(",")):
+        if not entry:
+            continue
+        field, sep, name = (part.strip() for part in entry.rpartition(":"))
+        if not sep or not field or not name:
+            raise FieldnetError(f"data.transforms: entry {entry!r} is not field:transform "
+                                f"(transforms: {', '.join(TRANSFORMS)})")
+        if name not in TRANSFORMS:
+            raise FieldnetError(f"data.transforms: field {field!r}: unknown transform "
+                                f"{name!r}; expected one of {', '.join(TRANSFORMS)}")
+        if field in chosen:
+            raise FieldnetError(f"data.transforms: field {field!r} is named twice")
+        chosen[field] = name
+    return chosen
+
+
+def resolve_transforms(spec: str | None, fields: Sequence[str],
+                       vectors: Sequence[str] = ()) -> dict[str, str]:
+    """The transform of every field in `fields` (inputs and targets): `spec`'s choice, else
+    log10 for a scalar and none for a vector. A choice for a field that is not among
+    `fields`, or other than none for a vector, raises a one-line `FieldnetError`."""
+    chosen = parse_transforms(spec)
+    for field, name in chosen.items():
+        if field not in fields:
+            raise FieldnetError(f"data.transforms: field {field!r} is neither an input nor a "
+                                f"target (those are {list(fields)})")
+        if field in vectors and not TRANSFORMS[name].vectors:
+            raise FieldnetError(f"data.transforms: field {field!r} is a vector "
+                                f"(data.vector_fields); it takes {VECTOR_TRANSFORM} only, not "
+                                f"{name} (its components are scaled by one shared RMS)")
+    return {f: chosen.get(f, VECTOR_TRANSFORM if f in vectors else DEFAULT_SCALAR_TRANSFORM)
+            for f in fields}
+
+
 @dataclass
 class FieldStats:
-    """How one field (one channel, or `components` channels for a vector) is standardized."""
+    """How one field (one channel, or `components` channels for a vector) is standardized:
+    `transform` (a `TRANSFORMS` name) then (t - mean) / std; `floor` is log10's floor and
+    `scale` asinh's s, in the field's units. A vector's mean is 0: it is only scaled."""
 
     name: str
     mean: float
     std: float
-    log: bool = True
+    transform: str = DEFAULT_SCALAR_TRANSFORM
     floor: float | None = None
     components: int = 1
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.transform not in TRANSFORMS:
+            raise FieldnetError(f"field {self.name!r}: unknown transform {self.transform!r}; "
+                                f"expected one of {', '.join(TRANSFORMS)}")
+        if TRANSFORMS[self.transform].scaled and not (self.scale is not None and self.scale > 0):
+            raise FieldnetError(f"field {self.name!r}: transform {self.transform} needs a "
+                                f"positive scale, got {self.scale!r}")
+
+    @property
+    def space(self) -> str:
+        """The transform space in words, for labels: "log10 temperature", "velocity_x"."""
+        return TRANSFORMS[self.transform].space.format(self.name, s=self.scale)
 
     def forward(self, x: np.ndarray, where: str = "") -> np.ndarray:
-        """Physical values -> standardized (log) space, float32."""
-        if self.log:
-            return (log10_floored(x, self.floor, where) - np.float32(self.mean)) / np.float32(
-                self.std)
-        return np.asarray(x, np.float32) / np.float32(self.std)
+        """Physical values -> standardized space, float32."""
+        t = TRANSFORMS[self.transform].forward(x, self, where)
+        return (t - np.float32(self.mean)) / np.float32(self.std)
 
     def unstandardize(self, z: np.ndarray) -> np.ndarray:
-        """Standardized space -> log10 of the field (or the field itself if not logged)."""
+        """Standardized space -> transform space (`space`): log10 of the field for log10,
+        the field itself for none, asinh(x / s) for asinh."""
         return np.asarray(z, np.float32) * np.float32(self.std) + np.float32(self.mean)
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """Standardized space -> physical values, float32."""
-        return exp10(self.unstandardize(z)) if self.log else self.unstandardize(z)
+        return TRANSFORMS[self.transform].inverse(self.unstandardize(z), self)
+
+    @classmethod
+    def from_json(cls, entry: dict) -> FieldStats:
+        entry = dict(entry)
+        if "log" in entry:   # written before transforms had names: scalars log10, vectors none
+            entry["transform"] = DEFAULT_SCALAR_TRANSFORM if entry.pop("log") else "none"
+        return cls(**entry)
 
 
 class RunningMoments:
@@ -114,8 +251,8 @@ class ParamStats:
 
 
 class Normalizer:
-    """Per-field standardization of log fields, and of the simulation parameters a model is
-    conditioned on, fitted on the training split only."""
+    """Per-field transforms and standardization, and the standardization of the simulation
+    parameters a model is conditioned on, fitted on the training split only."""
 
     def __init__(self, fields: Iterable[FieldStats], params: Iterable[ParamStats] = ()):
         self.fields = {s.name: s for s in fields}
@@ -144,21 +281,39 @@ class Normalizer:
         return ((values - mean) / std).astype(np.float32)
 
     @classmethod
-    def fit(cls, chunks_by_field: dict[str, Iterable[tuple[np.ndarray, str]]],
-            floors: dict[str, float | None], vector_components: dict[str, int]) -> Normalizer:
-        """Streams (chunk, where) pairs per field; a vector's chunks carry components last."""
+    def fit(cls, chunks_by_field: Mapping[str, Callable[[], Iterable[tuple[np.ndarray, str]]]],
+            floors: Mapping[str, float | None], vector_components: Mapping[str, int],
+            transforms: Mapping[str, str] | None = None) -> Normalizer:
+        """Statistics of each field from a stream of (chunk, where) pairs; a vector's chunks
+        carry its components last.
+
+        `chunks_by_field` gives, per field, a function that starts the stream afresh: an
+        asinh field is read twice, once for its scale and once for its moments. `transforms`
+        names each field's transform (default log10 for a scalar, none for a vector).
+        """
         stats = []
         for name, chunks in chunks_by_field.items():
-            moments = RunningMoments()
-            components = vector_components.get(name, 1)
             is_vector = name in vector_components
-            for chunk, where in chunks:
-                moments.update(chunk if is_vector else log10_floored(chunk, floors.get(name),
-                                                                     where))
-            mean, std = moments.mean_std(centered=not is_vector)
-            stats.append(FieldStats(name, 0.0 if is_vector else mean, std, log=not is_vector,
-                                    floor=None if is_vector else floors.get(name),
-                                    components=components))
+            transform = (transforms or {}).get(
+                name, VECTOR_TRANSFORM if is_vector else DEFAULT_SCALAR_TRANSFORM)
+            if is_vector and transform != VECTOR_TRANSFORM:
+                raise FieldnetError(f"field {name!r} is a vector; it takes {VECTOR_TRANSFORM} "
+                                    f"only, not {transform}")
+            scale = None
+            if TRANSFORMS[transform].scaled:
+                magnitude = RunningMoments()
+                for chunk, _ in chunks():
+                    magnitude.update(np.abs(chunk))
+                scale = magnitude.mean_std()[0] or 1.0   # an all-zero field maps to zero
+            field = FieldStats(name, 0.0, 1.0, transform, None if is_vector else floors.get(name),
+                               vector_components.get(name, 1), scale)
+            moments = RunningMoments()
+            for chunk, where in chunks():
+                moments.update(TRANSFORMS[transform].forward(chunk, field, where))
+            field.mean, field.std = moments.mean_std(centered=not is_vector)
+            if is_vector:
+                field.mean = 0.0
+            stats.append(field)
         return cls(stats)
 
     def __getitem__(self, name: str) -> FieldStats:
@@ -202,7 +357,7 @@ class Normalizer:
     @classmethod
     def from_json(cls, data: dict) -> Normalizer:
         try:
-            return cls((FieldStats(**s) for s in data["fields"]),
+            return cls((FieldStats.from_json(s) for s in data["fields"]),
                        (ParamStats(**p) for p in data.get("params", [])))
         except (KeyError, TypeError) as err:
             raise FieldnetError(f"not a normalizer description: {err}") from None
