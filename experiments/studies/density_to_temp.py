@@ -106,8 +106,13 @@ def ensure_data(config: ml_collections.ConfigDict) -> Path:
 
 def open_dataset(config: ml_collections.ConfigDict, workdir: Path,
                  **shard) -> data.FieldDataset:
-    """Opens the data; the normalizer is fitted once on the train split and kept in the run."""
+    """Opens the data; the normalizer is fitted once on the train split and kept in the run
+    (or, with train.init_normalizer="pretrained", taken from the train.init_from run)."""
     stats = rundir.normalizer(workdir)
+    tc = config.train
+    if (not stats.exists() and tc.get("init_from")
+            and tc.get("init_normalizer", "data") == "pretrained"):
+        Normalizer.load(rundir.normalizer(tc.init_from)).save(stats)
     normalizer = Normalizer.load(stats) if stats.exists() else None
     ds = data.FieldDataset(config.data, normalizer=normalizer, **shard)
     if normalizer is None:
@@ -173,6 +178,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         check_field_sizes(ds, model.stride)
         write_json(rundir.model_io(workdir), model_io(ds))
         tc = config.train
+        if tc.get("init_from") and not rundir.has_trained(workdir):
+            train.load_pretrained(model, tc.init_from, config.model, model_io(ds))
         val = [ds.batch("val", tc.batch_size, config.seed, step=i) for i in range(tc.val_batches)]
         result = train.fit(
             model,

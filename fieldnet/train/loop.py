@@ -79,6 +79,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 100
     c.keep_checkpoints = 3
     c.progress = True
+    c.init_from = ""                # a workdir whose best parameters start this run ("": none)
+    c.init_normalizer = "data"      # with init_from: "data" (this run's) or "pretrained"
     return c
 
 
@@ -96,6 +98,10 @@ def check_config(c: ml_collections.ConfigDict) -> None:
         raise FieldnetError("train.final_lr_fraction must be in [0, 1], weight_decay ≥ 0, "
                             "grad_clip > 0")
     get_loss(c.loss)
+    if c.get("init_from"):
+        from fieldnet.train.pretrained import check_source
+
+        check_source(c.init_from, c.get("init_normalizer", "data"))
     global_devices = jax.device_count()
     if c.batch_size % global_devices:
         raise FieldnetError(f"train.batch_size={c.batch_size} must be divisible by the "
