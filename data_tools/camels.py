@@ -11,7 +11,9 @@ simulation (Omega_m, sigma_8, A_SN1, A_AGN1, A_SN2, A_AGN2), repeated for every 
 Arrays are memory-mapped and copied one sample at a time, so no file is ever held whole.
 Fields keep their CMD names ("Mtot", "T", ...). A field with zeros (stellar mass, HI in
 voids) gets its smallest positive value as the `log_floor` attribute, which the loader uses
-unless the config sets one.
+unless the config sets one. Every CMD field is non-negative (masses, temperatures,
+metallicities, speeds), so a negative value is a broken file: it is an error, not a value
+for the floor to hide.
 """
 
 from __future__ import annotations
@@ -118,13 +120,17 @@ def convert(maps_dir: str | Path, inputs: list[str], target: str, suite: str, se
 
 
 def _copy_samples(array: np.ndarray, ds, path: Path) -> float | None:
-    """Copies sample by sample; returns the smallest positive value if any value is <= 0."""
+    """Copies sample by sample; returns the smallest positive value if any value is 0. A
+    negative value raises `FieldnetError` naming the file, the sample and the value."""
     has_non_positive, smallest_positive = False, np.inf
     for i in tqdm(range(len(array)), desc=path.name, unit="sample", disable=None,
                   file=sys.stderr):
         sample = np.asarray(array[i], np.float32)
         if not np.isfinite(sample).all():
             raise data_error(path, index=i, reason="NaN/Inf values")
+        if sample.min() < 0:
+            raise data_error(path, index=i, reason=f"negative value {sample.min():g} in a CMD "
+                             "field, which is non-negative (a log floor would hide it)")
         positive = sample[sample > 0]
         has_non_positive |= positive.size < sample.size
         if positive.size:

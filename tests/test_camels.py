@@ -65,6 +65,16 @@ def test_zeros_get_a_log_floor(tmp_path):
     assert floor == pytest.approx(maps["Mstar"][maps["Mstar"] > 0].min())
 
 
+def test_a_negative_value_is_an_error_not_floored(tmp_path):
+    maps = write_cmd_maps(tmp_path, fields=("Mtot", "Mstar"))
+    maps["Mstar"][3, :10] = 0.0
+    maps["Mstar"][4, 5, 6] = -2.5
+    np.save(tmp_path / f"Maps_Mstar_{SUITE}_{SET}_z=0.00.npy", maps["Mstar"])
+    with pytest.raises(FieldnetError, match=r"Maps_Mstar_.*\.npy\[4\]: negative value -2\.5 "):
+        camels.convert(tmp_path, ["Mtot"], "Mstar", SUITE, SET, tmp_path / "o.h5")
+    assert not (tmp_path / "o.h5").exists()
+
+
 def test_grids(tmp_path):
     rng = np.random.default_rng(1)
     grids = {}
