@@ -334,7 +334,11 @@ def test_channel_count_mismatch_is_an_error():
 
 
 def test_signed_input_trains_evaluates_and_predicts(tmp_path):
-    """A tiny run on a signed input field through the command lines, and its prediction."""
+    """A tiny run on a signed input field and a vector, evaluated, and predicted through the
+    command line with the run's saved transforms."""
+    from experiments.configs import density_to_temp
+    from experiments.studies import density_to_temp as study
+
     rng = np.random.default_rng(9)
     k = np.fft.fftfreq(16)
     smooth = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / 0.02)
@@ -342,23 +346,37 @@ def test_signed_input_trains_evaluates_and_predicts(tmp_path):
     theta = np.fft.ifft2(np.fft.fft2(noise) * smooth).real
     theta = ((theta - theta.mean()) / theta.std()).astype(np.float32)
     temperature = (1e4 * 10 ** (0.3 * theta)).astype(np.float32)
-    path = write_file(tmp_path / "signed.h5", {"theta": theta, "temperature": temperature})
-    workdir = tmp_path / "run"
-    overrides = {"data.path": path, "data.input_field": "theta", "data.crop_size": 16,
-                 "data.transforms": "theta:asinh", "simulate.enabled": False,
-                 "train.num_steps": 6, "train.warmup_steps": 2, "train.eval_every": 3,
-                 "train.checkpoint_every": 3, "train.progress": False, "eval.n_maps": 1}
-    proc = subprocess.run(
+    velocity = signed_values(rng, (12, 16, 16, 2), 100.0)
+    path = write_file(tmp_path / "signed.h5", {"theta": theta, "temperature": temperature,
+                                               "velocity_x": velocity[..., 0],
+                                               "velocity_y": velocity[..., 1]})
+    overrides = {"data.path": str(path), "data.input_field": "theta,velocity",
+                 "data.vector_fields": "velocity", "data.crop_size": 16,
+                 "data.transforms": "theta:asinh,velocity:none", "simulate.enabled": False,
+                 "train.num_steps": 4, "train.warmup_steps": 2, "train.eval_every": 4,
+                 "train.checkpoint_every": 4, "train.progress": False, "eval.n_maps": 1}
+    # the command line takes the key, and refuses a bad value in one line before any work
+    bad = subprocess.run(
         [sys.executable, "-m", "experiments.density_to_temp",
-         "--config=experiments/configs/density_to_temp.py:quick", f"--workdir={workdir}",
-         *(f"--config.{key}={value}" for key, value in overrides.items())],
+         "--config=experiments/configs/density_to_temp.py:quick", f"--workdir={tmp_path}/bad",
+         *(f"--config.{key}={value}" for key, value in overrides.items() if key != "data.path"),
+         f"--config.data.path={tmp_path}/absent.h5", "--config.data.transforms=theta:sqrt"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: data.transforms: field 'theta': unknown transform 'sqrt'; expected one of "
+        "log10, none, asinh"], bad.stderr[-2000:]
+    assert not (tmp_path / "bad").exists()
+    config = density_to_temp.get_config("quick")
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        config[section][name] = value
+    workdir = tmp_path / "run"
+    result = study.train_and_evaluate(config, workdir)
     saved = Normalizer.load(workdir / "normalizer.json")
-    assert saved["theta"].transform == "asinh" and saved["temperature"].transform == "log10"
+    assert [saved[name].transform for name in ("theta", "velocity", "temperature")] == [
+        "asinh", "none", "log10"]
     assert json.loads((workdir / "config.json").read_text())["data"]["transforms"] == \
-        "theta:asinh"
-    result = json.loads((workdir / "eval.json").read_text())
+        "theta:asinh,velocity:none"
     assert np.isfinite(result["test"]["mse"]) and result["n_test"] == 2
     out = tmp_path / "pred.h5"
     proc = subprocess.run(
@@ -374,6 +392,7 @@ def test_signed_input_trains_evaluates_and_predicts(tmp_path):
     from fieldnet.inference import predict_field
 
     model, normalizer, _ = load_run(workdir)
-    z = normalizer.forward_channels(["theta"], theta[3][..., None])
+    z = normalizer.forward_channels(["theta", "velocity"],
+                                    np.concatenate([theta[3][..., None], velocity[3]], -1))
     expected = normalizer.inverse_channels(["temperature"], predict_field(model, z, 16, 4))
     np.testing.assert_allclose(pred[3], expected[..., 0], rtol=1e-5)

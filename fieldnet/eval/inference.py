@@ -285,8 +285,9 @@ def _tile_condition(model, params, batch: int) -> np.ndarray | None:
 def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
     """The model of a run with its best checkpoint, its normalizer, and what it maps
     (model_io.json, with "objective": "regression" or "flow" (the model is then the
-    velocity network), "sample_steps": a flow run's Heun steps in evaluation, and
-    "provenance": the run, the checkpoint step, the config's hash)."""
+    velocity network), "sample_steps": a flow run's Heun steps in evaluation,
+    "input_vectors": which inputs are vector fields, and "provenance": the run, the
+    checkpoint step, the config's hash)."""
     workdir = rundir.require(Path(workdir), rundir.CONFIG, rundir.MODEL_IO,
                              rundir.NORMALIZER, rundir.CHECKPOINTS, what="a trained run folder")
     text = rundir.config(workdir).read_text()
@@ -297,6 +298,8 @@ def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
                          cond_dim=len(io.get("condition_on", [])))
     step = train.restore_params(model, workdir, config.train, best=True)
     io["objective"] = models.objective_of(config.model)
+    vectors = parse_names(config.data.get("vector_fields", ""))
+    io["input_vectors"] = [name for name in io["input_names"] if name in vectors]
     if io["objective"] == "flow":
         io["sample_steps"] = config.eval.sample_steps
     io["provenance"] = {"run": str(workdir.absolute()), "checkpoint_step": step,
@@ -341,8 +344,10 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
     if len(names) != len(io["input_names"]):
         raise FieldnetError(f"the run takes {len(io['input_names'])} input field(s) "
                             f"{io['input_names']}, got {names}")
-    source = FieldSource(input_path, names, (), sample_axis=None, ndim=io["ndim"],
-                         default_box_size=io["box_size"])
+    vectors = [given for given, name in zip(names, io["input_names"], strict=True)
+               if name in io["input_vectors"]]
+    source = FieldSource(input_path, names, (), vector_fields=vectors, sample_axis=None,
+                         ndim=io["ndim"], default_box_size=io["box_size"])
     try:
         if source.ndim != io["ndim"]:
             raise FieldnetError(f"{input_path}: the run maps {io['ndim']}D fields, the input "
