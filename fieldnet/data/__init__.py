@@ -5,7 +5,8 @@
   slab or periodic crop.
 - `dataset`: `FieldDataset`, splits by simulation, random periodic crops, augmentation and
   batches that are a pure function of (seed, split, step, process).
-- `transforms`: the log transform with its floor, and the train-split `Normalizer`.
+- `transforms`: the per-field transforms (log10 with its floor, none, asinh) and the
+  train-split `Normalizer`.
 - `loader`: the training batch stream, from grain (in this process or in worker
   processes) or from `prefetch`, batches computed ahead in a background thread.
 - `ising`: the reader of the Ising study's files (format "fieldnet-ising").

@@ -63,19 +63,19 @@ def log10_floored(x: np.ndarray, floor: float | None = None, where: str = "",
     smallest = x.min() if x.size else np.float32(1)
     if np.isnan(smallest):
         raise FieldnetError(f"{where}: NaN value where a log10 is taken")
-    signed = (f"; a signed field takes data.transforms={field or '<field>'}:none or "
-              f"{field or '<field>'}:asinh")
+    if smallest < 0:
+        field = field or "<field>"
+        raise FieldnetError(f"{where}: negative value {smallest:g} where a log10 is taken"
+                            + ("" if floor is None else f" (the log floor {floor:g} is for "
+                               "empty cells, not negative ones)")
+                            + f"; a signed field takes data.transforms={field}:none or "
+                            f"{field}:asinh")
     if floor is None:
         if not smallest > 0:
             raise FieldnetError(f"{where}: non-positive value {smallest:g} where a log10 is "
                                 "taken; set a log floor (data.input_log_floor / "
-                                "data.target_log_floor or the dataset's log_floor attribute)"
-                                + (signed if smallest < 0 else ""))
+                                "data.target_log_floor or the dataset's log_floor attribute)")
         return np.log10(x)
-    if smallest < 0:
-        raise FieldnetError(f"{where}: negative value {smallest:g} where a log10 is taken "
-                            f"(the log floor {floor:g} is for empty cells, not negative "
-                            f"ones){signed}")
     return np.log10(np.maximum(x, np.float32(floor)))
 
 
