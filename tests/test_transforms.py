@@ -273,6 +273,7 @@ def test_log10_of_a_signed_field_names_it_and_suggests_a_transform(tmp_path):
                                           transforms="theta:none")) as ds:
         assert ds.normalizer["theta"].transform == "none"
         assert ds.normalizer["theta"].space == "theta"
+        assert ds.normalizer["theta"].floor is None   # the file's log floor is log10's only
 
 
 def test_a_run_normalizer_with_another_transform_is_refused(tmp_path):

@@ -90,14 +90,15 @@ class Transform:
 
     `forward(x, stats, where)` and `inverse(t, stats)` take and return float32 arrays;
     `space` names the transform space for labels ("{}": the field's name, "{s}": the
-    scale); `scaled`: a scale s is fitted on the train split before the moments;
-    `vectors`: whether a vector field may take it.
+    scale); `floored`: it takes the field's log floor; `scaled`: a scale s is fitted on the
+    train split before the moments; `vectors`: whether a vector field may take it.
     """
 
     name: str
     forward: Callable[[np.ndarray, FieldStats, str], np.ndarray]
     inverse: Callable[[np.ndarray, FieldStats], np.ndarray]
     space: str
+    floored: bool = False
     scaled: bool = False
     vectors: bool = False
 
@@ -123,7 +124,7 @@ def _asinh_inverse(t: np.ndarray, stats: FieldStats) -> np.ndarray:
 
 
 TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
-    Transform("log10", _log10_forward, lambda t, stats: exp10(t), "log10 {}"),
+    Transform("log10", _log10_forward, lambda t, stats: exp10(t), "log10 {}", floored=True),
     Transform("none", _identity_forward, _identity_inverse, "{}", vectors=True),
     Transform("asinh", _asinh_forward, _asinh_inverse, "asinh({} / {s:.4g})", scaled=True),
 )}
@@ -191,7 +192,7 @@ class FieldStats:
 
     @property
     def space(self) -> str:
-        """The transform space in words, for labels: "log10 temperature", "velocity_x"."""
+        """The transform space in words, for labels: "log10 temperature", "velocity"."""
         return TRANSFORMS[self.transform].space.format(self.name, s=self.scale)
 
     def forward(self, x: np.ndarray, where: str = "") -> np.ndarray:
@@ -210,6 +211,7 @@ class FieldStats:
 
     @classmethod
     def from_json(cls, entry: dict) -> FieldStats:
+        """One entry of a normalizer file, also as written before transforms had names."""
         entry = dict(entry)
         if "log" in entry:   # written before transforms had names: scalars log10, vectors none
             entry["transform"] = DEFAULT_SCALAR_TRANSFORM if entry.pop("log") else "none"
@@ -305,8 +307,9 @@ class Normalizer:
                 for chunk, _ in chunks():
                     magnitude.update(np.abs(chunk))
                 scale = magnitude.mean_std()[0] or 1.0   # an all-zero field maps to zero
-            field = FieldStats(name, 0.0, 1.0, transform, None if is_vector else floors.get(name),
-                               vector_components.get(name, 1), scale)
+            floor = floors.get(name) if TRANSFORMS[transform].floored else None
+            field = FieldStats(name, 0.0, 1.0, transform, floor, vector_components.get(name, 1),
+                               scale)
             moments = RunningMoments()
             for chunk, where in chunks():
                 moments.update(TRANSFORMS[transform].forward(chunk, field, where))
