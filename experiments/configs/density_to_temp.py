@@ -19,6 +19,7 @@ A smoke run of a minute or two:
 import ml_collections
 
 from fieldnet import data, train
+from fieldnet import eval as evaluation
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -67,19 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.eval_every = 250
     c.train.checkpoint_every = 250
 
-    c.eval = ml_collections.ConfigDict()
-    c.eval.baseline_bins = 40
-    c.eval.n_maps = 3              # held-out samples shown in figures/maps.png
-    c.eval.batch_size = 8
-    # Registered statistics (fieldnet.eval.statistics) beside the required pixel and
-    # spectral ones; "pdf" adds the Wasserstein-1 distance of the one-point PDFs.
-    c.eval.statistics = "pdf"
-    # Read by generative runs only (model.objective = "flow", density_to_temp_flow.py):
-    # samples drawn of every test map, each 2 * sample_steps network evaluations. Coverage
-    # and CRPS are unbiased for any number (fieldnet.eval.metrics), so 16 keep the whole
-    # test split affordable.
-    c.eval.n_samples = 16
-    c.eval.sample_steps = 20         # Heun steps from noise (t = 0) to a sample (t = 1)
+    c.eval = evaluation.default_config()
 
     if arg == "quick":
         c.data.path = "runs/data/sim2d_quick.h5"

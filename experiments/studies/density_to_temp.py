@@ -16,6 +16,7 @@ import ml_collections
 from flax import nnx
 
 from fieldnet import data, models, rundir, train
+from fieldnet import eval as evaluation
 from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import held_out, statistics
@@ -29,13 +30,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     loaded and before the workdir is touched."""
     data.check_config(config.data)
     train.check_config(config.train)
-    e = config.eval
-    for key in ("batch_size", "baseline_bins"):
-        if not isinstance(e[key], int) or e[key] < 1:
-            raise FieldnetError(f"eval.{key} must be a positive integer, got {e[key]!r}")
-    if not isinstance(e.n_maps, int) or e.n_maps < 0:
-        raise FieldnetError(f"eval.n_maps must be an integer ≥ 0, got {e.n_maps!r}")
-    statistics.selected(e.get("statistics", ""))
+    evaluation.check_config(config.eval)
     check_objective(config)
     stride = models.stride_of(config.model)
     check_divisible([config.data.crop_size], stride, "data.crop_size")
@@ -142,7 +137,8 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
                  checkpoint_step: int | None = None) -> dict:
     """Writes eval.json and figures/ into the workdir (and a generative run's
     test_samples.h5, before eval.json marks the run evaluated) and returns eval.json's
-    content."""
+    content. The first target's figures go to figures/, every further target's to
+    figures/<target>/."""
     h = held_out.held_out(model, ds, config)
     if h.samples is not None:
         held_out.write_test_samples(rundir.test_samples(workdir), h, ds, config)
@@ -150,11 +146,18 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
               "checkpoint_step": checkpoint_step, "n_train_sims": ds.n_sims("train")}
     write_json(rundir.evaluation(workdir), result)
     figures = rundir.figures(workdir)
-    report.write_all(figures, log_rho=h.log_rho, true_log_t=h.true_log_t,
-                     pred_log_t=h.pred_log_t, baseline_log_t=h.baseline_log_t,
-                     spec_model=h.spec_model, spec_baseline=h.spec_baseline,
-                     metrics_jsonl=rundir.metrics(workdir), density_units=h.density_units,
-                     box_size=h.box_size, n_maps=config.eval.n_maps, summary=h.summary)
+    for i, (label, name, _) in enumerate(held_out.scored_targets(ds)):
+        c = h.targets[label]
+        target = report.field_label(label, ds.normalizer[name].transform,
+                                    next(f.units for f in ds.targets if f.name == name))
+        report.write_all(figures if i == 0 else figures / label, log_rho=h.log_rho,
+                         true_log_t=c.true_log, pred_log_t=c.pred_log,
+                         baseline_log_t=c.baseline_log, spec_model=c.spec_model,
+                         spec_baseline=c.spec_baseline,
+                         metrics_jsonl=rundir.metrics(workdir) if i == 0 else None,
+                         density_units=h.density_units, box_size=h.box_size,
+                         n_maps=config.eval.n_maps, summary=h.summary["fields"][label],
+                         target=target)
     if h.samples_log_t is not None:
         samples.write_all(figures, log_rho=h.log_rho, true_log_t=h.true_log_t,
                           samples_log_t=h.samples_log_t, box=h.grid,

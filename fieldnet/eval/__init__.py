@@ -1,6 +1,7 @@
 """Evaluation: spectra, metrics, the statistics registry, the local baseline, held-out
 evaluation, tiled inference and phase-transition analysis.
 
+- `config`: the evaluation keys of a run's config (`config.eval`) and their check.
 - `spectra`: power spectra, cross spectra and r(k) of periodic fields on a `Grid`.
 - `metrics`: pixel and spectral comparisons of predicted with true stacks.
 - `statistics`: the registry of statistics that `config.eval.statistics` selects.
@@ -10,3 +11,7 @@ evaluation, tiled inference and phase-transition analysis.
 - `sampling`: samples of a flow-matching run (Heun ODE solver, whole fields or tiled).
 - `phases`: P(ordered | T) curves, their crossings and the finite-size extrapolation.
 """
+
+from fieldnet.eval.config import check_config, default_config
+
+__all__ = ["check_config", "default_config"]

@@ -3,9 +3,15 @@
 The model is compared everywhere with the best *local* mapping: the conditional mean of
 the (log) target in bins of the (log) first input, fitted on the train split
 (`fieldnet.eval.baseline`). Errors are measured in the normalized target space (the
-standardized log10 of the first target field), where the loss lives; spectra and
-correlations of its log10 fluctuations in h/Mpc. Which statistics fill the "test" block
-is `config.eval.statistics` (`fieldnet.eval.statistics`).
+standardized transform of the target field: log10 unless `data.transforms` says otherwise),
+where the loss lives; spectra and correlations of its fluctuations in that transform's space,
+in h/Mpc. Which statistics fill the "test" block is `config.eval.statistics`
+(`fieldnet.eval.statistics`).
+
+Every target channel is scored alike, against a local baseline fitted on the first input for
+that channel: eval.json's `test.fields` holds one block per target (a vector target's
+components as `<name>_x`, `_y`, `_z`), and the top-level keys of `test` are the first
+target's.
 
 A generative run (`model.objective = "flow"`) draws `config.eval.n_samples` samples of
 every test map (`config.eval.sample_steps` Heun steps, noise from `config.seed`); its
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +52,32 @@ def predict_stack(model: nnx.Module, x: np.ndarray, batch_size: int,
         for i in range(0, len(x), batch_size)])
 
 
-def fit_baseline(ds, bins: int) -> LocalBaseline:
-    """T(rho) from the train split, in normalized space (first input and target channel)."""
-    baseline = LocalBaseline(n_bins=bins)
-    return baseline.fit((s["x"][..., 0], s["y"][..., 0]) for s in ds.iter_samples("train"))
+def fit_baseline(ds, bins: int, channel: int = 0) -> LocalBaseline:
+    """T(rho) from the train split, in normalized space: the local mapping of target channel
+    `channel` on the first input channel."""
+    return fit_baselines(ds, bins, [channel])[0]
+
+
+def fit_baselines(ds, bins: int, channels: Sequence[int]) -> list[LocalBaseline]:
+    """`fit_baseline` of each target channel in `channels`, in one pass over the train
+    split."""
+    baselines = [LocalBaseline(n_bins=bins) for _ in channels]
+    for sample in ds.iter_samples("train"):
+        for baseline, c in zip(baselines, channels, strict=True):
+            baseline.partial_fit(sample["x"][..., 0], sample["y"][..., c])
+    return [baseline.finalize() for baseline in baselines]
+
+
+def scored_targets(ds) -> list[tuple[str, str, int]]:
+    """(name in eval.json, target field, channel) of every target channel, in channel
+    order: a scalar target by its name, a vector target's components as `<name>_x`, ..."""
+    out, channel = [], 0
+    for name in ds.target_names:
+        width = ds.normalizer[name].components
+        for j in range(width):
+            out.append((name if width == 1 else f"{name}_{'xyz'[j]}", name, channel))
+            channel += 1
+    return out
 
 
 @dataclasses.dataclass
@@ -58,7 +87,9 @@ class HeldOut:
     spectra (`metrics.spectral_comparison`) and `summary`, the "test" block of eval.json.
     A generative run's `samples_log_t` are its samples `(N, S, *spatial)` (None otherwise),
     and `pred_log_t` their mean; `samples` are the same samples normalized, of every target
-    channel `(N, S, *spatial, C)`, as drawn (what `write_test_samples` keeps)."""
+    channel `(N, S, *spatial, C)`, as drawn (what `write_test_samples` keeps). `targets`
+    holds every target channel's `statistics.Comparison` by its eval.json name
+    (`scored_targets`); the first is the one above."""
 
     log_rho: np.ndarray
     true_log_t: np.ndarray
@@ -72,6 +103,7 @@ class HeldOut:
     density_units: str
     samples_log_t: np.ndarray | None = None
     samples: np.ndarray | None = None
+    targets: dict[str, statistics.Comparison] = dataclasses.field(default_factory=dict)
 
     @property
     def box_size(self) -> float:
@@ -121,20 +153,26 @@ def held_out(model: nnx.Module, ds, config, samples: np.ndarray | None = None) -
                             "(model.objective='regression')")
     else:
         pred = predict_stack(model, x, config.eval.batch_size, test["cond"])
-    base = fit_baseline(ds, config.eval.baseline_bins).predict(x[..., 0])[..., None]
-    to_log = ds.normalizer[ds.target_names[0]].unstandardize
-    true_log, pred_log, base_log = (to_log(a[..., 0]) for a in (y, pred, base))
-    samples_norm = None if samples is None else samples[..., 0]
-    samples_log = None if samples is None else to_log(samples_norm)
-    grid = Grid.box(true_log.shape[1:], ds.box_size)
-    comparison = statistics.Comparison(y[..., 0], pred[..., 0], base[..., 0], true_log,
-                                       pred_log, base_log, grid, test["sim_index"],
-                                       samples_norm, samples_log)
-    summary = statistics.evaluate(comparison, names)
+    targets = scored_targets(ds)
+    baselines = fit_baselines(ds, config.eval.baseline_bins, [c for _, _, c in targets])
+    grid = Grid.box(y.shape[1:-1], ds.box_size)
+    comparisons, blocks = {}, {}
+    for (label, name, c), baseline in zip(targets, baselines, strict=True):
+        to_space = ds.normalizer[name].unstandardize
+        base = baseline.predict(x[..., 0])
+        samples_c = None if samples is None else samples[..., c]
+        comparisons[label] = statistics.Comparison(
+            y[..., c], pred[..., c], base, to_space(y[..., c]), to_space(pred[..., c]),
+            to_space(base), grid, test["sim_index"], samples_c,
+            None if samples_c is None else to_space(samples_c))
+        blocks[label] = statistics.evaluate(comparisons[label], names)
+    first = next(iter(comparisons))
+    summary = {**blocks[first], "fields": blocks}
+    c0 = comparisons[first]
     density = ds.input_names[0]
-    return HeldOut(ds.normalizer[density].unstandardize(x[..., 0]), true_log, pred_log, base_log,
-                   test["sim_index"], comparison.spec_model, comparison.spec_baseline, summary,
-                   grid, test["units"][density], samples_log, samples)
+    return HeldOut(ds.normalizer[density].unstandardize(x[..., 0]), c0.true_log, c0.pred_log,
+                   c0.baseline_log, test["sim_index"], c0.spec_model, c0.spec_baseline, summary,
+                   grid, test["units"][density], c0.samples_log, samples, comparisons)
 
 
 def write_test_samples(path: str | os.PathLike, h: HeldOut, ds, config) -> Path:

@@ -1,7 +1,8 @@
 """The report figures of a run: the model against the truth and against the local baseline.
 
 Every function takes arrays or the dicts of `fieldnet.eval.metrics` and a path, and writes a
-PNG. Fields are passed as log10 values (log10 rho, log10 T [K]) in stacks `(N, *spatial)`.
+PNG. Fields are passed in the space they are scored in (log10 rho, log10 T [K] by default)
+in stacks `(N, *spatial)`; `target` (a `FieldLabel`) names the target's space on the axes.
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never through
 pyplot, so importing this module changes no global backend (a notebook keeps its own).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,50 @@ FIGURE_NAMES = {"maps": "maps.png", "power": "power.png", "cross_corr": "cross_c
                 "per_box": "per_box.png", "training": "training.png"}
 COLORS = {"true": "black", "model": "tab:blue", "baseline": "tab:orange"}
 K_LABEL = r"$k$ [$h\,$Mpc$^{-1}$]"
-LOG_T_LABEL = r"$\log_{10} T$ [K]"
+
+
+@dataclass(frozen=True)
+class FieldLabel:
+    r"""How a target is named on the axes: `tex`, its scored quantity in TeX without the
+    dollars (r"\log_{10} T"), and the units of the field."""
+
+    tex: str
+    units: str = ""
+
+    @property
+    def symbol(self) -> str:
+        return f"${self.tex}$"
+
+    @property
+    def full(self) -> str:
+        """The axis label: symbol and units."""
+        return f"{self.symbol} [{self.units}]" if self.units else self.symbol
+
+
+# The symbols of the field names that the simulator and the snapshot importer write.
+FIELD_SYMBOLS = {"temperature": "T", "density": r"\rho", "gas_density": r"\rho_\mathrm{gas}",
+                 "velocity_dispersion": r"\sigma_v", "velocity_divergence": r"\theta",
+                 "velocity_x": "v_x", "velocity_y": "v_y", "velocity_z": "v_z"}
+
+
+def field_label(name: str, transform: str = "log10", units: str = "") -> FieldLabel:
+    r"""The `FieldLabel` of field `name` scored in `transform`'s space (a
+    `fieldnet.data.transforms.TRANSFORMS` name: "log10", "none" or "asinh").
+
+    Example:
+        >>> print(field_label("temperature", "log10", "K").full)
+        $\log_{10} T$ [K]
+        >>> print(field_label("velocity_divergence", "none").full)
+        $\theta$
+    """
+    symbol = FIELD_SYMBOLS.get(name, r"\mathrm{" + name.replace("_", r"\_") + "}")
+    tex = {"log10": rf"\log_{{10}} {symbol}", "asinh": rf"\mathrm{{asinh}}({symbol}/s)"}.get(
+        transform, symbol)
+    return FieldLabel(tex, units)
+
+
+TEMPERATURE = field_label("temperature", "log10", "K")
+LOG_T_LABEL = TEMPERATURE.full
 
 
 def log_rho_label(density_units: str) -> str:
@@ -66,7 +111,8 @@ def central_slice(field: np.ndarray) -> np.ndarray:
     return field
 
 
-def maps_panel(density, true_t, pred_t, path, baseline_t=None, *, density_units: str = "",
+def maps_panel(density, true_t, pred_t, path, baseline_t=None, *,
+               target: FieldLabel = TEMPERATURE, density_units: str = "",
                box_size: float | None = None, n_samples: int = 3) -> Path:
     """Rows of held-out samples: log10 rho, true / predicted (/ baseline) log10 T, and the
     residuals pred - true (and baseline - true) in dex.
@@ -85,11 +131,11 @@ def maps_panel(density, true_t, pred_t, path, baseline_t=None, *, density_units:
     t_maps = t_true + t_pred + (t_base or [])
     t_range = value_range(t_maps)
     columns = [(log_rho_label(density_units), "cividis", value_range(rho), rho),
-               ("true " + LOG_T_LABEL, "inferno", t_range, t_true),
-               ("model " + LOG_T_LABEL, "inferno", t_range, t_pred)]
+               ("true " + target.full, "inferno", t_range, t_true),
+               ("model " + target.full, "inferno", t_range, t_pred)]
     residuals = [("model $-$ true [dex]", [p - t for p, t in zip(t_pred, t_true, strict=True)])]
     if t_base is not None:
-        columns.append(("local baseline " + LOG_T_LABEL, "inferno", t_range, t_base))
+        columns.append(("local baseline " + target.full, "inferno", t_range, t_base))
         residuals.append(("baseline $-$ true [dex]",
                           [b - t for b, t in zip(t_base, t_true, strict=True)]))
     res_max = max(float(np.abs(r).max()) for _, maps in residuals for r in maps) or 1.0
@@ -130,7 +176,8 @@ def positive_or_nan(values: np.ndarray) -> np.ndarray:
     return np.where(values > 0, values, np.nan)
 
 
-def power_figure(spec_model: dict, spec_baseline: dict, path) -> Path:
+def power_figure(spec_model: dict, spec_baseline: dict, path, *,
+                 target: FieldLabel = TEMPERATURE) -> Path:
     """Top: P(k) of log10 T fluctuations, true / model / baseline. Bottom: the transfer
     function sqrt(P_pred / P_true), whose departure from 1 shows missing (or spurious)
     small-scale power."""
@@ -142,7 +189,7 @@ def power_figure(spec_model: dict, spec_baseline: dict, path) -> Path:
     top.loglog(k, positive_or_nan(spec_baseline["p_pred"]), color=COLORS["baseline"], ls="--",
                label="local baseline")
     d = spec_model["ndim"]
-    top.set_ylabel(rf"$P(k)$ of $\log_{{10}} T$ [(Mpc/$h$)$^{{{d}}}$]")
+    top.set_ylabel(rf"$P(k)$ of {target.symbol} [(Mpc/$h$)$^{{{d}}}$]")
     top.legend(frameon=False)
     bottom.semilogx(k, spec_model["transfer"], color=COLORS["model"], label="model")
     bottom.semilogx(k, spec_baseline["transfer"], color=COLORS["baseline"], ls="--",
@@ -154,7 +201,8 @@ def power_figure(spec_model: dict, spec_baseline: dict, path) -> Path:
 
 
 def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
-                      k_half_nyquist: float | None = None) -> Path:
+                      k_half_nyquist: float | None = None, *,
+                      target: FieldLabel = TEMPERATURE) -> Path:
     """r(k) = P_pt / sqrt(P_pp P_tt): the fraction of the true fluctuations the prediction
     gets in phase, scale by scale, model against baseline. A dotted line marks k_N / 2
     (default: from `spec_model["k_nyquist"]`), beyond which the grid resolves little."""
@@ -171,7 +219,7 @@ def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
     lowest = lowest[np.isfinite(lowest)]
     ax.set_ylim(min(0.0, float(lowest.min())) if lowest.size else 0.0, 1.05)
     label_k_axis(ax)
-    ax.set_ylabel(r"$r(k)$ of $\log_{10} T$")
+    ax.set_ylabel(rf"$r(k)$ of {target.symbol}")
     ax.legend(frameon=False, loc="lower left")
     return save_figure(fig, path)
 
@@ -213,13 +261,14 @@ def pdf_panels(panels: dict[str, dict[str, np.ndarray]], path, *,
     return save_figure(fig, path)
 
 
-def pdf_figure(true_log_t, pred_log_t, path, baseline_log_t=None, *, n_bins: int = 80) -> Path:
+def pdf_figure(true_log_t, pred_log_t, path, baseline_log_t=None, *, n_bins: int = 80,
+               target: FieldLabel = TEMPERATURE) -> Path:
     """One-point PDFs of log10 T: true, model and baseline (the baseline's is usually too
     narrow, as a conditional mean smooths out the scatter)."""
     curves = {"true": true_log_t, "model": pred_log_t}
     if baseline_log_t is not None:
         curves["local baseline"] = baseline_log_t
-    return pdf_panels({LOG_T_LABEL: curves}, path, styles=PREDICTION_STYLES, n_bins=n_bins)
+    return pdf_panels({target.full: curves}, path, styles=PREDICTION_STYLES, n_bins=n_bins)
 
 
 def _sorted_curve(x: np.ndarray, y: np.ndarray, n_points: int = 2000):
@@ -232,7 +281,7 @@ def _sorted_curve(x: np.ndarray, y: np.ndarray, n_points: int = 2000):
 
 def phase_diagram_panels(panels: dict[str, tuple[np.ndarray, np.ndarray]], path, *,
                          baseline=None, density_units: str = "",
-                         n_bins: int = 100) -> Path | Figure:
+                         n_bins: int = 100, target: FieldLabel = TEMPERATURE) -> Path | Figure:
     """T-rho phase diagrams side by side on one colour scale, one panel per
     {title: (log10 rho, log10 T)}, all binned as the first; `baseline` (log10 rho, log10 T
     points) draws the local baseline, the conditional mean of log10 T, on each."""
@@ -252,26 +301,27 @@ def phase_diagram_panels(panels: dict[str, tuple[np.ndarray, np.ndarray]], path,
                              norm=norm, cmap="viridis", rasterized=True)
         if baseline is not None:
             ax.plot(*baseline, color=COLORS["baseline"], lw=1.5,
-                    label=r"local baseline $\langle \log_{10} T | \rho \rangle$")
+                    label=rf"local baseline $\langle {target.tex} | \rho \rangle$")
             ax.legend(frameon=False, loc="upper left", fontsize=8)
         ax.set_title(title)
         ax.set_xlabel(log_rho_label(density_units))
-    axes[0].set_ylabel(LOG_T_LABEL)
+    axes[0].set_ylabel(target.full)
     fig.colorbar(mesh, ax=axes, label="pixel density [dex$^{-2}$]")
     return save_figure(fig, path)
 
 
 def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=None, *,
-                         density_units: str = "", n_bins: int = 100) -> Path:
+                         density_units: str = "", n_bins: int = 100,
+                         target: FieldLabel = TEMPERATURE) -> Path:
     """T-rho phase diagrams, true and predicted (`phase_diagram_panels`); the local
     baseline T(rho) is drawn on both as a curve (it is a function of rho alone)."""
     baseline = None if baseline_log_t is None else _sorted_curve(log_rho, baseline_log_t)
     return phase_diagram_panels({"true": (log_rho, true_log_t), "model": (log_rho, pred_log_t)},
                                 path, baseline=baseline, density_units=density_units,
-                                n_bins=n_bins)
+                                n_bins=n_bins, target=target)
 
 
-def per_box_figure(test: dict, path) -> Path | Figure:
+def per_box_figure(test: dict, path, *, target: FieldLabel = TEMPERATURE) -> Path | Figure:
     """The test MSE box by box: each test simulation's MSE (normalized space), model and
     local baseline, as points at its sim index; lines and bands: the means over all test
     maps ± their bootstrap standard errors over boxes (no band with one box, whose error is
@@ -293,7 +343,7 @@ def per_box_figure(test: dict, path) -> Path | Figure:
             ax.axhspan(mean - err, mean + err, color=color, alpha=0.2, lw=0, gid=f"{key}_band")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("test simulation (sim index)")
-    ax.set_ylabel(r"test MSE (standardized $\log_{10} T$)")
+    ax.set_ylabel(f"test MSE (standardized {target.symbol})")
     ax.set_title(f"MSE model / local baseline = {test['mse'] / test['baseline_mse']:.3f} "
                  f"({len(boxes)} test box{'es' if len(boxes) != 1 else ''})", fontsize=10)
     ax.legend(frameon=False, fontsize=8, title="mean over maps ± bootstrap error",
@@ -346,7 +396,8 @@ def training_curves(metrics_jsonl_paths, path, *, labels: Sequence[str] | None =
 def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
               spec_model: dict, spec_baseline: dict, metrics_jsonl=None,
               density_units: str = "", box_size: float | None = None, n_maps: int = 3,
-              summary: dict | None = None) -> dict[str, Path]:
+              summary: dict | None = None,
+              target: FieldLabel = TEMPERATURE) -> dict[str, Path]:
     """Writes every figure under `figures_dir` with the fixed names of `FIGURE_NAMES`.
 
     The stacks are the test set as log10 fields; the spectra come from
@@ -361,19 +412,24 @@ def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
     paths = {}
     if metrics.as_stack(true_log_t).ndim > 2:
         paths["maps"] = maps_panel(log_rho, true_log_t, pred_log_t, out / FIGURE_NAMES["maps"],
-                                   baseline_log_t, density_units=density_units,
-                                   box_size=box_size, n_samples=n_maps)
+                                   baseline_log_t, target=target,
+                                   density_units=density_units, box_size=box_size,
+                                   n_samples=n_maps)
     paths.update({
-        "power": power_figure(spec_model, spec_baseline, out / FIGURE_NAMES["power"]),
+        "power": power_figure(spec_model, spec_baseline, out / FIGURE_NAMES["power"],
+                              target=target),
         "cross_corr": cross_corr_figure(spec_model, spec_baseline,
-                                        out / FIGURE_NAMES["cross_corr"]),
-        "pdf": pdf_figure(true_log_t, pred_log_t, out / FIGURE_NAMES["pdf"], baseline_log_t),
+                                        out / FIGURE_NAMES["cross_corr"], target=target),
+        "pdf": pdf_figure(true_log_t, pred_log_t, out / FIGURE_NAMES["pdf"], baseline_log_t,
+                          target=target),
         "phase_diagram": phase_diagram_figure(log_rho, true_log_t, pred_log_t,
                                               out / FIGURE_NAMES["phase_diagram"],
-                                              baseline_log_t, density_units=density_units),
+                                              baseline_log_t, density_units=density_units,
+                                              target=target),
     })
     if summary is not None and "per_box" in summary:
-        paths["per_box"] = per_box_figure(summary, out / FIGURE_NAMES["per_box"])
+        paths["per_box"] = per_box_figure(summary, out / FIGURE_NAMES["per_box"],
+                                          target=target)
     if metrics_jsonl is not None and Path(metrics_jsonl).exists():
         baseline_mse = None if summary is None else summary.get("baseline_mse")
         paths["training"] = training_curves(metrics_jsonl, out / FIGURE_NAMES["training"],
