@@ -26,9 +26,10 @@ Velocities. Gadget-2/3/4, AREPO and GIZMO store w = v_pec / sqrt(a), so v_pec = 
 (Gadget-4 documentation, "Snapshot file format"; IllustrisTNG data specifications,
 Velocities in km sqrt(a)/s). SWIFT stores the peculiar velocity a dx/dt itself (the
 dataset attribute "a-scale exponent" is 0). A dataset's own exponent attribute, SWIFT's
-"a-scale exponent" or AREPO/Gadget-4's "a_scaling", is used when present; without one
-the Gadget convention (1/2) is assumed. The same attributes give the scale-factor power
-of InternalEnergy (0 unless stated; SWIFT's comoving internal energies carry -2).
+"a-scale exponent", AREPO/Gadget-4's "a_scaling" or EAGLE's "aexp-scale-exponent", is
+used when present; without one the Gadget convention (1/2) is assumed. The same
+attributes give the scale-factor power of InternalEnergy (0 unless stated; SWIFT's
+comoving internal energies carry -2).
 """
 
 from __future__ import annotations
@@ -320,7 +321,7 @@ def _first_present(group: h5py.Group, path: Path, names: tuple[str, ...]) -> str
 def _a_exponent(ds: h5py.Dataset | None, default: float) -> float:
     """The dataset's scale-factor power to physical units, if it states one."""
     if ds is not None:
-        for name in ("a-scale exponent", "a_scaling"):
+        for name in ("a-scale exponent", "a_scaling", "aexp-scale-exponent"):
             if name in ds.attrs:
                 return _scalar(ds.attrs[name])
     return default
