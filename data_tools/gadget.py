@@ -117,12 +117,14 @@ class Snapshot:
 @dataclass
 class Particles:
     """One chunk: positions (M, 3) comoving Mpc/h in [0, box), masses (M,) M_sun/h,
-    velocities (M, 3) peculiar km/s, temperature (M,) K (gas, when asked for)."""
+    velocities (M, 3) peculiar km/s, temperature (M,) K (gas, when asked for), and the
+    file it came from."""
 
     positions: np.ndarray
     masses: np.ndarray
     velocities: np.ndarray
-    temperature: np.ndarray | None = None
+    temperature: np.ndarray | None
+    file: Path
 
 
 def gas_temperature(internal_energy, electron_abundance=None,
@@ -289,7 +291,7 @@ def read_particles(snap: Snapshot, ptype: int, *, temperature: bool = False,
                     x_h = (HYDROGEN_FRACTION if metals is None else
                            _finite(metals[start:stop, 0], path, where % "GFM_Metals"))
                     temperatures = gas_temperature(u * energy_factor, x_e, x_h)
-                yield Particles(positions, masses, velocities, temperatures)
+                yield Particles(positions, masses, velocities, temperatures, path)
 
 
 def _open_snapshot(path: Path) -> h5py.File:

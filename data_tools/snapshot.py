@@ -110,6 +110,7 @@ def grid_snapshot(snap: gadget.Snapshot, fields: list[str], grid: int, dim: int,
             moments.add(part.positions, part.masses,
                         part.velocities if ptype == gadget.DARK_MATTER else None, **extra)
             if progress is not None:
+                progress.set_postfix_str(part.file.name, refresh=False)
                 progress.update(1)
         made = phase_space.grid_fields(moments, a=snap.scale_factor, hubble=snap.hubble,
                                        dim=dim, slabs=slabs, prefix=prefix)
