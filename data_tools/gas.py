@@ -78,6 +78,7 @@ class ParticleMoments:
     density: jnp.ndarray  # rho / mean(rho), CIC, unsmoothed
     gas_overdensity: jnp.ndarray  # Delta_g = S_J[density]
     velocity_dispersion: jnp.ndarray  # sigma_v, 3D, km/s
+    deposit: jnp.ndarray  # (G, G, G, 5) CIC sums of 1, v (3 components), |v|^2 [km/s]
 
 
 def _shear_variance(mean_velocity: jnp.ndarray, box_size: float, kernel_variance: float
@@ -113,7 +114,7 @@ def particle_moments(positions: jnp.ndarray, velocities: jnp.ndarray, grid: int,
                    - _shear_variance(mean_velocity, box_size, kernel_variance))
     gas_overdensity = smooth(density, box_size, smoothing)
     return ParticleMoments(density, jnp.maximum(gas_overdensity, DENSITY_FLOOR),
-                           jnp.sqrt(jnp.maximum(dispersion2, 0.0)))
+                           jnp.sqrt(jnp.maximum(dispersion2, 0.0)), deposited)
 
 
 def igm_temperature(gas_overdensity, params: GasParams) -> jnp.ndarray:

@@ -301,12 +301,13 @@ class PMSettings:
 
 
 def simulate_particles(cosmo: cosmology.Cosmology, box_size: float, seed: int,
-                       settings: PMSettings = PMSettings(), progress: bool = False
-                       ) -> tuple[ParticleState, jnp.ndarray]:
-    """Initial conditions + 2LPT + PM to a = 1; returns the final particles and delta_L(a=1)."""
+                       settings: PMSettings = PMSettings(), progress: bool = False,
+                       a_end: float = 1.0) -> tuple[ParticleState, jnp.ndarray]:
+    """Initial conditions + 2LPT + PM to `a_end`; returns the final particles and
+    delta_L(a=1)."""
     delta_lin = linear_density(seed, settings.particle_grid, box_size,
                                lambda k: cosmology.linear_power(cosmo, k))
     state = lpt_initial_state(delta_lin, box_size, cosmo, settings.a_start)
     state = run_pm(state, cosmo, box_size, settings.mesh_factor * settings.particle_grid,
-                   settings.n_steps, progress=progress)
+                   settings.n_steps, a_end=a_end, progress=progress)
     return state, delta_lin

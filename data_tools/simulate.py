@@ -1,18 +1,33 @@
-"""Paired (matter density, gas temperature) data from the built-in simulator.
+"""Paired matter / gas fields from the built-in simulator.
 
     python -m data_tools.simulate --out data/sim.h5                 # the default dataset
     python -m data_tools.simulate --out tiny.h5 --n-sims 2 --grid 32 --dim 3
+    python -m data_tools.simulate --out z1.h5 --redshift 1          # fields at z = 1
 
 Each simulation draws (Om, sigma8, T0, gamma, heating efficiency) from a seeded Latin
-hypercube, runs 2LPT + PM (`data_tools.nbody`) in a periodic box to z = 0 with grid^3
-particles, and paints density and gas temperature (`data_tools.gas`) on a grid^3 mesh.
+hypercube, runs 2LPT + PM (`data_tools.nbody`) in a periodic box to `--redshift` (default
+0) with grid^3 particles, and paints the fields below on a grid^3 mesh: the gas model
+(`data_tools.gas`) gives density, gas density and temperature, and the dark matter's
+velocity moments come from the same cloud-in-cell deposit (`data_tools.phase_space`, whose
+docstring says how empty cells, the dispersion and the divergence are defined).
 
-`--dim 3` stores the 3D grids: density in units of the mean (1 + delta) and temperature
-in K. `--dim 2` stores CAMELS-like maps: the box is cut into `--slabs` slabs along each
-of the 3 axes and each slab is projected: density = total matter mass per pixel in
-M_sun/h (rho_crit Om times the cell volume, summed through the slab) and temperature =
-mass-weighted mean temperature in K. `/sim_index` says which simulation a map came
-from, `/params` holds that simulation's parameters.
+| name | what | units |
+|---|---|---|
+| `density` | matter (dark matter) density, CIC | units of the mean (3D); M_sun/h per pixel (2D) |
+| `velocity_x`, `_y` (`_z` in 3D) | mass-weighted dark-matter velocity | km/s (peculiar) |
+| `velocity_dispersion` | mass-weighted 3D dark-matter velocity dispersion | km/s |
+| `velocity_divergence` | theta = div(v) / (aH), signed | dimensionless |
+| `gas_density` | gas density Delta_g = S_J[density] (gas model) | as `density` |
+| `temperature` | mass-weighted gas temperature | K |
+
+`--dim 3` stores the 3D grids. `--dim 2` stores CAMELS-like maps: the box is cut into
+`--slabs` slabs along each of the 3 axes (axis 0 first) and each slab is projected: the
+densities become total mass per pixel (rho_crit Om times the cell volume times the
+density, summed through the slab), the velocity maps hold the two in-plane components in
+the map's own axis order (`velocity_x` along its first axis), the dispersion counts the
+spread of the flow along the line of sight, and the divergence and temperature are
+mass-weighted through the slab. `/sim_index` says which simulation a map came from,
+`/params` holds that simulation's parameters, the root attribute `redshift` the redshift.
 """
 
 from __future__ import annotations
@@ -25,7 +40,7 @@ import numpy as np
 from scipy.stats import qmc
 from tqdm.auto import tqdm
 
-from data_tools import cosmology, gas, nbody
+from data_tools import cosmology, gas, nbody, phase_space
 from fieldnet import cli
 from fieldnet.cli import run
 from fieldnet.data import h5format
@@ -43,6 +58,8 @@ PARAM_NAMES = tuple(PARAM_RANGES)
 MIN_GRID, MAX_GRID = 16, 256
 DENSITY_LOG_FLOOR = 1e-3  # of the mean density: CIC leaves some void cells empty
 TEMPERATURE_LOG_FLOOR = 10.0  # K, below any model temperature
+# km/s: a cell reached by a single particle has none; resolved random motions are tens of km/s
+DISPERSION_LOG_FLOOR = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,11 @@ class SimulationSpec:
     dim: int = 2
     slabs: int = 4  # per axis, for dim = 2
     n_steps: int = 10
+    redshift: float = 0.0  # of the fields; the PM run stops at a = 1 / (1 + redshift)
+
+    @property
+    def scale_factor(self) -> float:
+        return 1.0 / (1.0 + self.redshift)
 
     def validate(self) -> None:
         if self.n_sims < 1:
@@ -75,6 +97,10 @@ class SimulationSpec:
             raise FieldnetError(f"--steps must be at least 1, got {self.n_steps}")
         if self.seed < 0:
             raise FieldnetError(f"--seed must be non-negative, got {self.seed}")
+        start = 1.0 / nbody.PMSettings.a_start - 1.0
+        if not (np.isfinite(self.redshift) and 0 <= self.redshift < start):
+            raise FieldnetError(f"--redshift must be at least 0 and below {start:g}, where the "
+                                f"PM run starts, got {self.redshift}")
 
 
 def latin_hypercube(n: int, seed: np.random.SeedSequence | int) -> np.ndarray:
@@ -85,58 +111,123 @@ def latin_hypercube(n: int, seed: np.random.SeedSequence | int) -> np.ndarray:
 
 
 def simulate_box(params: np.ndarray, spec: SimulationSpec, seed: np.random.SeedSequence
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """One simulation: 3D density (units of the mean) and temperature [K], float32."""
+                 ) -> dict[str, np.ndarray]:
+    """One simulation's fields (module docstring), float32: (1, G, G, G) for dim 3,
+    (3 * slabs, G, G) maps for dim 2."""
     values = dict(zip(PARAM_NAMES, (float(v) for v in params), strict=True))
     cosmo = cosmology.Cosmology(omega_m=values["omega_m"], sigma8=values["sigma8"])
     ic_seed, gas_seed = (int(s) for s in seed.generate_state(2) % (2**31))
     settings = nbody.PMSettings(particle_grid=spec.grid, n_steps=spec.n_steps)
-    state, _ = nbody.simulate_particles(cosmo, spec.box_size, ic_seed, settings)
+    state, _ = nbody.simulate_particles(cosmo, spec.box_size, ic_seed, settings,
+                                        a_end=spec.scale_factor)
     gas_params = gas.GasParams(t0=values["t0"], gamma=values["gamma"],
                                heating_efficiency=values["heating_efficiency"])
-    density, temperature, _ = gas.gas_fields(state, spec.grid, spec.box_size, gas_params,
-                                             gas_seed)
-    return np.asarray(density, np.float32), np.asarray(temperature, np.float32)
+    density, temperature, moments = gas.gas_fields(state, spec.grid, spec.box_size,
+                                                   gas_params, gas_seed)
+    density, temperature = np.asarray(density, np.float32), np.asarray(temperature, np.float32)
+    gas_density = np.asarray(moments.gas_overdensity, np.float32)
+    hubble = 100.0 * float(cosmology.hubble_rate(cosmo, spec.scale_factor))
+    flow = phase_space.grid_fields(dark_matter_moments(moments, cosmo, spec.box_size),
+                                   a=spec.scale_factor, hubble=hubble, dim=spec.dim,
+                                   slabs=spec.slabs)
+    del flow["density"]  # the gas model's, from the same deposit, is written
+    if spec.dim == 3:
+        fields = {"density": density, "temperature": temperature, **flow,
+                  "gas_density": gas_density}
+        return {name: values[None] for name, values in fields.items()}
+    density, temperature = project_slabs(density, temperature, spec.slabs, spec.box_size,
+                                         cosmo.omega_m)
+    return {"density": density, "temperature": temperature, **flow,
+            "gas_density": project_mass(gas_density, spec.slabs, spec.box_size, cosmo.omega_m)}
+
+
+def dark_matter_moments(moments: gas.ParticleMoments, cosmo: cosmology.Cosmology,
+                        box_size: float) -> phase_space.MomentGrid:
+    """The gas model's CIC deposit of the particles (unit weights) as masses in M_sun/h."""
+    deposit = np.asarray(moments.deposit, np.float64)
+    particle_mass = cosmology.RHO_CRIT * cosmo.omega_m * box_size**3 / deposit[..., 0].sum()
+    deposit *= particle_mass
+    return phase_space.MomentGrid.from_sums(box_size, deposit[..., 0], deposit[..., 1:4],
+                                            deposit[..., 4])
+
+
+def _slab_columns(field: np.ndarray, slabs: int, axis: int) -> np.ndarray:
+    """(slabs, depth, G, G) float64: the cells through each pixel of the slabs along `axis`."""
+    grid = field.shape[0]
+    return np.moveaxis(field, axis, 0).reshape(slabs, grid // slabs, grid, grid).astype(
+        np.float64)
+
+
+def project_mass(density: np.ndarray, slabs: int, box_size: float, omega_m: float
+                 ) -> np.ndarray:
+    """(3 * slabs, G, G) mass per pixel [M_sun/h] of a density in units of the mean."""
+    grid = density.shape[0]
+    cell_mass = cosmology.RHO_CRIT * omega_m * (box_size / grid) ** 3
+    return np.concatenate([_slab_columns(density, slabs, axis).sum(axis=1) * cell_mass
+                           for axis in range(3)]).astype(np.float32)
 
 
 def project_slabs(density: np.ndarray, temperature: np.ndarray, slabs: int, box_size: float,
                   omega_m: float) -> tuple[np.ndarray, np.ndarray]:
     """(3 * slabs, G, G) maps: mass per pixel [M_sun/h] and mass-weighted temperature [K]."""
     grid = density.shape[0]
-    cell_mass = cosmology.RHO_CRIT * omega_m * (box_size / grid) ** 3
     depth = grid // slabs
-    mass_maps, temperature_maps = [], []
+    temperature_maps = []
     for axis in range(3):
-        rho = np.moveaxis(density, axis, 0).reshape(slabs, depth, grid, grid).astype(np.float64)
+        rho = _slab_columns(density, slabs, axis)
         temp = np.moveaxis(temperature, axis, 0).reshape(slabs, depth, grid, grid)
         mass = rho.sum(axis=1)
-        mass_maps.append(mass * cell_mass)
-        # a column with no particles at all (never seen at these depths) takes the plain mean
+        # a column with no particles (a few per thousand pixels at z = 0) takes the plain mean
         weighted = (rho * temp).sum(axis=1)
         temperature_maps.append(np.where(mass > 0, weighted / np.where(mass > 0, mass, 1.0),
                                          temp.mean(axis=1)))
-    return (np.concatenate(mass_maps).astype(np.float32),
+    return (project_mass(density, slabs, box_size, omega_m),
             np.concatenate(temperature_maps).astype(np.float32))
 
 
 def _field_metadata(spec: SimulationSpec) -> dict:
+    """units, descriptions and log floors of every field the simulator writes."""
+    at = f"at z = {spec.redshift:g}"
+    flow = "mass-weighted dark-matter peculiar velocity"
+    descriptions = {
+        "density": f"matter density 1 + delta (CIC of the PM particles) {at}",
+        "temperature": f"gas temperature {at} (data_tools.gas model)",
+        "velocity_x": f"{flow}, x component (CIC) {at}",
+        "velocity_y": f"{flow}, y component (CIC) {at}",
+        "velocity_z": f"{flow}, z component (CIC) {at}",
+        "velocity_dispersion": f"mass-weighted 3D dark-matter velocity dispersion (CIC) {at}",
+        "velocity_divergence": f"dark-matter velocity divergence theta = div v / (a H) {at} "
+                               "(4th-order finite difference of the mean velocity)",
+        "gas_density": "gas overdensity Delta_g: the matter density smoothed on the Jeans "
+                       f"scale of the gas model {at}",
+    }
+    units = {"density": "mean density", "gas_density": "mean density", "temperature": "K",
+             "velocity_x": "km/s", "velocity_y": "km/s", "velocity_z": "km/s",
+             "velocity_dispersion": "km/s", "velocity_divergence": "dimensionless"}
+    log_floors = {"density": DENSITY_LOG_FLOOR, "gas_density": DENSITY_LOG_FLOOR,
+                  "temperature": TEMPERATURE_LOG_FLOOR,
+                  "velocity_dispersion": DISPERSION_LOG_FLOOR}
     if spec.dim == 3:
-        return dict(
-            units={"density": "mean density", "temperature": "K"},
-            descriptions={
-                "density": "matter density 1 + delta (CIC of the PM particles) at z = 0",
-                "temperature": "gas temperature at z = 0 (data_tools.gas model)"},
-            log_floors={"density": DENSITY_LOG_FLOOR, "temperature": TEMPERATURE_LOG_FLOOR})
+        return dict(units=units, descriptions=descriptions, log_floors=log_floors)
+    del units["velocity_z"], descriptions["velocity_z"]
+    slab = f"through a {spec.box_size / spec.slabs:g} Mpc/h slab"
+    descriptions.update({
+        "density": f"total matter mass per pixel {slab} {at}",
+        "gas_density": f"gas overdensity Delta_g of the gas model as mass per pixel {slab} "
+                       f"{at}",
+        "temperature": f"mass-weighted gas temperature through the slab {at}",
+        "velocity_x": f"{flow} along the map's first axis, {slab} {at}",
+        "velocity_y": f"{flow} along the map's second axis, {slab} {at}",
+        "velocity_dispersion": "mass-weighted 3D dark-matter velocity dispersion " + slab
+                               + f" (the line-of-sight spread of the flow included) {at}",
+        "velocity_divergence": f"dark-matter velocity divergence theta = div v / (a H), "
+                               f"mass-weighted {slab} {at}"})
     pixel_mass = cosmology.RHO_CRIT * PARAM_RANGES["omega_m"][0] * (
         spec.box_size / spec.grid) ** 3 * (spec.grid // spec.slabs)
-    return dict(
-        units={"density": "M_sun/h", "temperature": "K"},
-        descriptions={
-            "density": f"total matter mass per pixel through a {spec.box_size / spec.slabs:g} "
-                       "Mpc/h slab at z = 0",
-            "temperature": "mass-weighted gas temperature through the slab at z = 0"},
-        log_floors={"density": DENSITY_LOG_FLOOR * pixel_mass,  # of the mean at Om = 0.2
-                    "temperature": TEMPERATURE_LOG_FLOOR})
+    units.update(density="M_sun/h", gas_density="M_sun/h")
+    log_floors.update(density=DENSITY_LOG_FLOOR * pixel_mass,  # of the mean at Om = 0.2
+                      gas_density=DENSITY_LOG_FLOOR * pixel_mass)
+    return dict(units=units, descriptions=descriptions, log_floors=log_floors)
 
 
 def simulate_dataset(out: str | Path, n_sims: int = SimulationSpec.n_sims,
@@ -144,9 +235,11 @@ def simulate_dataset(out: str | Path, n_sims: int = SimulationSpec.n_sims,
                      seed: int = SimulationSpec.seed, dim: int = SimulationSpec.dim,
                      overwrite: bool = False, progress: bool = True,
                      slabs: int = SimulationSpec.slabs,
-                     n_steps: int = SimulationSpec.n_steps) -> Path:
-    """Runs the simulations and writes a fieldnet HDF5 file at `out` (atomically)."""
-    spec = SimulationSpec(n_sims, grid, float(box), seed, dim, slabs, n_steps)
+                     n_steps: int = SimulationSpec.n_steps,
+                     redshift: float = SimulationSpec.redshift) -> Path:
+    """Runs the simulations and writes a fieldnet HDF5 file at `out` (atomically), one
+    simulation at a time, so memory holds one simulation's fields."""
+    spec = SimulationSpec(n_sims, grid, float(box), seed, dim, slabs, n_steps, float(redshift))
     spec.validate()
     out = Path(out)
     if out.exists() and not overwrite:
@@ -155,24 +248,25 @@ def simulate_dataset(out: str | Path, n_sims: int = SimulationSpec.n_sims,
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
     lhs_seed, *sim_seeds = np.random.SeedSequence(seed).spawn(n_sims + 1)
     params = latin_hypercube(n_sims, lhs_seed)
-    densities, temperatures, sim_index = [], [], []
-    for i in tqdm(range(n_sims), desc="simulations", disable=not progress):
-        density, temperature = simulate_box(params[i], spec, sim_seeds[i])
-        if dim == 2:
-            omega_m = params[i, PARAM_NAMES.index("omega_m")]
-            density, temperature = project_slabs(density, temperature, slabs, spec.box_size,
-                                                 omega_m)
-        else:
-            density, temperature = density[None], temperature[None]
-        densities.append(density)
-        temperatures.append(temperature)
-        sim_index.extend([i] * len(density))
-    sim_index = np.asarray(sim_index, np.int64)
-    return h5format.write_arrays(
-        out, {"density": np.concatenate(densities), "temperature": np.concatenate(temperatures)},
-        ndim=dim, box_size=spec.box_size, source=SOURCE, sim_index=sim_index,
-        params=params[sim_index], param_names=PARAM_NAMES, overwrite=overwrite,
-        **_field_metadata(spec))
+    per_sim = 1 if dim == 3 else 3 * slabs
+    metadata = _field_metadata(spec)
+    with h5format.create(out, ndim=dim, box_size=spec.box_size, source=SOURCE,
+                         overwrite=overwrite) as f:
+        f.attrs["redshift"] = spec.redshift
+        stored = {}
+        for i in tqdm(range(n_sims), desc="simulations", disable=not progress):
+            fields = simulate_box(params[i], spec, sim_seeds[i])
+            for name, values in fields.items():
+                if name not in stored:
+                    stored[name] = h5format.add_field(
+                        f, name, (n_sims * per_sim, *values.shape[1:]),
+                        units=metadata["units"][name],
+                        description=metadata["descriptions"][name],
+                        log_floor=metadata["log_floors"].get(name))
+                stored[name][i * per_sim:(i + 1) * per_sim] = values
+        sim_index = np.repeat(np.arange(n_sims, dtype=np.int64), per_sim)
+        h5format.add_index(f, sim_index, params[sim_index], PARAM_NAMES)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="FastPM steps from a = 0.1 to 1; 20 brings P(k) at k = 1 h/Mpc "
                              "from ~18%% to ~10%% below halofit (BENCHMARKS.md) "
                              "(default %(default)s)")
+    parser.add_argument("--redshift", type=float, default=defaults.redshift,
+                        help="redshift of the fields: the PM run stops at a = 1 / (1 + z) "
+                             "(default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -210,10 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     path = simulate_dataset(args.out, args.n_sims, args.grid, args.box, args.seed, args.dim,
                             args.overwrite, progress=not args.quiet, slabs=args.slabs,
-                            n_steps=args.steps)
+                            n_steps=args.steps, redshift=args.redshift)
     info = h5format.read_info(path)
     print(f"wrote {path}: {info.num_samples} samples of "
-          f"{info.fields['density'].shape[1:]} from {args.n_sims} simulations")
+          f"{info.fields['density'].shape[1:]} from {args.n_sims} simulations at "
+          f"z = {args.redshift:g} ({', '.join(info.fields)})")
     return 0
 
 
