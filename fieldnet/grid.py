@@ -59,6 +59,7 @@ class Grid:
 
     @property
     def ndim(self) -> int:
+        """Number of spatial axes."""
         return len(self.shape)
 
     @property
@@ -84,8 +85,19 @@ class Grid:
 
 
 def as_grid(shape: Sequence[int], box: Grid | float | Sequence[float]) -> Grid:
-    """`box` as the Grid of a field of spatial `shape`: a Grid is checked to match it, a
-    float or per-axis lengths make a periodic box."""
+    """`box` as the Grid of a field of spatial `shape`.
+
+    Args:
+        shape: Cells per spatial axis of the field.
+        box: A `Grid` (checked to match `shape`), or the box side in Mpc/h (one, or one per
+            axis), which makes a periodic box.
+
+    Returns:
+        The grid.
+
+    Raises:
+        ValueError: If a given Grid has another shape.
+    """
     if isinstance(box, Grid):
         if tuple(shape) != box.shape:
             raise ValueError(f"field of spatial shape {tuple(shape)} is not on the grid of "
@@ -98,7 +110,13 @@ def check_divisible(sizes: Sequence[int], stride: int, what: str) -> None:
     """Raises `FieldnetError` unless every size is a multiple of a model's total stride
     (2**depth for the U-Net), which its down- and upsampling need.
 
-    `what` names the sizes in the message, e.g. "data.crop_size" or "the field".
+    Args:
+        sizes: Spatial sizes in pixels.
+        stride: The model's total stride.
+        what: Names the sizes in the message, e.g. "data.crop_size" or "the field".
+
+    Raises:
+        FieldnetError: If a size is not a multiple of `stride`.
     """
     bad = [int(s) for s in sizes if int(s) % stride]
     if bad:

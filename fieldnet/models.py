@@ -63,7 +63,18 @@ def _spatial_names(ndim: int) -> str:
 
 
 def check_input(x, *, ndim: int, channels: int, multiple: int) -> None:
-    """Raises ValueError naming the expected shape when x does not fit the model."""
+    """Raises ValueError naming the expected shape when x does not fit the model.
+
+    Args:
+        x: The model's input, expected (batch, *spatial, channels).
+        ndim: Number of spatial axes the model takes.
+        channels: Channels the model takes (the last axis of x).
+        multiple: What every spatial size must be divisible by (the model's stride).
+
+    Raises:
+        ValueError: If x has the wrong number of axes or channels, or a spatial size that
+            is not a multiple of `multiple`; the message names the expected shape.
+    """
     names = _spatial_names(ndim)
     expected = f"(batch, {names}, {channels}) with {names} divisible by {multiple}"
     if x.ndim != ndim + 2 or x.shape[-1] != channels or any(s % multiple for s in x.shape[1:-1]):
@@ -71,8 +82,20 @@ def check_input(x, *, ndim: int, channels: int, multiple: int) -> None:
 
 
 def check_cond(cond, cond_dim: int, batch: int):
-    """The conditioning vector of a batch, checked: (batch, cond_dim), or None when the
-    model is not conditioned."""
+    """The conditioning vector of a batch, checked.
+
+    Args:
+        cond: The conditioning vectors, (batch, cond_dim), or None.
+        cond_dim: Length of the model's conditioning vector (0: not conditioned).
+        batch: Batch size of the input.
+
+    Returns:
+        `cond` unchanged, or None when the model is not conditioned.
+
+    Raises:
+        ValueError: If a cond is given to a model that is not conditioned, or is missing or
+            of the wrong shape for one that is.
+    """
     if cond_dim == 0:
         if cond is not None:
             raise ValueError("this model is not conditioned (cond_dim=0); got a cond")
@@ -85,8 +108,23 @@ def check_cond(cond, cond_dim: int, batch: int):
 
 def stride_of(config: ml_collections.ConfigDict) -> int:
     """The total stride of the model a config builds, without building it: spatial sizes
-    must be multiples of it (2**depth for the U-Net, 2**(depth - 1) for the ResNet). A
-    depth that is not an integer ≥ 0 is a one-line `FieldnetError` naming model.depth."""
+    must be multiples of it.
+
+    Args:
+        config: A model config (`config.model` of a study): `name` and `depth` are read.
+
+    Returns:
+        2**depth for the U-Net, 2**(depth - 1) for the ResNet.
+
+    Raises:
+        FieldnetError: If the depth is not an integer ≥ 0 (one line naming model.depth).
+
+    Examples:
+        >>> import ml_collections
+        >>> from fieldnet import models
+        >>> models.stride_of(ml_collections.ConfigDict({"name": "unet", "depth": 3}))
+        8
+    """
     try:
         depth = layers.check_non_negative("model.depth", config.depth)
     except ValueError as err:
@@ -147,7 +185,7 @@ class UNet(nnx.Module):
             `kernel_size` with `symmetry="dihedral"`, or a `global_residual` whose channel
             counts differ.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from flax import nnx
         >>> from fieldnet import models, receptive_field
@@ -282,7 +320,7 @@ class ResNet(nnx.Module):
             `ndim`, `padding`, `symmetry`, `norm`, `act` or `dtype`, or an even
             `kernel_size` with `symmetry="dihedral"`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from flax import nnx
         >>> from fieldnet import models
@@ -369,8 +407,18 @@ def _model_kwargs(config) -> dict:
 
 
 def objective_of(config: ml_collections.ConfigDict) -> str:
-    """What the model config trains: "regression" (the default; the model predicts the
-    target) or "flow" (the velocity network of `fieldnet.nn.flow`); else a ValueError."""
+    """What the model config trains.
+
+    Args:
+        config: A model config; its `objective` key is read (absent: regression).
+
+    Returns:
+        "regression" (the default; the model predicts the target) or "flow" (the velocity
+        network of `fieldnet.nn.flow`).
+
+    Raises:
+        ValueError: If the objective is neither.
+    """
     return _check_choice("model.objective", config.get("objective", "regression"),
                          flow.OBJECTIVES)
 
@@ -381,6 +429,30 @@ def build(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, **overrides) -> 
     With `config.objective = "flow"` the U-Net is the velocity network of the task that
     `in_channels`, `out_channels` and `cond_dim` describe: it takes the state of the target
     as extra input channels and the time as extra conditioning (`flow.network_io`).
+
+    Args:
+        config: The model config: `name` ("unet", the default, or "resnet"), `objective`,
+            and any of the models' constructor arguments (`width`, `depth`, `padding`,
+            `symmetry`, `channel_mult`, ...); None values take the constructor's default.
+        rngs: Random streams for the weights.
+        **overrides: Constructor arguments that take precedence over the config, typically
+            what the data decides: `in_channels`, `out_channels`, `ndim`, `cond_dim`.
+
+    Returns:
+        The model, a `UNet` or a `ResNet`.
+
+    Raises:
+        ValueError: On an unknown name, objective or config key, or a flow objective for a
+            model other than the U-Net; the constructors' own errors otherwise.
+
+    Examples:
+        >>> import ml_collections
+        >>> from flax import nnx
+        >>> from fieldnet import models
+        >>> config = ml_collections.ConfigDict({"width": 4, "depth": 1})
+        >>> m = models.build(config, rngs=nnx.Rngs(0), in_channels=1, out_channels=1, ndim=2)
+        >>> type(m).__name__, m.stride
+        ('UNet', 2)
     """
     name = config.get("name", "unet")
     model_cls = {"unet": UNet, "resnet": ResNet}.get(name)

@@ -25,6 +25,13 @@ def receptive_field(model: FieldModel) -> int:
     Raises:
         ValueError: If the model has no `input_interval` (it pools globally, like
             `ResNet`), or a layer of it sees the whole field (group normalization).
+
+    Examples:
+        >>> from flax import nnx
+        >>> from fieldnet import models, receptive_field
+        >>> m = models.UNet(1, 1, ndim=2, width=4, depth=1, rngs=nnx.Rngs(0))
+        >>> receptive_field(m) > 0
+        True
     """
     if not hasattr(model, "input_interval"):
         raise ValueError(f"{type(model).__name__} pools globally or has no spatial output; "

@@ -16,16 +16,40 @@ from typing import NamedTuple
 
 
 class Element(NamedTuple):
+    """One element of the group: output spatial axis m is input axis perm[m], then
+    reversed where flips[m].
+
+    Attributes:
+        perm: A permutation of the spatial axes 0..d-1.
+        flips: Whether each output axis is reversed.
+    """
+
     perm: tuple[int, ...]
     flips: tuple[bool, ...]
 
     @property
     def is_identity(self) -> bool:
+        """Whether the element leaves every array unchanged."""
         return self.perm == tuple(range(len(self.perm))) and not any(self.flips)
 
 
 def group_elements(ndim: int) -> list[Element]:
-    """All d!·2^d elements, identity first."""
+    """All d!·2^d elements, identity first.
+
+    Args:
+        ndim: Number of spatial axes, 1, 2 or 3.
+
+    Returns:
+        The 2, 8 or 48 elements.
+
+    Raises:
+        ValueError: If ndim is not 1, 2 or 3.
+
+    Examples:
+        >>> from fieldnet import symmetry
+        >>> [len(symmetry.group_elements(d)) for d in (1, 2, 3)]
+        [2, 8, 48]
+    """
     if ndim not in (1, 2, 3):
         raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
     return [Element(tuple(p), tuple(f))
@@ -34,6 +58,22 @@ def group_elements(ndim: int) -> list[Element]:
 
 
 def inverse(g: Element) -> Element:
+    """The element that undoes `g`: `apply(apply(x, g), inverse(g))` is x.
+
+    Args:
+        g: An element.
+
+    Returns:
+        Its inverse.
+
+    Examples:
+        >>> import numpy as np
+        >>> from fieldnet import symmetry
+        >>> x = np.arange(6.0).reshape(1, 2, 3, 1)
+        >>> g = symmetry.group_elements(2)[5]
+        >>> bool(np.array_equal(symmetry.apply(symmetry.apply(x, g), symmetry.inverse(g)), x))
+        True
+    """
     ndim = len(g.perm)
     perm = [0] * ndim
     flips = [False] * ndim
@@ -46,8 +86,14 @@ def inverse(g: Element) -> Element:
 def apply(x, g: Element, first_spatial_axis: int = 1):
     """Applies g to the spatial axes of x (numpy or jax array), which start at the given axis.
 
-    Channels-last batches (B, *spatial, C) use the default; kernels (*spatial, Cin, Cout)
-    use first_spatial_axis=0.
+    Args:
+        x: The array; its d spatial axes start at `first_spatial_axis`.
+        g: A group element of d spatial axes.
+        first_spatial_axis: 1 for channels-last batches (B, *spatial, C), the default; 0
+            for kernels (*spatial, Cin, Cout).
+
+    Returns:
+        The transformed array, numpy or jax as x.
     """
     xp = _namespace(x)
     ndim = len(g.perm)
@@ -60,7 +106,21 @@ def apply(x, g: Element, first_spatial_axis: int = 1):
 
 
 def apply_to_vector(v, g: Element, first_spatial_axis: int = 1):
-    """Applies g to a vector field whose last axis holds its d Cartesian components."""
+    """Applies g to a vector field whose last axis holds its d Cartesian components: the
+    field moves as a scalar field does and its components are permuted and reflected.
+
+    Args:
+        v: The vector field; its d spatial axes start at `first_spatial_axis`, and its last
+            axis holds the d components.
+        g: A group element of d spatial axes.
+        first_spatial_axis: As in `apply`.
+
+    Returns:
+        The transformed vector field.
+
+    Raises:
+        ValueError: If the last axis does not hold d components.
+    """
     ndim = len(g.perm)
     if v.shape[-1] != ndim:
         raise ValueError(f"a vector field in {ndim}D needs {ndim} components on the last axis, "

@@ -1,12 +1,19 @@
-"""The documentation runs: the examples in the public docstrings pass as doctests, those
-docstrings document every argument, and every ```python block of README.md exits 0.
+"""The documentation runs: the docs site builds strictly, the examples in the public
+docstrings pass as doctests, those docstrings document every argument, and every ```python
+block of README.md and of the docs pages exits 0.
 
-Each README block runs in a fresh Python process whose working directory is a new
+The site build (`mkdocs build --strict`) fails on any warning: a broken link, a missing
+page, a docstring that names a parameter the signature lacks, or an API page for a module
+that is gone. It runs offline (no plugin fetches; the proxies point nowhere, so an attempt
+would fail) and takes a few seconds.
+
+Each python block runs in a fresh Python process whose working directory is a new
 temporary folder, with the repository root first on PYTHONPATH: it imports `fieldnet` and
 `experiments` from this tree as it would from the repository root, while the files it
 writes (`runs/...`) land in the temporary folder, so every run starts clean. The process
 gets `FIELDNET_TINY=1`; a block that trains reads it and shrinks itself to a few steps
-(README's study block does), which keeps the whole file to about a minute on two cores.
+(the study block of the getting-started page does), which keeps the blocks to about a
+minute on two cores.
 """
 
 import doctest
@@ -20,17 +27,29 @@ from pathlib import Path
 
 import pytest
 
-from fieldnet import models
-from fieldnet.data import dataset
-from fieldnet.eval import inference
+from fieldnet import models, receptive, registry, symmetry
+from fieldnet.data import dataset, h5format
+from fieldnet.eval import inference, metrics, sampling, spectra
 from fieldnet.nn import layers
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCTEST_MODULES = (models, layers, inference, dataset)
+DOCTEST_MODULES = (models, layers, inference, dataset, receptive, registry, spectra, metrics,
+                   symmetry, h5format, sampling)
 DOCUMENTED = (models.UNet, models.ResNet, layers.Conv, layers.ConvTranspose,
-              inference.predict_field, dataset.FieldDataset)
-README_BLOCKS = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(),
-                           re.DOTALL | re.MULTILINE)
+              inference.predict_field, dataset.FieldDataset, models.build,
+              receptive.receptive_field, spectra.power_spectrum, metrics.mse, models.stride_of)
+DOCS = ROOT / "docs"
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", path.read_text(), re.DOTALL | re.MULTILINE)
+
+
+README_BLOCKS = python_blocks(ROOT / "README.md")
+PAGES = sorted(p for p in DOCS.rglob("*.md") if "figures" not in p.relative_to(DOCS).parts)
+BLOCKS = [(f"README.md:{i}", code) for i, code in enumerate(README_BLOCKS, 1)]
+BLOCKS += [(f"{page.relative_to(DOCS)}:{i}", code)
+           for page in PAGES for i, code in enumerate(python_blocks(page), 1)]
 
 
 @pytest.mark.parametrize("module", DOCTEST_MODULES, ids=lambda m: m.__name__)
@@ -48,10 +67,10 @@ def test_docstring_examples_pass(module):
 def test_public_constructors_document_every_argument_with_an_example(obj):
     doc = inspect.getdoc(obj)
     assert ">>> " in doc, "no example"
-    sections = re.split(r"^(Args|Returns|Raises|Example):\n", doc, flags=re.MULTILINE)
+    sections = re.split(r"^(Args|Returns|Raises|Examples?):\n", doc, flags=re.MULTILINE)
     assert "Args" in sections and "Raises" in sections
     args = sections[sections.index("Args") + 1]
-    documented = set(re.findall(r"^    (\w+):", args, re.MULTILINE))
+    documented = set(re.findall(r"^    \*{0,2}(\w+):", args, re.MULTILINE))
     signature = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
     params = set(signature.parameters) - {"self"}
     assert params <= documented, f"undocumented: {sorted(params - documented)}"
@@ -59,15 +78,42 @@ def test_public_constructors_document_every_argument_with_an_example(obj):
         assert "Returns" in sections
 
 
-def test_readme_has_python_blocks():
-    assert len(README_BLOCKS) >= 2
+def test_readme_and_docs_have_python_blocks():
+    assert len(README_BLOCKS) >= 1
+    assert len(BLOCKS) - len(README_BLOCKS) >= 5
 
 
-@pytest.mark.parametrize("code", README_BLOCKS,
-                         ids=[f"block{i}" for i in range(1, len(README_BLOCKS) + 1)])
-def test_readme_block_runs(code, tmp_path):
+@pytest.mark.parametrize("code", [code for _, code in BLOCKS], ids=[name for name, _ in BLOCKS])
+def test_python_block_runs(code, tmp_path):
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "FIELDNET_TINY": "1"}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
+
+
+def test_every_public_module_has_an_api_page():
+    pages = "\n".join(p.read_text() for p in (DOCS / "reference" / "api").glob("*.md"))
+    documented = set(re.findall(r"^::: ([\w.]+)", pages, re.MULTILINE))
+    modules = set()
+    for path in (ROOT / "fieldnet").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if not any(part.startswith("_") for part in parts):
+            modules.add(".".join(parts))
+    missing = modules - documented - {"fieldnet.version"}
+    assert not missing, f"no API page (docs/reference/api/) shows {sorted(missing)}"
+
+
+def test_docs_site_builds_strictly_offline(tmp_path):
+    pytest.importorskip("mkdocstrings_handlers.python", reason="needs the dev extra")
+    nowhere = "http://127.0.0.1:9"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HTTP_PROXY": nowhere,
+           "HTTPS_PROXY": nowhere, "http_proxy": nowhere, "https_proxy": nowhere,
+           "NO_PROXY": "", "no_proxy": ""}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+                           str(ROOT / "mkdocs.yml"), "--site-dir", str(tmp_path / "site")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "WARNING" not in done.stderr, done.stderr[-4000:]
+    assert (tmp_path / "site" / "reference" / "api" / "models" / "index.html").exists()

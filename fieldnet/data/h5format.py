@@ -1,4 +1,4 @@
-"""The fieldnet HDF5 format, version 1 (see README, "Data format").
+"""The fieldnet HDF5 format, version 1 (docs/data/format.md).
 
     /                attrs: format="fieldnet", version=1, ndim, box_size [Mpc/h], source, created_by
     /fields/<name>   float32 (N, *spatial); attrs: units, log_floor (optional), description
@@ -48,7 +48,25 @@ def sample_chunks(sample_shape: Sequence[int]) -> tuple[int, ...]:
 @contextlib.contextmanager
 def create(path: str | os.PathLike, *, ndim: int, box_size: float, source: str,
            overwrite: bool = False) -> Iterator[h5py.File]:
-    """Opens a new fieldnet file for writing (atomically); fill it with `add_field` etc."""
+    """Opens a new fieldnet file for writing (atomically); fill it with `add_field` etc.
+
+    The file is written under a temporary name and renamed to `path` when the block exits
+    without an error, so a crash never leaves a half-written file under the final name.
+
+    Args:
+        path: The file to write.
+        ndim: Number of spatial axes of its fields, 1, 2 or 3.
+        box_size: Side of the periodic box in Mpc/h.
+        source: Where the data comes from (free text, kept in the file).
+        overwrite: Replace an existing file; otherwise an existing `path` is an error.
+
+    Yields:
+        The open `h5py.File`, its root attributes and /fields group written.
+
+    Raises:
+        FieldnetError: On a bad `ndim` or `box_size`, or an existing file without
+            `overwrite`.
+    """
     if ndim not in (1, 2, 3):
         raise FieldnetError(f"ndim must be 1, 2 or 3, got {ndim}")
     if not box_size > 0:
@@ -63,8 +81,25 @@ def create(path: str | os.PathLike, *, ndim: int, box_size: float, source: str,
 def add_field(f: h5py.File, name: str, shape: Sequence[int], *, units: str, description: str = "",
               log_floor: float | None = None, data: np.ndarray | None = None,
               chunks: Sequence[int] | None = None, compress: bool = True) -> h5py.Dataset:
-    """Creates /fields/<name> (N, *spatial) float32, chunked per sample and compressed
-    (`chunks` and `compress` as in `add_dataset`)."""
+    """Creates /fields/<name> (N, *spatial) float32, chunked per sample and compressed.
+
+    Args:
+        f: A file opened by `create`.
+        name: The field's name (see the field names in docs/data/format.md).
+        shape: (N, *spatial), with the file's ndim spatial axes.
+        units: The field's physical units, e.g. "K".
+        description: What the field is.
+        log_floor: Floor of the log10 transform, for fields that contain zeros.
+        data: The values to write now; None to fill the dataset later, sample by sample.
+        chunks: As in `add_dataset`.
+        compress: As in `add_dataset`.
+
+    Returns:
+        The dataset.
+
+    Raises:
+        FieldnetError: If `shape` does not have the file's number of spatial axes.
+    """
     shape = tuple(int(s) for s in shape)
     if len(shape) != f.attrs["ndim"] + 1:
         raise FieldnetError(f"field {name!r} must have shape (N, *spatial) with "
@@ -153,7 +188,17 @@ def read_samples(path: str | os.PathLike, names: Sequence[str]) -> tuple[np.ndar
 
 def add_index(f: h5py.File, sim_index: Sequence[int] | np.ndarray,
               params: np.ndarray | None = None, param_names: Sequence[str] = ()) -> None:
-    """Writes /sim_index and, when given, /params with its column names."""
+    """Writes /sim_index and, when given, /params with its column names.
+
+    Args:
+        f: A file opened by `create`.
+        sim_index: The simulation each sample came from, (N,).
+        params: Per-sample parameters, (N, P), or None.
+        param_names: The P column names of `params`.
+
+    Raises:
+        FieldnetError: If `params` is not (N, len(param_names)).
+    """
     f.create_dataset("sim_index", data=np.asarray(sim_index, np.int64))
     if params is not None:
         params = np.asarray(params, np.float32)
@@ -166,6 +211,15 @@ def add_index(f: h5py.File, sim_index: Sequence[int] | np.ndarray,
 
 @dataclass
 class FieldInfo:
+    """The metadata of one /fields/<name> dataset.
+
+    Attributes:
+        shape: (N, *spatial).
+        units: Physical units.
+        description: What the field is.
+        log_floor: Floor of the log10 transform, or None.
+    """
+
     shape: tuple[int, ...]
     units: str
     description: str
@@ -174,6 +228,19 @@ class FieldInfo:
 
 @dataclass
 class FileInfo:
+    """The metadata of a fieldnet-format file (`read_info`).
+
+    Attributes:
+        path: The file.
+        ndim: Number of spatial axes.
+        box_size: Side of the periodic box in Mpc/h.
+        source: Where the data comes from.
+        fields: {name: `FieldInfo`} of every field.
+        sim_index: The simulation of each sample, (N,).
+        params: Per-sample parameters (N, P), or None.
+        param_names: Their P column names.
+    """
+
     path: Path
     ndim: int
     box_size: float
@@ -201,11 +268,24 @@ def open_file(path: str | os.PathLike) -> h5py.File:
 
 
 def is_fieldnet(f: h5py.File) -> bool:
+    """Whether an open HDF5 file is in the fieldnet format (its `format` attribute)."""
     return f.attrs.get("format") == FORMAT
 
 
 def read_info(path: str | os.PathLike) -> FileInfo:
-    """Reads and checks the metadata of a fieldnet-format file (no field data)."""
+    """Reads and checks the metadata of a fieldnet-format file (no field data).
+
+    Args:
+        path: A fieldnet-format file.
+
+    Returns:
+        Its `FileInfo`.
+
+    Raises:
+        FieldnetError: (one line naming the file and dataset) If the file is missing,
+            corrupt, not in the fieldnet format or of another version, or its fields and
+            /sim_index disagree.
+    """
     with open_file(path) as f:
         if not is_fieldnet(f):
             raise data_error(path, reason="not a fieldnet-format file (no format='fieldnet' "
@@ -245,8 +325,40 @@ def write_arrays(path: str | os.PathLike, fields: Mapping[str, np.ndarray], *, n
                  log_floors: Mapping[str, float] | None = None, params: np.ndarray | None = None,
                  param_names: Sequence[str] = (), overwrite: bool = False,
                  chunks: Sequence[int] | None = None, compress: bool = True) -> Path:
-    """Writes in-memory arrays as a fieldnet file in one call (`chunks` and `compress` as
-    in `add_dataset`)."""
+    """Writes in-memory arrays as a fieldnet file in one call.
+
+    Args:
+        path: The file to write (atomically, as `create` does).
+        fields: {name: array (N, *spatial)} of every field.
+        ndim: Number of spatial axes.
+        box_size: Side of the periodic box in Mpc/h.
+        source: Where the data comes from.
+        sim_index: The simulation each sample came from, (N,).
+        units: {name: units} for every field.
+        descriptions: {name: description}, optional per field.
+        log_floors: {name: floor of the log10 transform}, optional per field.
+        params: Per-sample parameters (N, P), or None.
+        param_names: The P column names of `params`.
+        overwrite: Replace an existing file.
+        chunks: As in `add_dataset`.
+        compress: As in `add_dataset`.
+
+    Returns:
+        `path`, as a `Path`.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from fieldnet.data import h5format
+        >>> path = Path(tempfile.mkdtemp()) / "tiny.h5"
+        >>> _ = h5format.write_arrays(path, {"density": np.ones((2, 8, 8))}, ndim=2,
+        ...                           box_size=25.0, source="example", sim_index=[0, 1],
+        ...                           units={"density": "M_sun/h"})
+        >>> info = h5format.read_info(path)
+        >>> info.num_samples, info.fields["density"].shape
+        (2, (2, 8, 8))
+    """
     with create(path, ndim=ndim, box_size=box_size, source=source, overwrite=overwrite) as f:
         for name, arr in fields.items():
             add_field(f, name, np.shape(arr), units=units[name],

@@ -43,7 +43,24 @@ from fieldnet.receptive import receptive_field
 
 def tile_plan(size: int, tile: int, stride: int) -> list[int]:
     """Core start positions along one axis: multiples of `tile`, the last one moved back
-    so that it ends at the edge (all cores have the same size; overlaps are harmless)."""
+    so that it ends at the edge (all cores have the same size; overlaps are harmless).
+
+    Args:
+        size: Pixels along the axis.
+        tile: Core size in pixels, at most `size`.
+        stride: The model's stride; every start must be a multiple of it.
+
+    Returns:
+        The start of every core, increasing.
+
+    Raises:
+        FieldnetError: If a start is not a multiple of the stride.
+
+    Examples:
+        >>> from fieldnet.eval.inference import tile_plan
+        >>> tile_plan(96, 32, 8), tile_plan(80, 32, 8)
+        ([0, 32, 64], [0, 32, 48])
+    """
     starts = list(range(0, size - tile + 1, tile))
     if starts[-1] + tile < size:
         starts.append(size - tile)
@@ -102,7 +119,14 @@ def jitted_forward(model: nnx.Module):
     """`model(x)` (or `model(x, cond)` for a conditioned model) in eval mode (dropout off) as
     one jitted function of x and cond. The compiled code
     is cached by architecture and input shape, so later calls on a model of the same
-    architecture (any weights) do not compile again."""
+    architecture (any weights) do not compile again.
+
+    Args:
+        model: The model; it is put in eval mode and split into graph and state once.
+
+    Returns:
+        `forward(x, cond=None)`, the model's output for a batch x.
+    """
     model.eval()
     graphdef, state = nnx.split(model)
     return lambda x, cond=None: _forward(graphdef, state, x, cond)
@@ -140,7 +164,7 @@ def predict_field(model: models.FieldModel, field: ArrayLike, tile: int = 64, ba
             holds NaN or Inf.
         ValueError: If the model's receptive field is not finite (group normalization).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from flax import nnx
         >>> from fieldnet import models
@@ -162,7 +186,19 @@ def field_predictor(model: models.FieldModel, tile: int = 64, batch: int = 8):
     fields (a sampler evaluates the network twice per ODE step). `field` may also be a
     stack (K, *spatial, C_in) of fields of one size with the same `params`: their tiles
     share the batches, so K fields smaller than `batch` tiles take one forward pass, not K;
-    each comes out as it would alone, to float rounding."""
+    each comes out as it would alone, to float rounding.
+
+    Args:
+        model: As for `predict_field`.
+        tile: As for `predict_field`.
+        batch: As for `predict_field`.
+
+    Returns:
+        The function `predict(field, params=None, progress=False)`.
+
+    Raises:
+        FieldnetError: As `predict_field`, for the model, `tile` and `batch`.
+    """
     stride, halo = _check_model(model, tile, batch)
     forward = jitted_forward(model)
 
@@ -205,7 +241,16 @@ def _tile_starts(spatial, tile: int, stride: int) -> tuple[int, list[tuple[int, 
 
 
 def tiles_per_field(model: models.FieldModel, spatial, tile: int) -> int:
-    """How many tiles `field_predictor` cuts a field of shape `spatial` into."""
+    """How many tiles `field_predictor` cuts a field of shape `spatial` into.
+
+    Args:
+        model: The model (its stride is read).
+        spatial: The field's spatial shape.
+        tile: Core size in pixels.
+
+    Returns:
+        The number of tiles.
+    """
     return len(_tile_starts(spatial, tile, model.stride)[1])
 
 
@@ -222,7 +267,8 @@ def sample_field(model: nnx.Module, field: ArrayLike, noise: ArrayLike, *, steps
             (`sampling.sample_noise`), or a stack of them (S, *spatial, C_y) for S samples
             drawn together (see `field_sampler`).
         steps: Heun steps from t = 0 to 1.
-        tile, batch: As for `predict_field`.
+        tile: Tile core size in pixels, as for `predict_field`.
+        batch: Tiles per forward pass, as for `predict_field`.
         params: The standardized parameters (P,) of a conditioned run, else None.
         progress: Show a progress bar over the steps.
 
@@ -239,7 +285,16 @@ def field_sampler(model: nnx.Module, tile: int = 64, batch: int = 8):
     this model, tile and batch, its tiled predictor made once, for callers that draw many
     samples. `noise` may also be a stack (S, *spatial, C_y): S samples of the field are then
     integrated together, their tiles sharing the network's batches (`field_predictor`),
-    and come back as (S, *spatial, C_y), each as it would alone to float rounding."""
+    and come back as (S, *spatial, C_y), each as it would alone to float rounding.
+
+    Args:
+        model: The velocity network of a flow run, periodic.
+        tile: As for `predict_field`.
+        batch: As for `predict_field`.
+
+    Returns:
+        The function `sample(field, noise, *, steps, params=None, progress=False)`.
+    """
     predict = field_predictor(model, tile, batch)
 
     def sample(field: ArrayLike, noise: ArrayLike, *, steps: int,
@@ -287,7 +342,18 @@ def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
     (model_io.json, with "objective": "regression" or "flow" (the model is then the
     velocity network), "sample_steps": a flow run's Heun steps in evaluation,
     "input_vectors": which inputs are vector fields, and "provenance": the run, the
-    checkpoint step, the config's hash)."""
+    checkpoint step, the config's hash).
+
+    Args:
+        workdir: A trained run's folder.
+
+    Returns:
+        (model, normalizer, io): the model with the best checkpoint's parameters, the
+        run's `Normalizer`, and the dict above.
+
+    Raises:
+        FieldnetError: If the folder lacks a file of a trained run.
+    """
     workdir = rundir.require(Path(workdir), rundir.CONFIG, rundir.MODEL_IO,
                              rundir.NORMALIZER, rundir.CHECKPOINTS, what="a trained run folder")
     text = rundir.config(workdir).read_text()
@@ -328,6 +394,30 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
     writes, per target, samples/<target> (M, samples, *spatial) and their mean/<target> and
     std/<target> (M, *spatial), all in the target's physical units. `samples` is required
     for a generative run and refused for a regression one.
+
+    Args:
+        workdir: A trained run's folder.
+        input_path: The HDF5 file with the input fields.
+        output_path: The HDF5 file to write.
+        fields: Input field names or dataset paths, comma-separated; None for the run's.
+        tile: Core size in pixels, as for `predict_field`.
+        batch: Tiles per forward pass, as for `predict_field`.
+        overwrite: Replace an existing output file.
+        params: Simulation parameters of a conditioned run, {name: value}; None reads the
+            file's /params.
+        progress: Show progress bars.
+        samples: Samples to draw of each map (generative runs only, and required there).
+        steps: Heun steps per sample; None for the run's eval.sample_steps.
+        seed: Seed of the samples' noise.
+
+    Returns:
+        A summary: "output" (the path), "samples" (maps predicted), "samples_per_map"
+        (None for a regression run), and the run's provenance (run, checkpoint step, config
+        hash).
+
+    Raises:
+        FieldnetError: On a bad run folder, input file, field, parameter, tile, batch,
+            `samples` or `steps`, or an output that would replace the input.
     """
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise FieldnetError(f"--output {output_path} is the input file; write elsewhere")

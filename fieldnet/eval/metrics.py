@@ -21,7 +21,17 @@ from fieldnet.eval.spectra import Box
 
 
 def as_stack(fields) -> np.ndarray:
-    """`(N, *spatial)` view of a stack, dropping a trailing channel axis of size 1."""
+    """`(N, *spatial)` view of a stack, dropping a trailing channel axis of size 1.
+
+    Args:
+        fields: A stack `(N, *spatial)` or `(N, *spatial, 1)`, 1 to 3 spatial axes.
+
+    Returns:
+        The stack without the channel axis.
+
+    Raises:
+        ValueError: If the stack does not have 1 to 3 spatial axes.
+    """
     fields = np.asarray(fields)
     if fields.ndim >= 3 and fields.shape[-1] == 1:
         fields = fields[..., 0]
@@ -42,13 +52,37 @@ def _same_shape(a, b) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mse(pred, true) -> float:
-    """Mean squared error over all pixels (float64 accumulation)."""
+    """Mean squared error over all pixels (float64 accumulation).
+
+    Args:
+        pred: The prediction, any shape.
+        true: The truth, the same shape.
+
+    Returns:
+        The mean of (pred - true)² over every element.
+
+    Raises:
+        ValueError: If the shapes differ or the arrays are empty.
+
+    Examples:
+        >>> from fieldnet.eval.metrics import mse
+        >>> mse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
+        1.3333333333333333
+    """
     pred, true = _same_shape(pred, true)
     return float(np.mean(np.square(pred.astype(np.float64) - true)))
 
 
 def mse_per_field(pred, true) -> np.ndarray:
-    """The mean squared error of each field of a stack `(N, *spatial)`: shape (N,)."""
+    """The mean squared error of each field of a stack `(N, *spatial)`: shape (N,).
+
+    Args:
+        pred: A stack `(N, *spatial)` (a trailing channel axis of size 1 is dropped).
+        true: The truth, the same shape.
+
+    Returns:
+        The MSE of each field, float64 of shape (N,).
+    """
     pred, true = _same_shape(as_stack(pred), as_stack(true))
     return np.mean(np.square(pred.astype(np.float64) - true), axis=tuple(range(1, pred.ndim)))
 
@@ -61,7 +95,19 @@ def group_bootstrap_error(values, groups, *, n_resamples: int, seed: int) -> flo
     and takes the mean over all values of the drawn groups (a group drawn twice counts
     twice); the error is the standard deviation of those means. The draws depend only on
     `seed` and the number of groups, so two calls with the same `groups` and `seed` are
-    paired. NaN with a single group, whose spread is unknown (not 0).
+    paired.
+
+    Args:
+        values: One value per unit, shape (M,) (e.g. the MSE of each test map).
+        groups: The group of each value, shape (M,) (e.g. its simulation).
+        n_resamples: Number of bootstrap resamples.
+        seed: Seed of the resampling.
+
+    Returns:
+        The standard error; NaN with a single group, whose spread is unknown (not 0).
+
+    Raises:
+        ValueError: If `values` and `groups` are not 1D arrays of one length.
     """
     values, groups = np.asarray(values, np.float64), np.asarray(groups)
     if values.shape != groups.shape or values.ndim != 1:
@@ -79,7 +125,20 @@ def group_bootstrap_error(values, groups, *, n_resamples: int, seed: int) -> flo
 
 
 def pixel_correlation(a, b) -> float:
-    """Pearson r over all pixels of a stack (NaN if either is constant)."""
+    """Pearson r over all pixels of a stack (NaN if either is constant).
+
+    Args:
+        a: One array, any shape.
+        b: Another, the same shape.
+
+    Returns:
+        The correlation coefficient of all their elements, in [-1, 1].
+
+    Examples:
+        >>> from fieldnet.eval.metrics import pixel_correlation
+        >>> pixel_correlation([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
+        1.0
+    """
     a, b = _same_shape(a, b)
     a = a.astype(np.float64).ravel()
     b = b.astype(np.float64).ravel()
@@ -90,7 +149,15 @@ def pixel_correlation(a, b) -> float:
 
 
 def k_nyquist(spatial_shape: Sequence[int], box_size: Box) -> float:
-    """The Nyquist wavenumber pi N / L [h/Mpc] (the smallest over axes)."""
+    """The Nyquist wavenumber pi N / L [h/Mpc] (the smallest over axes).
+
+    Args:
+        spatial_shape: Cells per spatial axis.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+
+    Returns:
+        The smallest pi N / L over the axes.
+    """
     return spectra.grid_of(spatial_shape, box_size).k_nyquist
 
 
@@ -98,11 +165,18 @@ def spectral_comparison(pred, true, box_size: Box,
                         n_bins: int | None = None) -> dict[str, np.ndarray | float | int]:
     """How a predicted stack of log10 T fields matches the true one, scale by scale.
 
-    Returns numpy arrays per k bin: `k` [h/Mpc], `p_true`, `p_pred`, `p_cross`
-    [(Mpc/h)^d] (mean over the stack), `cross_corr` r(k) = P_pt / sqrt(P_pp P_tt),
-    `power_ratio` P_pred / P_true, `transfer` sqrt(power_ratio), `n_modes` (total over
-    the stack: r of independent fields scatters about 0 by ~ 1/sqrt(n_modes));
-    and scalars `k_nyquist` [h/Mpc] and `ndim`.
+    Args:
+        pred: A stack `(N, *spatial)` (a trailing channel axis of size 1 is dropped), of log10 T.
+        true: The truth, the same shape.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        n_bins: Number of k bins; None gives one per fundamental (`spectra.default_edges`).
+
+    Returns:
+        A dict of numpy arrays per k bin: `k` [h/Mpc], `p_true`, `p_pred`, `p_cross`
+        [(Mpc/h)^d] (mean over the stack), `cross_corr` r(k) = P_pt / sqrt(P_pp P_tt),
+        `power_ratio` P_pred / P_true, `transfer` sqrt(power_ratio), `n_modes` (total over
+        the stack: r of independent fields scatters about 0 by ~ 1/sqrt(n_modes)); and
+        scalars `k_nyquist` [h/Mpc] and `ndim`.
     """
     pred, true = _same_shape(as_stack(pred), as_stack(true))
     p_true = spectra.average_power_spectrum(true, box_size, n_bins=n_bins)
@@ -122,6 +196,13 @@ def one_point_pdf(values, edges) -> np.ndarray:
 
     Normalized by the total number of values (not only those inside the edges), so the
     PDFs of two fields with different tails are compared on the same footing.
+
+    Args:
+        values: Any array; all its elements count.
+        edges: Increasing bin edges.
+
+    Returns:
+        The density in each of the `len(edges) - 1` bins.
     """
     values = np.asarray(values).ravel()
     edges = np.asarray(edges, np.float64)
@@ -133,6 +214,15 @@ def joint_histogram(log_rho, log_t, edges_x, edges_y) -> np.ndarray:
     """The T-rho phase diagram: joint density of (log_rho, log_t), shape (n_x, n_y).
 
     Normalized like `one_point_pdf`: by the total number of pixels and the cell area.
+
+    Args:
+        log_rho: log10 of the density, any shape.
+        log_t: log10 of the temperature, the same shape.
+        edges_x: Increasing bin edges of log_rho (n_x + 1 of them).
+        edges_y: Increasing bin edges of log_t (n_y + 1 of them).
+
+    Returns:
+        The joint density, shape (n_x, n_y).
     """
     log_rho, log_t = _same_shape(log_rho, log_t)
     edges_x = np.asarray(edges_x, np.float64)
@@ -155,7 +245,18 @@ def _ensemble(samples, truth) -> tuple[np.ndarray, np.ndarray]:
 def rank_histogram(samples, truth) -> np.ndarray:
     """(S + 1,) fractions of pixels whose truth has rank r = 0..S among its S samples (how
     many samples fall below it): flat at 1 / (S + 1) for a calibrated ensemble, U-shaped
-    when the samples are too narrow. `samples` (N, S, ...), `truth` (N, ...)."""
+    when the samples are too narrow.
+
+    Args:
+        samples: S ≥ 2 samples of each of N fields, shape (N, S, ...).
+        truth: The N true fields, shape (N, ...).
+
+    Returns:
+        The fraction of pixels at each rank, shape (S + 1,).
+
+    Raises:
+        ValueError: If the shapes do not fit or there are fewer than 2 samples.
+    """
     samples, truth = _ensemble(samples, truth)
     ranks = np.sum(samples < truth[:, None], axis=1).ravel()
     return np.bincount(ranks, minlength=samples.shape[1] + 1) / ranks.size
@@ -173,6 +274,14 @@ def interval_coverage(samples, truth, levels) -> np.ndarray:
     indicator), so the estimate is unbiased for any S, unlike counting the truth between
     the samples' empirical quantiles, which few samples make too narrow. For an ensemble
     that is not calibrated it is the coverage blurred by one rank cell, 1 / (S + 1).
+
+    Args:
+        samples: S ≥ 2 samples of each of N fields, shape (N, S, ...).
+        truth: The N true fields, shape (N, ...).
+        levels: Nominal levels p in [0, 1], e.g. (0.68, 0.95).
+
+    Returns:
+        The coverage at each level, shape (len(levels),).
     """
     cells = rank_histogram(samples, truth)   # the PIT histogram
     n_samples = len(cells) - 1
@@ -189,7 +298,14 @@ def crps(samples, truth) -> float:
 
     The fair (unbiased) ensemble estimator E|X - y| - 1/2 E|X - X'| with X, X' two
     different samples, so that an ensemble of S draws from a distribution F scores, on
-    average, the CRPS of F itself. `samples` (N, S, ...), `truth` (N, ...).
+    average, the CRPS of F itself.
+
+    Args:
+        samples: S ≥ 2 samples of each of N fields, shape (N, S, ...).
+        truth: The N true fields, shape (N, ...).
+
+    Returns:
+        The mean CRPS over all pixels, in the units of the fields.
     """
     samples, truth = _ensemble(samples, truth)
     n = samples.shape[1]

@@ -28,18 +28,37 @@ from fieldnet.nn import flow
 
 
 def check_steps(steps) -> int:
+    """The number of ODE steps, checked to be a positive integer (else a FieldnetError)."""
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise FieldnetError(f"the number of ODE steps must be a positive integer, got {steps!r}")
     return int(steps)
 
 
 def time_at(k, steps: int):
-    """t_k = k / steps in float32, the same number on the host and in compiled code."""
+    """t_k = k / steps in float32, the same number on the host and in compiled code.
+
+    Args:
+        k: The step index (an int or a traced integer).
+        steps: The number of steps.
+
+    Returns:
+        t_k, a float32 scalar.
+    """
     return jnp.asarray(k, jnp.float32) / jnp.float32(steps)
 
 
 def heun_step(velocity: Callable, x, t, dt):
-    """One step of Heun's method (the explicit trapezoidal rule) for dx/dt = velocity(x, t)."""
+    """One step of Heun's method (the explicit trapezoidal rule) for dx/dt = velocity(x, t).
+
+    Args:
+        velocity: `velocity(x, t)`.
+        x: The state at t.
+        t: The time.
+        dt: The step.
+
+    Returns:
+        The state at t + dt.
+    """
     v0 = velocity(x, t)
     v1 = velocity(x + dt * v0, t + dt)
     return x + 0.5 * dt * (v0 + v1)
@@ -48,7 +67,25 @@ def heun_step(velocity: Callable, x, t, dt):
 def heun(velocity: Callable, x0, steps: int):
     """x(1) of dx/dt = velocity(x, t), x(0) = x0, by `steps` Heun steps of dt = 1 / steps;
     `velocity(x, t)` gets t as a float32 scalar. Exact for a velocity linear in t alone;
-    error O(dt^2) in general."""
+    error O(dt^2) in general.
+
+    Args:
+        velocity: `velocity(x, t)`.
+        x0: The state at t = 0.
+        steps: The number of steps, a positive integer.
+
+    Returns:
+        The state at t = 1.
+
+    Raises:
+        FieldnetError: If `steps` is not a positive integer.
+
+    Examples:
+        >>> import numpy as np
+        >>> from fieldnet.eval.sampling import heun
+        >>> float(heun(lambda x, t: 2 * t, np.float32(0.0), steps=4))   # x(1) = 1
+        1.0
+    """
     steps = check_steps(steps)
     x, dt = x0, time_at(1, steps)
     for k in range(steps):
@@ -66,7 +103,17 @@ def sample_noise(seed: int, index: int, shape: Sequence[int],
     """The starting noise of samples `samples` (a count n: samples 0..n-1) of field `index`:
     (len(samples), *shape) float32, N(0, 1). Sample j is drawn from
     fold_in(fold_in(key(seed), index), j) for the whole field at once, so it does not depend
-    on which other samples or fields are drawn or on how the field is tiled later."""
+    on which other samples or fields are drawn or on how the field is tiled later.
+
+    Args:
+        seed: The run's sampling seed.
+        index: The field's index (a test map, or a map of the input file).
+        shape: The shape of one sample, (*spatial, C_y).
+        samples: A count n (samples 0..n-1), or the indices of the samples to draw.
+
+    Returns:
+        The noise, float32 of shape (len(samples), *shape).
+    """
     chosen = np.arange(samples) if isinstance(samples, int | np.integer) else np.asarray(samples)
     key = jax.random.fold_in(jax.random.key(seed), index)
     return np.asarray(_noise(tuple(int(s) for s in shape), key, jnp.asarray(chosen, jnp.int32)))

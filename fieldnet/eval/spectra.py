@@ -66,7 +66,16 @@ def _box_lengths(shape: Sequence[int], box_size: Box) -> np.ndarray:
 
 
 def grid_of(shape: Sequence[int], box_size: Box) -> Grid:
-    """The periodic `Grid` of a field of spatial `shape` in the box `box_size`."""
+    """The periodic `Grid` of a field of spatial `shape` in the box `box_size`.
+
+    Args:
+        shape: Cells per spatial axis.
+        box_size: A `Grid` (checked against `shape`), or the box side in Mpc/h, one for all
+            axes or one per axis.
+
+    Returns:
+        The grid, periodic along every axis.
+    """
     if isinstance(box_size, Grid):
         return as_grid(shape, box_size)
     return Grid.box(tuple(shape), tuple(_box_lengths(shape, box_size)))
@@ -77,9 +86,18 @@ def wavevectors(shape: Sequence[int], box_size: Box,
     """Wave-vector components [h/Mpc] on the `rfftn` grid, each broadcastable to it.
 
     The last axis holds the non-negative half (as `numpy.fft.rfftn` returns it); the
-    other axes hold the full `fftfreq` range. `zero_nyquist` sets the Nyquist entries to
-    0, as odd derivatives (ik) need: their sign is ambiguous, and without a partner mode
-    they would put a spurious grid-scale oscillation into the real-space result.
+    other axes hold the full `fftfreq` range.
+
+    Args:
+        shape: Cells per spatial axis of the field.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        zero_nyquist: Set the Nyquist entries to 0, as odd derivatives (ik) need: their
+            sign is ambiguous, and without a partner mode they would put a spurious
+            grid-scale oscillation into the real-space result.
+
+    Returns:
+        One array per axis, of length `len(shape)`, shaped to broadcast against the rfftn
+        grid.
     """
     lengths = _box_lengths(shape, box_size)
     d = len(shape)
@@ -95,7 +113,15 @@ def wavevectors(shape: Sequence[int], box_size: Box,
 
 
 def wavenumber(shape: Sequence[int], box_size: Box) -> np.ndarray:
-    """|k| [h/Mpc] on the `rfftn` grid of a field of `shape`."""
+    """|k| [h/Mpc] on the `rfftn` grid of a field of `shape`.
+
+    Args:
+        shape: Cells per spatial axis of the field.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+
+    Returns:
+        The wavenumber of every rfftn entry, the shape `numpy.fft.rfftn` returns.
+    """
     ks = wavevectors(shape, box_size)
     return np.sqrt(sum(k**2 for k in ks))
 
@@ -114,8 +140,16 @@ def default_edges(shape: Sequence[int], box_size: Box,
                   n_bins: int | None = None) -> np.ndarray:
     """Linear bin edges [h/Mpc] from the fundamental to the Nyquist frequency.
 
-    With `n_bins=None` there is one bin per fundamental k_f, centred on k_f, 2 k_f, ...,
-    k_N: edges at (i + 1/2) k_f. The smallest side sets k_f and k_N for unequal boxes.
+    The smallest side sets k_f and k_N for unequal boxes.
+
+    Args:
+        shape: Cells per spatial axis of the field.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        n_bins: Number of bins; None gives one bin per fundamental k_f, centred on k_f,
+            2 k_f, ..., k_N: edges at (i + 1/2) k_f.
+
+    Returns:
+        The `n_bins + 1` increasing edges.
     """
     grid = grid_of(shape, box_size)
     k_fund, k_nyq = grid.k_fundamental, grid.k_nyquist
@@ -178,7 +212,30 @@ def power_spectrum(field, box_size: Box, *, edges=None,
                    n_bins: int | None = None) -> PowerSpectrum:
     """Auto power spectrum P(k) [(Mpc/h)^d] of a periodic field (numpy or jax array).
 
-    `box_size` is the side length in Mpc/h (one number, or one per axis).
+    Args:
+        field: One field, shape `(*spatial)` with 1 to 3 axes (no channel axis).
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        edges: Bin edges in h/Mpc; None gives `default_edges`.
+        n_bins: Number of default bins when `edges` is None.
+
+    Returns:
+        `PowerSpectrum(k, power, n_modes)`: the mean |k| of each bin's modes, P(k), and the
+        number of modes per bin (NaN power for empty bins of explicit edges).
+
+    Raises:
+        ValueError: If the field is not 1D to 3D, the box is not positive or the edges do
+            not increase.
+
+    Examples:
+        A cosine of two periods across a 25 Mpc/h line puts all its power in the bin of
+        k = 2 k_f:
+
+        >>> import numpy as np
+        >>> from fieldnet.eval.spectra import power_spectrum
+        >>> field = np.cos(2 * np.pi * 2 * np.arange(32) / 32)
+        >>> ps = power_spectrum(field, 25.0)
+        >>> int(np.argmax(ps.power)), round(float(ps.k[1] / (2 * np.pi / 25.0)), 6)
+        (1, 2.0)
     """
     binning = _Binning(_spatial_shape(field), box_size, edges, n_bins)
     f_k = binning.fourier(field)
@@ -187,7 +244,18 @@ def power_spectrum(field, box_size: Box, *, edges=None,
 
 def cross_power_spectrum(field_a, field_b, box_size: Box, *, edges=None,
                          n_bins: int | None = None) -> PowerSpectrum:
-    """Cross power spectrum P_ab(k) = V <Re(a_k b_k*)> of two fields of the same shape."""
+    """Cross power spectrum P_ab(k) = V <Re(a_k b_k*)> of two fields of the same shape.
+
+    Args:
+        field_a: The first field, shape `(*spatial)`.
+        field_b: The second field, the same shape.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        edges: Bin edges in h/Mpc; None gives `default_edges`.
+        n_bins: Number of default bins when `edges` is None.
+
+    Returns:
+        `PowerSpectrum(k, power, n_modes)` with the cross power in `power`.
+    """
     binning = _Binning(_spatial_shape(field_a), box_size, edges, n_bins)
     a_k, b_k = binning.fourier(field_a), binning.fourier(field_b)
     return PowerSpectrum(binning.k, binning.cross(a_k, b_k), binning.n_modes)
@@ -195,7 +263,27 @@ def cross_power_spectrum(field_a, field_b, box_size: Box, *, edges=None,
 
 def cross_correlation(field_a, field_b, box_size: Box, *, edges=None,
                       n_bins: int | None = None) -> CrossCorrelation:
-    """r(k) = P_ab / sqrt(P_aa P_bb): 1 for identical fields, 0 for independent ones."""
+    """r(k) = P_ab / sqrt(P_aa P_bb): 1 for identical fields, 0 for independent ones.
+
+    Args:
+        field_a: The first field, shape `(*spatial)`.
+        field_b: The second field, the same shape.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        edges: Bin edges in h/Mpc; None gives `default_edges`.
+        n_bins: Number of default bins when `edges` is None.
+
+    Returns:
+        `CrossCorrelation(k, r, n_modes)`.
+
+    Examples:
+        >>> import numpy as np
+        >>> from fieldnet.eval.spectra import cross_correlation
+        >>> field = np.random.default_rng(0).normal(size=(16, 16))
+        >>> bool(np.allclose(cross_correlation(field, field, 25.0).r, 1.0))
+        True
+        >>> bool(np.allclose(cross_correlation(field, -field, 25.0).r, -1.0))
+        True
+    """
     return average_cross_correlation(np.asarray(field_a)[None], np.asarray(field_b)[None],
                                      box_size, edges=edges, n_bins=n_bins)
 
@@ -221,8 +309,18 @@ def average_power_spectrum(fields, box_size: Box, *, fields_b=None,
                            edges=None, n_bins: int | None = None) -> PowerSpectrum:
     """Mean P(k) over a stack `(N, *spatial)` of fields; the cross spectrum with `fields_b`.
 
-    `n_modes` is the total over the stack, so sqrt(2 / n_modes) is the cosmic variance
-    of the mean when the fields are independent.
+    Args:
+        fields: A stack `(N, *spatial)`, N ≥ 1.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        fields_b: A second stack of the same shape for the mean cross spectrum; None for
+            the auto spectrum.
+        edges: Bin edges in h/Mpc; None gives `default_edges`.
+        n_bins: Number of default bins when `edges` is None.
+
+    Returns:
+        `PowerSpectrum(k, power, n_modes)`; `n_modes` is the total over the stack, so
+        sqrt(2 / n_modes) is the cosmic variance of the mean when the fields are
+        independent.
     """
     fields_b = fields if fields_b is None else fields_b
     binning, _, _, p_ab = _stack_sums(fields, fields_b, box_size, edges, n_bins)
@@ -232,7 +330,18 @@ def average_power_spectrum(fields, box_size: Box, *, fields_b=None,
 
 def average_cross_correlation(fields_a, fields_b, box_size: Box, *,
                               edges=None, n_bins: int | None = None) -> CrossCorrelation:
-    """r(k) of two stacks `(N, *spatial)`: sum P_ab / sqrt(sum P_aa * sum P_bb)."""
+    """r(k) of two stacks `(N, *spatial)`: sum P_ab / sqrt(sum P_aa * sum P_bb).
+
+    Args:
+        fields_a: A stack `(N, *spatial)`, N ≥ 1.
+        fields_b: A stack of the same shape.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        edges: Bin edges in h/Mpc; None gives `default_edges`.
+        n_bins: Number of default bins when `edges` is None.
+
+    Returns:
+        `CrossCorrelation(k, r, n_modes)`, `n_modes` totalled over the stack.
+    """
     binning, p_aa, p_bb, p_ab = _stack_sums(fields_a, fields_b, box_size, edges, n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = p_ab / np.sqrt(p_aa * p_bb)
@@ -243,7 +352,18 @@ def mode_average(function: Callable[[np.ndarray], np.ndarray], shape: Sequence[i
                  box_size: Box, *, edges=None,
                  n_bins: int | None = None) -> np.ndarray:
     """Average of `function(|k|)` over the modes of each bin: the theory curve to compare a
-    measured spectrum with (better than evaluating at the bin centre where P curves)."""
+    measured spectrum with (better than evaluating at the bin centre where P curves).
+
+    Args:
+        function: Maps an array of |k| [h/Mpc] to values (e.g. a linear P(k)).
+        shape: Cells per spatial axis of the measured fields.
+        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        edges: Bin edges in h/Mpc; None gives `default_edges`.
+        n_bins: Number of default bins when `edges` is None.
+
+    Returns:
+        The mode-weighted mean of `function` in each bin (NaN for empty bins).
+    """
     binning = _Binning(tuple(shape), box_size, edges, n_bins)
     kmag = wavenumber(binning.shape, box_size)
     values = np.zeros(kmag.shape)
@@ -253,6 +373,13 @@ def mode_average(function: Callable[[np.ndarray], np.ndarray], shape: Sequence[i
 
 
 def overdensity(field) -> np.ndarray:
-    """delta = rho / mean(rho) - 1 (float64), the field whose spectrum is the matter P(k)."""
+    """delta = rho / mean(rho) - 1 (float64), the field whose spectrum is the matter P(k).
+
+    Args:
+        field: A density field with a non-zero mean.
+
+    Returns:
+        The density contrast, float64, the shape of `field`.
+    """
     field = np.asarray(field, np.float64)
     return field / field.mean() - 1.0

@@ -3,7 +3,8 @@
 A statistic is a function of a `Comparison` (a test split's truth, the model's prediction
 and the local baseline's, in normalized and in log space, on their `Grid`) that returns a
 dict of JSON keys. `config.eval.statistics` names the ones a run computes, besides the
-`REQUIRED` ones that every eval.json holds (README, "eval.json"). Adding one is one function:
+`REQUIRED` ones that every eval.json holds (docs/reference/run-folder.md). Adding one is one
+function (docs/guides/add-a-statistic.md):
 
     @register_statistic("variance_ratio")
     def variance_ratio(c):
@@ -76,8 +77,17 @@ register_statistic = STATISTICS.register
 
 
 def selected(names: str | Iterable[str] | None) -> list[str]:
-    """The `REQUIRED` statistics, then those named (comma-separated or a list), each once;
-    an unknown name raises `FieldnetError` listing the registered ones."""
+    """The `REQUIRED` statistics, then those named, each once.
+
+    Args:
+        names: Registered statistic names, comma-separated or a list; None for none.
+
+    Returns:
+        The names to compute, in order.
+
+    Raises:
+        FieldnetError: If a name is not registered; the message lists the registered ones.
+    """
     chosen = list(REQUIRED)
     for name in parse_names(names):
         STATISTICS.get(name)
@@ -87,7 +97,15 @@ def selected(names: str | Iterable[str] | None) -> list[str]:
 
 
 def evaluate(comparison: Comparison, names: str | Iterable[str] | None = None) -> dict:
-    """The "test" block: every selected statistic's keys, as plain JSON values."""
+    """The "test" block: every selected statistic's keys, as plain JSON values.
+
+    Args:
+        comparison: The test split, model and baseline against the truth.
+        names: The statistics to add to the required ones (as for `selected`).
+
+    Returns:
+        The union of the statistics' dicts, NumPy values and NaN turned into JSON values.
+    """
     block = {}
     for name in selected(names):
         block.update(STATISTICS.get(name)(comparison))
@@ -96,7 +114,14 @@ def evaluate(comparison: Comparison, names: str | Iterable[str] | None = None) -
 
 @register_statistic("pixels")
 def pixels(c: Comparison) -> dict:
-    """MSE (normalized space) and Pearson r of log10 T, model and baseline."""
+    """MSE (normalized space) and Pearson r of log10 T, model and baseline.
+
+    Args:
+        c: The test split, model and baseline against the truth.
+
+    Returns:
+        `mse`, `baseline_mse`, `pixel_corr`, `baseline_pixel_corr`.
+    """
     return {"mse": metrics.mse(c.pred_norm, c.true_norm),
             "baseline_mse": metrics.mse(c.baseline_norm, c.true_norm),
             "pixel_corr": metrics.pixel_correlation(c.pred_log, c.true_log),
@@ -105,7 +130,15 @@ def pixels(c: Comparison) -> dict:
 
 @register_statistic("spectra")
 def spectra(c: Comparison) -> dict:
-    """r(k), P_pred/P_true and the transfer function of log10 T fluctuations, per k bin."""
+    """r(k), P_pred/P_true and the transfer function of log10 T fluctuations, per k bin.
+
+    Args:
+        c: The test split, model and baseline against the truth.
+
+    Returns:
+        `k` [h/Mpc], `cross_corr`, `power_ratio`, `transfer`, `baseline_cross_corr`,
+        `baseline_power_ratio`, `n_modes`, `k_nyquist` [h/Mpc].
+    """
     model, base = c.spec_model, c.spec_baseline
     return {"k": model["k"], "cross_corr": model["cross_corr"],
             "power_ratio": model["power_ratio"], "transfer": model["transfer"],
@@ -117,7 +150,14 @@ def spectra(c: Comparison) -> dict:
 @register_statistic("pdf")
 def pdf(c: Comparison) -> dict:
     """Wasserstein-1 distance [dex] between the one-point PDFs of log10 T, predicted vs
-    true over all test pixels (0 for identical distributions), model and baseline."""
+    true over all test pixels (0 for identical distributions), model and baseline.
+
+    Args:
+        c: The test split, model and baseline against the truth.
+
+    Returns:
+        `pdf_w1`, `baseline_pdf_w1` [dex].
+    """
     truth = np.ravel(c.true_log)
     return {"pdf_w1": float(wasserstein_distance(np.ravel(c.pred_log), truth)),
             "baseline_pdf_w1": float(wasserstein_distance(np.ravel(c.baseline_log), truth))}

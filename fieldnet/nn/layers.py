@@ -126,7 +126,7 @@ class Conv(nnx.Module):
             positive integer, an unknown `ndim` or `padding`, or an even `kernel_size`
             with `symmetric=True` and `padding` `"periodic"` or `"zero"`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from flax import nnx
         >>> from fieldnet.nn import Conv
@@ -211,7 +211,7 @@ class ConvTranspose(nnx.Module):
     Raises:
         ValueError: On a channel count that is not a positive integer or an unknown `ndim`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from flax import nnx
         >>> from fieldnet.nn import ConvTranspose
@@ -371,7 +371,7 @@ class FiLM(nnx.Module):
         dtype: Compute dtype (None: the inputs').
         rngs: Random streams for the weights.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from flax import nnx
         >>> film = FiLM(cond_dim=3, channels=8, rngs=nnx.Rngs(0))

@@ -34,7 +34,15 @@ get_loss = LOSSES.get
 
 def predict(model: nnx.Module, batch: dict) -> jax.Array:
     """The model's output for a batch, conditioned on batch["cond"] (the standardized
-    simulation parameters) when the batch has them."""
+    simulation parameters) when the batch has them.
+
+    Args:
+        model: The model.
+        batch: A batch dict with "x" and, for a conditioned model, "cond".
+
+    Returns:
+        `model(batch["x"])`, or `model(batch["x"], cond=batch["cond"])`.
+    """
     if "cond" in batch:
         return model(batch["x"], cond=batch["cond"])
     return model(batch["x"])
@@ -42,14 +50,30 @@ def predict(model: nnx.Module, batch: dict) -> jax.Array:
 
 @register_loss("mse")
 def mse(model: nnx.Module, batch: dict) -> jax.Array:
-    """Mean squared error of the prediction against batch["y"], in float32."""
+    """Mean squared error of the prediction against batch["y"], in float32.
+
+    Args:
+        model: The model being trained.
+        batch: The batch dict (see the module docstring).
+
+    Returns:
+        The scalar loss, float32.
+    """
     pred = predict(model, batch).astype(jnp.float32)
     return jnp.mean((pred - batch["y"]) ** 2)
 
 
 @register_loss("cross_entropy")
 def cross_entropy(model: nnx.Module, batch: dict) -> jax.Array:
-    """Softmax cross-entropy of a classifier's logits against integer batch["label"]."""
+    """Softmax cross-entropy of a classifier's logits against integer batch["label"].
+
+    Args:
+        model: The model being trained.
+        batch: The batch dict (see the module docstring).
+
+    Returns:
+        The scalar loss, float32.
+    """
     logits = predict(model, batch).astype(jnp.float32)
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
 
@@ -58,8 +82,15 @@ def cross_entropy(model: nnx.Module, batch: dict) -> jax.Array:
 def flow_matching(model: nnx.Module, batch: dict) -> jax.Array:
     """Rectified-flow matching (`fieldnet.nn.flow`): for t ~ U[0, 1) per field and z ~ N(0, 1)
     per pixel, both drawn from batch["key"], the mean squared error of the velocity network
-    at x_t = (1 - t) z + t y against y - z, in float32. The model is the velocity network of
-    `models.build` with objective "flow"."""
+    at x_t = (1 - t) z + t y against y - z, in float32.
+
+    Args:
+        model: The velocity network of `models.build` with objective "flow".
+        batch: The batch dict, with "key" for the draws of t and z.
+
+    Returns:
+        The scalar loss, float32.
+    """
     y = batch["y"].astype(jnp.float32)
     key_t, key_z = jax.random.split(batch["key"])
     t = jax.random.uniform(key_t, (y.shape[0],))
