@@ -105,6 +105,27 @@ def test_every_public_module_has_an_api_page():
     assert not missing, f"no API page (docs/reference/api/) shows {sorted(missing)}"
 
 
+COMMANDS = ("data_tools.simulate", "data_tools.camels", "data_tools.snapshot", "data_tools.inspect",
+            "data_tools.ising", "experiments.density_to_temp", "experiments.predict",
+            "experiments.ising_phases", "experiments.sweep", "notebooks.make_figures")
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
+
+
+def test_cli_reference_shows_every_option_of_every_command():
+    page = (DOCS / "reference" / "cli.md").read_text()
+    helps = {name: subprocess.Popen([sys.executable, "-m", name, "--help"], cwd=ROOT,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for name in COMMANDS}
+    for name, process in helps.items():
+        out, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, out[-2000:]
+        heading = f"### `python -m {name}`"
+        assert heading in page, f"docs/reference/cli.md has no section {heading}"
+        section = page.split(heading)[1].split("\n### ")[0]
+        missing = set(FLAG.findall(out)) - set(FLAG.findall(section))
+        assert not missing, f"{name}: docs/reference/cli.md lacks {sorted(missing)}"
+
+
 def test_docs_site_builds_strictly_offline(tmp_path):
     pytest.importorskip("mkdocstrings_handlers.python", reason="needs the dev extra")
     nowhere = "http://127.0.0.1:9"
