@@ -56,15 +56,26 @@ def parse_flags(argv: list[str]) -> list[str]:
     argument = config_argument(argv)
     if argument is None:
         cli.fail("--config FILE.py is required (see --help)")
-    if not Path(argument.partition(":")[0]).is_file():
+    path = argument.partition(":")[0]
+    if not Path(path).is_file():
         cli.fail(f"--config {argument}: no such config file")
+    try:  # a file that does not import, or has no get_config, is named in one line
+        cli.import_user_file(path, "get_config", "config file")
+    except FieldnetError as err:
+        cli.fail(f"--config {cli.one_line(err)}")
     try:
         return flags.FLAGS(argv)
-    except flags.Error as err:
-        cli.fail(_config_reason(err))
-    except (AttributeError, KeyError, ValueError, TypeError, OSError) as err:
-        key = _unknown_key(err)
-        cli.fail(f"bad --config: no key {key}" if key else f"bad --config: {_config_reason(err)}")
+    except Exception as err:  # get_config itself raised: the error at its line
+        reason = cli.user_code_error(path, err)
+        if reason is not None:
+            cli.fail(f"--config {reason}")
+        if isinstance(err, flags.Error):
+            cli.fail(_config_reason(err))
+        if isinstance(err, AttributeError | KeyError | ValueError | TypeError | OSError):
+            key = _unknown_key(err)
+            cli.fail(f"bad --config: no key {key}" if key
+                     else f"bad --config: {_config_reason(err)}")
+        raise
 
 
 def _unknown_key(err: BaseException) -> str | None:
@@ -113,10 +124,11 @@ def start(work: Callable[[], Callable]) -> None:
 
     `work` imports the study lazily, so `--help` and flag errors answer at once.
     """
-    if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
-        print_help(sys.modules["__main__"].__doc__)
-        sys.exit(0)
-    app.run(lambda argv: run(work, argv), flags_parser=parse_flags)
+    with cli.user_errors():  # `--help | head -1` included
+        if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
+            print_help(sys.modules["__main__"].__doc__)
+            sys.exit(0)
+        app.run(lambda argv: run(work, argv), flags_parser=parse_flags)
 
 
 def run(work: Callable[[], Callable], argv) -> None:
@@ -129,9 +141,10 @@ def run(work: Callable[[], Callable], argv) -> None:
         config = load_config()
         initialize_distributed()
         report = work()(config, _WORKDIR.value)
-    print(json.dumps(headline(report), indent=1))
-    for line in closing_lines(report, Path(_WORKDIR.value or rundir.default_workdir(config.name))):
-        print(line)
+        print(json.dumps(headline(report), indent=1))
+        workdir = Path(_WORKDIR.value or rundir.default_workdir(config.name))
+        for line in closing_lines(report, workdir):
+            print(line)
 
 
 def headline(report: dict) -> dict:

@@ -7,7 +7,6 @@ Writes runs/sweep/<variation>/ (a full run each) and runs/sweep/table.md, table.
 Rerunning resumes: finished variations are evaluated again from their checkpoints.
 """
 
-import importlib.util
 from pathlib import Path
 
 from absl import flags
@@ -20,14 +19,12 @@ flags.mark_flags_as_required(["variations"])
 
 
 def load_variations(path: str) -> dict:
-    from fieldnet.errors import FieldnetError
+    """get_variations() of the file at `path`; a file that does not import, has no
+    get_variations or raises in it is a one-line error naming the file and the line."""
+    from fieldnet import cli
 
-    if not Path(path).is_file():
-        raise FieldnetError(f"{path}: no such variations file")
-    spec = importlib.util.spec_from_file_location("variations", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_variations()
+    module = cli.import_user_file(path, "get_variations", "variations file")
+    return cli.call_user(path, module.get_variations)
 
 
 def study():

@@ -9,21 +9,31 @@
 User errors are `FieldnetError` (bad input, stated by the code that found it) and every
 `OSError` (a missing, unreadable or unwritable file or folder, a full disk); the
 `ArgumentParser` here reports usage errors the same way. A `Stopped` run prints why and
-exits with its own code; Ctrl-C exits 130. Anything else is a bug and keeps its traceback.
+exits with its own code; Ctrl-C exits 130. Output read by a program that stops reading
+early (`... | head`) ends the command quietly with exit code 141, as a shell reports a
+writer stopped by SIGPIPE. A Python file of the user's (a config) that fails to import or
+run is one line naming the file, the line and the error (`import_user_file`,
+`user_code_error`). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import math
+import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 from fieldnet.errors import FieldnetError, Stopped
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def one_line(err: BaseException) -> str:
@@ -80,11 +90,37 @@ def positive_float(text: str) -> float:
     return value
 
 
+def output_closed():
+    """Exits quietly with code 141: the program reading stdout has stopped reading. stdout
+    is pointed at the null device first, so the interpreter's last flush of what is still
+    buffered fails no more (it would print a second, 'Exception ignored', traceback)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
+def flush_stdout() -> None:
+    """Flushes stdout now, so that a reader that went away shows here, where
+    `user_errors` handles it, rather than at the interpreter's exit."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turns user errors, stops and Ctrl-C inside the block into one line and an exit."""
+    """Turns user errors, stops and Ctrl-C inside the block into one line and an exit, and
+    a closed stdout into a quiet exit 141 (`output_closed`)."""
     try:
-        yield
+        try:
+            yield
+        except SystemExit:
+            flush_stdout()  # `--help` and other early exits print, too
+            raise
+        flush_stdout()
+    except BrokenPipeError:
+        output_closed()
     except Stopped as stop:
         print(stop, file=sys.stderr)
         sys.exit(stop.exit_code)
@@ -100,3 +136,67 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
     with user_errors():
         code = main(argv)
     sys.exit(code or 0)
+
+
+def user_code_error(path: str | os.PathLike, err: BaseException) -> FieldnetError | None:
+    """The one-line error for `err`, raised while importing or running the user's Python
+    file at `path`: `<path>:<line>: <kind>: <message>`, the line being the last one of that
+    file on the way to the error (a SyntaxError's own). None when the error did not come
+    through that file (then it is no fault of the user's file, and keeps its traceback).
+    Exceptions that another was raised from, or while handling, are looked at too."""
+    target = Path(path).resolve()
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        line = None
+        if isinstance(err, SyntaxError) and err.filename:
+            with contextlib.suppress(OSError, ValueError):
+                if Path(err.filename).resolve() == target:
+                    line = err.lineno
+        if line is None:
+            for frame, lineno in traceback.walk_tb(err.__traceback__):
+                if Path(frame.f_code.co_filename).resolve() == target:
+                    line = lineno
+        if line is not None:
+            message = err.msg if isinstance(err, SyntaxError) else one_line(err)
+            return FieldnetError(f"{os.fspath(path)}:{line}: {type(err).__name__}: "
+                                 f"{' '.join(str(message).split())}")
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def import_user_file(path: str | os.PathLike, needs: str, what: str = "file") -> ModuleType:
+    """Imports the user's Python file at `path` (a config, a list of variations) and checks
+    that it defines `needs`. A missing file, one that fails to import (a SyntaxError, an
+    ImportError, a NameError...) or lacks `needs` is a one-line `FieldnetError` naming the
+    file (and the line); `what` names the file's role in the messages."""
+    path_text = os.fspath(path)
+    if not Path(path).is_file():
+        raise FieldnetError(f"{path_text}: no such {what}")
+    name = f"fieldnet_user_{Path(path).stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise FieldnetError(f"{path_text}: not a Python {what} (expected FILE.py)")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        raise (user_code_error(path, err)
+               or FieldnetError(f"{path_text}: {type(err).__name__}: {one_line(err)}")) from None
+    if not callable(getattr(module, needs, None)):
+        raise FieldnetError(f"{path_text}: the {what} defines no {needs}()")
+    return module
+
+
+def call_user(path: str | os.PathLike, function: Callable, *args):
+    """`function(*args)`, a function of the user's Python file at `path`: an error raised
+    through that file is its one-line `FieldnetError` (`user_code_error`)."""
+    try:
+        return function(*args)
+    except FieldnetError:
+        raise
+    except Exception as err:
+        reason = user_code_error(path, err)
+        if reason is None:
+            raise
+        raise reason from None
