@@ -115,8 +115,11 @@ def _chain(earlier, later):
     return c_later | (p_later & c_earlier), p_later & p_earlier
 
 
-def _grow_cluster(seed_mask: jax.Array, bond_right: jax.Array, bond_down: jax.Array) -> jax.Array:
-    """Sites connected to the seed through active bonds: alternate row and column fills."""
+def grow_cluster(seed_mask: jax.Array, bond_right: jax.Array, bond_down: jax.Array) -> jax.Array:
+    """Sites connected to the seeds through active bonds, per chain: `seed_mask`,
+    `bond_right` (site (i, j) to (i, j + 1)) and `bond_down` (to (i + 1, j)) are boolean
+    (C, L, L), bonds wrapping periodically; alternate row and column fills. The cluster a
+    Wolff update flips."""
 
     def grow(state):
         cluster, _ = state
@@ -138,7 +141,7 @@ def wolff_step(spins: jax.Array, key: jax.Array, beta: jax.Array) -> jax.Array:
         jax.random.uniform(down_key, spins.shape) < p_bond)
     seed = jax.random.randint(seed_key, (C, 1), 0, L * L)
     seed_mask = (jnp.arange(L * L) == seed).reshape(C, L, L)
-    cluster = _grow_cluster(seed_mask, bond_right, bond_down)
+    cluster = grow_cluster(seed_mask, bond_right, bond_down)
     return jnp.where(cluster, -spins, spins)
 
 

@@ -79,8 +79,8 @@ def test_wolff_cluster_matches_breadth_first_search():
         seeds = rng.integers(0, L, (32, 2))
         seed_mask = np.zeros((32, L, L), bool)
         seed_mask[np.arange(32), seeds[:, 0], seeds[:, 1]] = True
-        grown = np.asarray(ising_mc._grow_cluster(jnp.asarray(seed_mask), jnp.asarray(bond_right),
-                                                  jnp.asarray(bond_down)))
+        grown = np.asarray(ising_mc.grow_cluster(jnp.asarray(seed_mask), jnp.asarray(bond_right),
+                                                 jnp.asarray(bond_down)))
         for c in range(32):
             expected = _breadth_first_cluster(tuple(seeds[c]), bond_right[c], bond_down[c])
             np.testing.assert_array_equal(grown[c], expected)

@@ -165,17 +165,21 @@ def test_a_variation_of_two_settings_is_drawn_against_the_one_that_changes_one(t
     by_name = {r["variation"]: r for r in rows}
     assert sweep_figures.nearest_base(rows, by_name["wide_deep"])["variation"] == "wide"
     assert sweep_figures.nearest_base(rows, by_name["deep"])["variation"] == "all"
-    panels = {(keys, b["variation"]): [m["variation"] for m in members]
-              for keys, b, members in sweep_figures._panels(rows)}
-    assert panels == {(("model.width",), "all"): ["wide"],
-                      (("model.depth",), "all"): ["deep"],
-                      (("model.depth",), "wide"): ["wide_deep"]}
     fig = sweep_figures.variations_figure(rows)
     bottom = [a for a in fig.axes if a.get_xlabel()]  # the bottom row names each column
     assert sorted(a.get_xlabel() for a in bottom) == ["model.depth", "model.depth\nmodel.width=16",
                                                         "model.width"]
     kept = next(a for a in bottom if "=" in a.get_xlabel())
     assert [t.get_text() for t in kept.get_xticklabels()] == ["2", "3"]
+    # each column draws its base variation, then the variations that change its setting
+    columns = {"model.width": ["all", "wide"], "model.depth": ["all", "deep"],
+               "model.depth\nmodel.width=16": ["wide", "wide_deep"]}
+    grid = np.array(fig.axes).reshape(len(sweep_figures.METRIC_PANELS), len(columns))
+    for j, ax in enumerate(grid[-1]):
+        drawn = columns[ax.get_xlabel()]
+        for row, (column, _, _) in zip(grid[:, j], sweep_figures.METRIC_PANELS, strict=True):
+            np.testing.assert_array_equal(row.lines[0].get_ydata(),
+                                          [by_name[v][column] for v in drawn])
 
 
 def flow_test_block(sim_index, seed, n_samples=8):
