@@ -49,7 +49,15 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes `text` to `path` atomically (replacing it); returns the path."""
+    """Writes `text` to `path` atomically (replacing it).
+
+    Args:
+        path: The file to write; its folder must exist.
+        text: The contents.
+
+    Returns:
+        `path`, as a `Path`.
+    """
     path = Path(path)
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(text)
@@ -58,6 +66,14 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Writes `obj` as indented, key-sorted JSON atomically; numpy values become plain
-    JSON values and NaN/inf become null (`records.to_json_value`)."""
+    JSON values and NaN/inf become null (`records.to_json_value`).
+
+    Args:
+        path: The file to write; its folder must exist.
+        obj: Anything `records.to_json_value` takes.
+
+    Returns:
+        `path`, as a `Path`.
+    """
     text = json.dumps(to_json_value(obj), indent=2, sort_keys=True, allow_nan=False)
     return write_text(path, text + "\n")

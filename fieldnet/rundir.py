@@ -49,38 +49,47 @@ PathLike = str | os.PathLike
 
 
 def config(workdir: PathLike) -> Path:
+    """The path of config.json, the run's config, in `workdir`."""
     return Path(workdir) / CONFIG
 
 
 def normalizer(workdir: PathLike) -> Path:
+    """The path of normalizer.json, the train-split statistics, in `workdir`."""
     return Path(workdir) / NORMALIZER
 
 
 def model_io(workdir: PathLike) -> Path:
+    """The path of model_io.json, what the model maps, in `workdir`."""
     return Path(workdir) / MODEL_IO
 
 
 def metrics(workdir: PathLike) -> Path:
+    """The path of metrics.jsonl, one record per logged step, in `workdir`."""
     return Path(workdir) / METRICS
 
 
 def tensorboard(workdir: PathLike) -> Path:
+    """The path of tensorboard/, the metrics for TensorBoard, in `workdir`."""
     return Path(workdir) / TENSORBOARD
 
 
 def checkpoints(workdir: PathLike) -> Path:
+    """The path of checkpoints/, orbax's latest/ and best/, in `workdir`."""
     return Path(workdir) / CHECKPOINTS
 
 
 def evaluation(workdir: PathLike) -> Path:
+    """The path of eval.json, the held-out evaluation, in `workdir`."""
     return Path(workdir) / EVAL
 
 
 def test_samples(workdir: PathLike) -> Path:
+    """The path of test_samples.h5, a generative run's test samples, in `workdir`."""
     return Path(workdir) / TEST_SAMPLES
 
 
 def figures(workdir: PathLike) -> Path:
+    """The path of figures/, the report figures, in `workdir`."""
     return Path(workdir) / FIGURES
 
 
@@ -142,10 +151,13 @@ def read_metrics(workdir_or_file: PathLike) -> list[dict]:
 
 
 def read_config(workdir: PathLike) -> ml_collections.ConfigDict:
+    """The run's config.json as a ConfigDict; a missing or corrupt file is a one-line
+    `FieldnetError`."""
     return ml_collections.ConfigDict(read_json(config(workdir)))
 
 
 def read_eval(workdir: PathLike) -> dict:
+    """The run's eval.json; a missing or corrupt file is a one-line `FieldnetError`."""
     return read_json(evaluation(workdir))
 
 

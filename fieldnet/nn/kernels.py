@@ -16,7 +16,25 @@ import numpy as np
 
 
 def orbit_index(kernel_size: int, ndim: int) -> tuple[np.ndarray, int]:
-    """Orbit number of each kernel offset, shape (kernel_size,)*ndim, and the orbit count."""
+    """Orbit number of each kernel offset under the grid's symmetry group, and the orbit count.
+
+    Offsets whose distances from the centre are the same up to order and sign lie on one
+    orbit; a symmetric kernel has one weight per orbit.
+
+    Args:
+        kernel_size: Pixels of the kernel along every axis.
+        ndim: Number of spatial axes.
+
+    Returns:
+        (index, count): the orbit of each offset, int32 of shape (kernel_size,) * ndim, and
+        the number of orbits.
+
+    Examples:
+        >>> from fieldnet.nn.kernels import orbit_index
+        >>> index, count = orbit_index(3, 2)
+        >>> index.tolist(), count
+        ([[0, 1, 0], [1, 2, 1], [0, 1, 0]], 3)
+    """
     centre = (kernel_size - 1) / 2
     keys = {}
     index = np.empty((kernel_size,) * ndim, np.int32)

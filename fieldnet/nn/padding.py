@@ -16,6 +16,7 @@ PADDING_MODES = (*BOUNDARY_CONDITIONS, "valid")
 
 
 def check_padding(padding: str) -> str:
+    """`padding`, checked to be one of `PADDING_MODES` (else a ValueError)."""
     if padding not in PADDING_MODES:
         raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
     return padding
