@@ -118,8 +118,16 @@ class MomentGrid:
         for name, values in mass_weighted.items():
             _check_shape(name, np.shape(values), (grid,) * 3)
             moments._weighted[name] = np.asarray(values, np.float64).ravel().copy()
+        for name, values in moments._targets().items():
+            if not np.all(np.isfinite(values)):
+                raise FieldnetError(f"the {name} sums must be finite")
         moments._started = True
         return moments
+
+    @property
+    def mass(self) -> np.ndarray:
+        """(G, G, G) deposited mass per cell [M_sun/h], float64 (a view, not a copy)."""
+        return self._mass.reshape((self.grid,) * 3)
 
     @property
     def total_mass(self) -> float:
@@ -324,9 +332,10 @@ def grid_fields(moments: MomentGrid, *, a: float, hubble: float, dim: int = 3, s
     if not moments.total_mass > 0:
         raise FieldnetError("no particle mass was deposited")
     shape = (grid,) * 3
-    mass = moments._mass.reshape(shape)
+    mass = moments.mass
     sums = {name: values.reshape(shape) for name, values in moments._targets().items()
             if name != "mass"}
+    # per unit mass, the momentum sums become the mean velocity, the kinetic sum <|v|^2>
     means = dict(zip(sums, _cell_means(mass, list(sums.values()), moments.box_size),
                      strict=True))
     if moments.has_velocities:

@@ -49,7 +49,7 @@ def test_particle_at_a_cell_centre_lands_in_that_cell():
     grid, box = 16, 20.0
     moments = MomentGrid(grid, box)
     moments.add(np.array([[3.5, 0.5, 15.5]]) * (box / grid), np.array([2.0]))
-    mass = moments._mass.reshape((grid,) * 3)
+    mass = moments.mass
     assert mass[3, 0, 15] == 2.0 and mass.sum() == 2.0
 
 
@@ -58,7 +58,7 @@ def test_deposit_wraps_around_the_periodic_edges():
     grid, box = 16, 20.0
     moments = MomentGrid(grid, box)
     moments.add(np.array([[0.0, 0.0, box]]), np.array([8.0]))
-    mass = moments._mass.reshape((grid,) * 3)
+    mass = moments.mass
     corners = np.ix_([0, grid - 1], [0, grid - 1], [0, grid - 1])
     np.testing.assert_allclose(mass[corners], 1.0, rtol=1e-14)
     assert mass.sum() == pytest.approx(8.0, rel=1e-15)
@@ -70,7 +70,7 @@ def test_cic_convention_is_the_pm_solver_s():
     moments.add(positions, np.ones(len(positions)))
     pm = nbody.cic_paint(jnp.asarray(positions, jnp.float32), (16,) * 3, 20.0)
     # float32 positions and a float32 sum of ~12 particles per cell
-    np.testing.assert_allclose(moments._mass.reshape((16,) * 3), pm, atol=1e-5)
+    np.testing.assert_allclose(moments.mass, pm, atol=1e-5)
 
 
 def test_uniform_lattice_gives_uniform_density():
@@ -258,3 +258,22 @@ def test_prefix_names_the_density_only():
     fields = fields_of(positions, masses, weighted={"temperature": temperature},
                        prefix="gas_")
     assert set(fields) == {"gas_density", "temperature"}
+
+
+def test_sums_deposited_elsewhere_give_the_same_fields():
+    positions, masses, velocities, temperature = random_particles(800, 20.0, seed=4)
+    moments = MomentGrid(16, 20.0)
+    moments.add(positions, masses, velocities, temperature=temperature)
+    sums = moments._targets()
+    momentum = np.stack([sums[f"momentum_{i}"] for i in range(3)], -1).reshape(16, 16, 16, 3)
+    again = MomentGrid.from_sums(20.0, moments.mass, momentum,
+                                 sums["kinetic"].reshape((16,) * 3),
+                                 temperature=sums["temperature"].reshape((16,) * 3))
+    for dim in (3, 2):
+        first = grid_fields(moments, a=0.5, hubble=170.0, dim=dim)
+        second = grid_fields(again, a=0.5, hubble=170.0, dim=dim)
+        assert first.keys() == second.keys()
+        for name in first:
+            np.testing.assert_array_equal(first[name], second[name])
+    with pytest.raises(FieldnetError, match="kinetic sums must be finite"):
+        MomentGrid.from_sums(20.0, moments.mass, momentum, np.full((16,) * 3, np.nan))
