@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,8 @@ def worker(workdir, *args, devices=1, wait=True):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
            "JAX_PLATFORMS": "cpu"}
     cmd = [sys.executable, "-m", "tests.train_worker", str(workdir), "--steps", str(STEPS), *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if wait:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
@@ -43,13 +43,22 @@ def assert_same_params(a, b, rtol):
         np.testing.assert_allclose(p, q, rtol=rtol, atol=rtol * np.abs(q).max())
 
 
-def wait_for_checkpoint(workdir, step, proc, timeout=300):
-    target = Path(workdir) / "checkpoints" / "latest" / str(step)
-    start = time.time()
-    while not target.exists():
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert time.time() - start < timeout
-        time.sleep(0.1)
+def wait_until_held(proc, timeout=300):
+    """Waits for a worker started with --hold-at to say it is held there (its checkpoint of
+    that step complete); a worker that dies first, or is not there in `timeout` seconds,
+    fails the test with its stderr."""
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        timer.cancel()
+    assert line.strip() == train_worker.HELD_LINE, proc.stderr.read()[-2000:]
+
+
+def saved_steps(workdir):
+    return sorted(int(p.name) for p in (Path(workdir) / "checkpoints" / "latest").iterdir()
+                  if p.name.isdigit())
 
 
 @pytest.fixture(scope="module")
@@ -101,28 +110,24 @@ def test_two_processes_give_the_same_training(reference, tmp_path):
 
 
 def test_kill9_then_restart_ends_like_an_uninterrupted_run(reference, tmp_path):
-    proc = worker(tmp_path, "--sleep", "0.3", wait=False)
-    wait_for_checkpoint(tmp_path, 10, proc)
+    proc = worker(tmp_path, "--hold-at", "10", wait=False)
+    wait_until_held(proc)
     proc.kill()
     proc.wait()
-    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints" / "latest").iterdir()
-                   if p.name.isdigit())
-    assert steps and steps[-1] < STEPS
+    assert saved_steps(tmp_path)[-1] == 10
     worker(tmp_path)
     assert_same_params(tmp_path, reference, rtol=1e-5)
     assert logged_steps(tmp_path) == logged_steps(reference)  # each step once
 
 
 def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
-    proc = worker(tmp_path, "--sleep", "0.3", wait=False)
-    wait_for_checkpoint(tmp_path, 5, proc)
+    proc = worker(tmp_path, "--hold-at", "5", wait=False)
+    wait_until_held(proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode != 0
-    assert "SIGTERM" in err and "rerun the same command to resume" in err
-    saved = max(int(p.name) for p in (tmp_path / "checkpoints" / "latest").iterdir()
-                if p.name.isdigit())
-    assert 5 <= saved < STEPS
+    assert "SIGTERM after step 6" in err and "rerun the same command to resume" in err
+    assert saved_steps(tmp_path)[-1] == 6  # the step in flight finished and was saved
     worker(tmp_path)
     assert_same_params(tmp_path, reference, rtol=1e-5)
 
@@ -135,11 +140,11 @@ def test_flow_training_noise_is_a_function_of_seed_and_step(tmp_path):
     worker(single, "--objective", "flow")
     worker(sharded, "--objective", "flow", devices=4)
     assert_same_params(sharded, single, rtol=1e-4)
-    proc = worker(resumed, "--objective", "flow", "--sleep", "0.3", wait=False)
-    wait_for_checkpoint(resumed, 10, proc)
+    proc = worker(resumed, "--objective", "flow", "--hold-at", "10", wait=False)
+    wait_until_held(proc)
     proc.kill()
     proc.wait()
-    assert not (resumed / "checkpoints" / "latest" / str(STEPS)).exists()
+    assert saved_steps(resumed)[-1] == 10
     worker(resumed, "--objective", "flow")
     assert_same_params(resumed, single, rtol=1e-5)
 

@@ -1,14 +1,22 @@
 """A small real training run in its own process, for the fault and parallelism tests.
 
-    python -m tests.train_worker WORKDIR [--steps N] [--lr LR] [--sleep S] [--objective flow]
+    python -m tests.train_worker WORKDIR [--steps N] [--lr LR] [--hold-at STEP]
+                                         [--objective flow]
 
 Makes (once) a small synthetic periodic dataset in WORKDIR, trains a UNet on it with
 `fieldnet.train.fit` (by regression, or by flow matching, whose loss draws noise), and
-prints the per-step losses as JSON lines on stdout.
+prints a JSON line with the final step and a checksum of the parameters on stdout.
+
+With `--hold-at STEP` the run pauses before training step STEP + 1, once the checkpoint of
+step STEP is complete on disk: it prints `HELD_LINE` on stdout and waits there for SIGTERM
+or SIGINT (which stops the run after that step, as `fit` does with a signal) or a kill. A
+test acts at that point without guessing how long the steps take.
 """
 
 import argparse
 import json
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -17,10 +25,11 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from fieldnet import data, models, train
+from fieldnet import data, models, rundir, train
 from fieldnet.data import h5format
 
 SIZE, N_SIMS, MAPS = 16, 6, 4
+HELD_LINE = "held"
 
 
 def make_data(path: Path) -> None:
@@ -45,12 +54,45 @@ def config(workdir: Path, steps: int, lr: float):
     return c, t
 
 
+def hold(workdir: Path, step: int, timeout: float = 600.0) -> None:
+    """Waits for the checkpoint of `step`, which `fit` saves in the background before it
+    asks for the next batch (orbax renames a step's folder into place once it is whole),
+    prints HELD_LINE, then waits for SIGTERM or SIGINT: it passes the signal on to `fit`'s
+    handler and returns, so the run stops after the next step. Gives up after `timeout`
+    seconds (a test that died leaves no worker behind)."""
+    deadline = time.monotonic() + timeout
+    saved = rundir.checkpoints(workdir) / "latest" / str(step)
+    while not saved.exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"checkpoint {saved} not written in {timeout} s")
+        time.sleep(0.01)
+    received = []
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def passed_on(signum, frame):
+        received.append(signum)
+        handlers[signum](signum, frame)
+
+    for s in handlers:
+        signal.signal(s, passed_on)
+    print(HELD_LINE, flush=True)
+    try:
+        while not received:  # a signal cuts the sleep short
+            if time.monotonic() > deadline:
+                sys.exit(f"no signal in {timeout} s")
+            time.sleep(0.01)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--sleep", type=float, default=0.0, help="pause per step (s)")
+    parser.add_argument("--hold-at", type=int, help="pause, once the checkpoint of this step "
+                        "is complete, until a signal (see the module's docstring)")
     parser.add_argument("--coordinator", help="host:port of process 0 (multi-process run)")
     parser.add_argument("--num-processes", type=int, default=1)
     parser.add_argument("--process-id", type=int, default=0)
@@ -73,7 +115,8 @@ def main():
 
     def batches(start):
         for step in range(start, args.steps):
-            time.sleep(args.sleep)
+            if step == args.hold_at:
+                hold(args.workdir, step)
             yield ds.batch("train", train_cfg.batch_size, seed=0, step=step)
 
     val = [ds.batch("val", train_cfg.batch_size, seed=0, step=0)]
