@@ -37,26 +37,94 @@ def test_set_2d():
             "spec_baseline": metrics.spectral_comparison(baseline_t, true_t, BOX)}
 
 
-def test_each_figure_writes_a_png(tmp_path, test_set_2d):
+def images(fig):
+    """The maps of a map grid, row by row (colour bars excluded), as they are drawn."""
+    return [ax.images[0].get_array().T for ax in fig.axes if ax.images]
+
+
+def test_maps_panel_shows_the_maps_given_in_columns(tmp_path, test_set_2d):
     s = test_set_2d
-    paths = [
-        report.maps_panel(s["log_rho"], s["true_log_t"], s["pred_log_t"], tmp_path / "m.png",
-                          s["baseline_log_t"], density_units="mean density", box_size=BOX),
-        report.power_figure(s["spec_model"], s["spec_baseline"], tmp_path / "p.png"),
-        report.cross_corr_figure(s["spec_model"], s["spec_baseline"], tmp_path / "c.png"),
-        report.pdf_figure(s["true_log_t"], s["pred_log_t"], tmp_path / "d.png",
-                          s["baseline_log_t"]),
-        report.phase_diagram_figure(s["log_rho"], s["true_log_t"], s["pred_log_t"],
-                                    tmp_path / "h.png", s["baseline_log_t"]),
-    ]
-    for path in paths:
-        assert path.stat().st_size > 1000 and is_png(path)
+    fig = report.maps_panel(s["log_rho"], s["true_log_t"], s["pred_log_t"], None,
+                            s["baseline_log_t"], density_units="mean density", box_size=BOX)
+    # 3 rows of rho, true, model, baseline, model - true, baseline - true; a bar per column
+    assert len(images(fig)) == 3 * 6 and len(fig.axes) == 3 * 6 + 6
+    titles = [ax.get_title() for ax in fig.axes[:6]]
+    assert titles == [report.log_rho_label("mean density"), "true " + report.LOG_T_LABEL,
+                      "model " + report.LOG_T_LABEL, "local baseline " + report.LOG_T_LABEL,
+                      "model $-$ true [dex]", "baseline $-$ true [dex]"]
+    shown = np.array(images(fig)).reshape(3, 6, 32, 32)
+    for i in range(3):
+        expected = [s["log_rho"][i], s["true_log_t"][i], s["pred_log_t"][i],
+                    s["baseline_log_t"][i], s["pred_log_t"][i] - s["true_log_t"][i],
+                    s["baseline_log_t"][i] - s["true_log_t"][i]]
+        np.testing.assert_array_equal(shown[i], expected)
+    assert [ax.get_xlabel() for ax in fig.axes[12:18]] == ["[Mpc/$h$]"] * 6  # bottom row
+    assert list(fig.axes[0].images[0].get_extent()) == [0, BOX, 0, BOX]
+    path = report.maps_panel(s["log_rho"], s["true_log_t"], s["pred_log_t"], tmp_path / "m.png")
+    assert path.stat().st_size > 1000 and is_png(path)
+
+
+def test_power_figure_draws_the_spectra_and_their_transfer(test_set_2d):
+    model, baseline = test_set_2d["spec_model"], test_set_2d["spec_baseline"]
+    top, bottom = report.power_figure(model, baseline, None).axes
+    assert [line.get_label() for line in top.lines] == ["true", "model", "local baseline"]
+    for line, values in zip(top.lines, (model["p_true"], model["p_pred"], baseline["p_pred"]),
+                            strict=True):
+        np.testing.assert_array_equal(line.get_xdata(), model["k"])
+        np.testing.assert_array_equal(line.get_ydata(), values)
+    assert top.get_xscale() == top.get_yscale() == "log" and "P(k)" in top.get_ylabel()
+    np.testing.assert_array_equal(bottom.lines[0].get_ydata(), model["transfer"])
+    np.testing.assert_array_equal(bottom.lines[1].get_ydata(), baseline["transfer"])
+    assert bottom.get_xlabel() == report.K_LABEL
+
+
+def test_cross_corr_figure_draws_r_of_k_and_half_nyquist(test_set_2d):
+    model, baseline = test_set_2d["spec_model"], test_set_2d["spec_baseline"]
+    (ax,) = report.cross_corr_figure(model, baseline, None).axes
+    curves = {line.get_label(): line for line in ax.lines}
+    np.testing.assert_array_equal(curves["model"].get_ydata(), model["cross_corr"])
+    np.testing.assert_array_equal(curves["local baseline"].get_ydata(), baseline["cross_corr"])
+    assert curves[r"$k_\mathrm{Nyq}/2$"].get_xdata()[0] == model["k_nyquist"] / 2
+    assert ax.get_xlabel() == report.K_LABEL and "r(k)" in ax.get_ylabel()
+
+
+def test_pdf_figure_draws_the_histograms_of_the_fields(test_set_2d):
+    s = test_set_2d
+    (ax,) = report.pdf_figure(s["true_log_t"], s["pred_log_t"], None, s["baseline_log_t"],
+                              n_bins=40).axes
+    edges = report.histogram_edges(s["true_log_t"], 40)
+    assert ax.get_xlabel() == report.LOG_T_LABEL
+    assert [line.get_label() for line in ax.lines] == ["true", "model", "local baseline"]
+    for line, values in zip(ax.lines, (s["true_log_t"], s["pred_log_t"], s["baseline_log_t"]),
+                            strict=True):
+        np.testing.assert_array_equal(line.get_xdata(), 0.5 * (edges[1:] + edges[:-1]))
+        pdf = metrics.one_point_pdf(values, edges)
+        np.testing.assert_array_equal(line.get_ydata(), np.where(pdf > 0, pdf, np.nan))
+
+
+def test_phase_diagram_figure_bins_both_fields_alike(test_set_2d):
+    s = test_set_2d
+    fig = report.phase_diagram_figure(s["log_rho"], s["true_log_t"], s["pred_log_t"], None,
+                                      s["baseline_log_t"], n_bins=20)
+    *panels, bar = fig.axes  # two panels and their colour bar
+    assert [ax.get_title() for ax in panels] == ["true", "model"] and bar.get_ylabel()
+    assert panels[0].get_ylabel() == report.LOG_T_LABEL
+    edges_x = report.histogram_edges(s["log_rho"], 20)
+    edges_y = report.histogram_edges(s["true_log_t"], 20)
+    for ax, log_t in zip(panels, (s["true_log_t"], s["pred_log_t"]), strict=True):
+        hist = metrics.joint_histogram(s["log_rho"], log_t, edges_x, edges_y)
+        shown = np.ma.filled(ax.collections[0].get_array(), 0.0).reshape(20, 20)
+        np.testing.assert_array_equal(np.nan_to_num(shown), hist.T)
+        rho, t = ax.lines[0].get_data()  # the baseline, a function of rho: on the curve
+        np.testing.assert_allclose(t, 4.0 + 0.6 * np.asarray(rho), rtol=1e-12)
 
 
 def test_maps_of_3d_fields_show_a_slice(tmp_path):
     log_rho, true_t, pred_t, _ = fake_test_set((2, 16, 16, 16, 1))
-    path = report.maps_panel(log_rho, true_t, pred_t, tmp_path / "maps3d.png")
-    assert is_png(path)
+    fig = report.maps_panel(log_rho, true_t, pred_t, None)
+    shown = np.array(images(fig)).reshape(2, 4, 16, 16)  # rho, true, model, model - true
+    np.testing.assert_array_equal(shown[1, 1], true_t[1, 8, ..., 0])  # the middle slice
+    np.testing.assert_array_equal(shown[0, 0], log_rho[0, 8, ..., 0])
     with pytest.raises(ValueError, match="2D or 3D"):
         report.maps_panel(log_rho[:, 0, 0], true_t[:, 0, 0], pred_t[:, 0, 0], tmp_path / "x.png")
 
@@ -67,9 +135,17 @@ def test_training_curves_tolerate_missing_keys(tmp_path):
     metrics_file = tmp_path / "metrics.jsonl"
     metrics_file.write_text("\n".join(json.dumps(r) for r in records) + '\n{"step": 30, "tr')
     assert len(rundir.read_metrics(metrics_file)) == len(records)
-    assert is_png(report.training_curves(metrics_file, tmp_path / "t.png", baseline_mse=0.7))
+    (ax,) = report.training_curves(metrics_file, None, baseline_mse=0.7).axes
+    curves = {line.get_label(): line for line in ax.lines}
+    assert set(curves) == {"train loss", "val loss", "local baseline MSE"}
+    assert curves["train loss"].get_xydata().tolist() == [[0, 1.0], [10, 0.5]]
+    assert curves["val loss"].get_xydata().tolist() == [[10, 0.6]]
+    assert list(curves["local baseline MSE"].get_ydata()) == [0.7, 0.7]
+    assert (ax.get_xlabel(), ax.get_yscale()) == ("step", "log")
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
+    (ax,) = report.training_curves(empty, None).axes
+    assert not ax.lines and ax.texts[0].get_text() == "no losses logged yet"
     assert is_png(report.training_curves(empty, tmp_path / "t0.png"))
 
 
