@@ -30,6 +30,18 @@ class Curve:
 
 def ordered_probability_curve(L: int, temperature: np.ndarray, chain: np.ndarray,
                               p_ordered: np.ndarray) -> Curve:
+    """P(ordered | T) of one lattice size from per-configuration predictions.
+
+    Args:
+        L: The lattice size.
+        temperature: The temperature of each configuration, (M,).
+        chain: The Monte Carlo chain of each configuration, (M,).
+        p_ordered: The classifiers' P(ordered) of each configuration, (M,).
+
+    Returns:
+        The `Curve`: its mean at each distinct temperature, with the samples and chains
+        behind it for `bootstrap_crossing`.
+    """
     temps = np.unique(temperature)
     per_t = [(p_ordered[temperature == t], chain[temperature == t]) for t in temps]
     return Curve(L, temps, np.array([p.mean() for p, _ in per_t]), per_t)
@@ -40,6 +52,19 @@ def half_crossing(temperatures: np.ndarray, p: np.ndarray) -> float:
 
     Statistical noise can make the curve cross 1/2 more than once near the transition;
     the estimate is then the midpoint of the first and the last downward crossings.
+
+    Args:
+        temperatures: Increasing temperatures, (nT,).
+        p: P(ordered) at each, (nT,).
+
+    Returns:
+        The crossing temperature, NaN if p never falls through 1/2.
+
+    Examples:
+        >>> import numpy as np
+        >>> from fieldnet.eval.phases import half_crossing
+        >>> half_crossing(np.array([2.0, 2.2, 2.4]), np.array([0.9, 0.6, 0.2]))
+        2.25
     """
     above = p - 0.5
     changes = np.flatnonzero((above[:-1] > 0) & (above[1:] <= 0))
@@ -53,7 +78,16 @@ def half_crossing(temperatures: np.ndarray, p: np.ndarray) -> float:
 
 
 def bootstrap_crossing(curve: Curve, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
-    """T_c(L) and its standard error from resampling whole chains at every temperature."""
+    """T_c(L) and its standard error from resampling whole chains at every temperature.
+
+    Args:
+        curve: The curve of one lattice size.
+        n_boot: Number of bootstrap resamples.
+        rng: The random generator of the resampling.
+
+    Returns:
+        (T_c(L), its standard error; NaN with fewer than two finite resamples).
+    """
     estimate = half_crossing(curve.temperatures, curve.p_ordered)
     draws = []
     for _ in range(n_boot):
@@ -70,6 +104,16 @@ def bootstrap_crossing(curve: Curve, n_boot: int, rng: np.random.Generator) -> t
 
 @dataclass
 class Extrapolation:
+    """The fit of `finite_size_extrapolation`.
+
+    Attributes:
+        tc: The extrapolated T_c (L -> infinity).
+        tc_err: Its standard error, inflated by sqrt(chi2/dof) when that exceeds 1.
+        coefficients: The correction amplitudes a_1, a_2, ... of L^(-1/nu), L^(-2/nu), ...
+        chi2: The fit's chi-squared.
+        dof: Its degrees of freedom.
+    """
+
     tc: float
     tc_err: float
     coefficients: list[float]  # of L^(-1/nu), L^(-2/nu), ...
@@ -78,6 +122,7 @@ class Extrapolation:
 
     @property
     def slope(self) -> float:
+        """The leading correction amplitude a_1."""
         return self.coefficients[0]
 
 
@@ -90,6 +135,19 @@ def finite_size_extrapolation(sizes, tcs, errs, nu: float = 1.0,
     fixed threshold changes with L and the leading 1/L shift is not the whole story. When
     the points scatter more than their errors allow (chi2/dof > 1), the error of T_c is
     inflated by sqrt(chi2/dof) so that it stays honest.
+
+    Args:
+        sizes: The lattice sizes L.
+        tcs: T_c(L) of each.
+        errs: Their standard errors (non-finite or zero ones take the largest finite one).
+        nu: The correlation-length exponent (1 for the 2D Ising model).
+        corrections: n, the number of correction terms, ≥ 1.
+
+    Returns:
+        The `Extrapolation`.
+
+    Raises:
+        ValueError: With fewer than one correction term or fewer than n + 1 sizes.
     """
     x = np.asarray(sizes, float) ** (-1.0 / nu)
     y, s = np.asarray(tcs, float), np.asarray(errs, float)
@@ -113,6 +171,14 @@ def finite_size_extrapolation(sizes, tcs, errs, nu: float = 1.0,
 
 @dataclass
 class EnsembleError:
+    """The error of an ensemble's estimate (`ensemble_error`).
+
+    Attributes:
+        error: The total standard error.
+        seed_scatter: The standard deviation of the members' own estimates (NaN if fewer
+            than two).
+    """
+
     error: float          # total standard error of the ensemble's estimate
     seed_scatter: float   # standard deviation of the members' own estimates (NaN if < 2)
 
@@ -125,6 +191,13 @@ def ensemble_error(statistical_err: float, member_estimates) -> EnsembleError:
     The members see the same chains, so their scatter is the training seed's alone and the
     two parts are independent. Members without an estimate (NaN) are left out; with fewer
     than two, the seed's part cannot be measured and only the data's error remains.
+
+    Args:
+        statistical_err: The data's error of the ensemble's estimate.
+        member_estimates: Each member's own estimate.
+
+    Returns:
+        The `EnsembleError`.
     """
     values = np.asarray(member_estimates, float)
     values = values[np.isfinite(values)]

@@ -33,6 +33,13 @@ from fieldnet.errors import FieldnetError
 
 
 class Checkpoints:
+    """The two checkpoint managers of a run: `latest/` for resuming, `best/` for evaluation.
+
+    Args:
+        directory: The run's checkpoints folder (`rundir.checkpoints(workdir)`).
+        keep: How many of the newest steps `latest/` keeps.
+    """
+
     def __init__(self, directory: str | Path, keep: int = 3):
         directory = Path(directory).absolute()
         self.directory = directory
@@ -52,6 +59,8 @@ class Checkpoints:
                 multiprocessing_options=_barriers("best")))
 
     def latest_step(self, best: bool = False) -> int | None:
+        """The newest saved step, or with `best` the step of the lowest validation loss;
+        None when there is none."""
         return self.best.best_step() if best else self.latest.latest_step()
 
     def save(self, step: int, state, val_loss: float | None = None) -> None:
