@@ -139,3 +139,27 @@ def test_study_runs_end_to_end_and_resumes(tmp_path):
     # A rerun finds every member trained and reproduces the estimate.
     again = phase_study.train_and_evaluate(c, tmp_path / "run")
     assert again["tc"] == report["tc"] and again["tc_err"] == report["tc_err"]
+
+
+def test_phase_figures_draw_the_curves_and_the_extrapolation():
+    from fieldnet.figures import phases as figures
+
+    t = np.linspace(1.5, 3.0, 7)
+    curves = [phases.Curve(L, t, 1 / (1 + np.exp((t - 2.3 + 1 / L) * L)), []) for L in (8, 16)]
+    (ax,) = figures.phase_curves(curves, None, ordered_below=1.8, disordered_above=2.7).axes
+    drawn = {line.get_label(): line for line in ax.lines}
+    for c in curves:
+        np.testing.assert_array_equal(drawn[f"L = {c.L}"].get_xdata(), t)
+        np.testing.assert_array_equal(drawn[f"L = {c.L}"].get_ydata(), c.p_ordered)
+    assert drawn[r"Onsager $T_c$"].get_xdata()[0] == phases.ONSAGER_TC
+    assert ax.get_xlabel() == r"temperature $T$ [$J/k_B$]" and "ordered" in ax.get_ylabel()
+
+    per_size = {"8": {"tc": 2.2, "tc_err": 0.02}, "16": {"tc": 2.25, "tc_err": 0.01}}
+    fit = phases.Extrapolation(tc=2.27, tc_err=0.01, coefficients=[-0.2], chi2=0.0, dof=0)
+    (ax,) = figures.tc_extrapolation([8, 16], per_size, fit, None, nu=1.0).axes
+    points = ax.containers[0].lines[0]  # T_c(L) with its error bars, at L^(-1/nu)
+    np.testing.assert_allclose(points.get_xdata(), [1 / 8, 1 / 16])
+    np.testing.assert_array_equal(points.get_ydata(), [2.2, 2.25])
+    fitted = next(line for line in ax.lines if line.get_label().startswith("fit"))
+    np.testing.assert_allclose(fitted.get_ydata(), 2.27 - 0.2 * fitted.get_xdata())
+    assert ax.get_xlabel() == r"$L^{-1/\nu}$ ($\nu = 1$)"
