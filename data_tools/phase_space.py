@@ -270,25 +270,24 @@ def _derivative(field: np.ndarray, axis: int, spacing: float) -> np.ndarray:
     return (8.0 * (shifted(1) - shifted(-1)) - (shifted(2) - shifted(-2))) / (12.0 * spacing)
 
 
-def _columns(field: np.ndarray, slabs: int) -> np.ndarray:
-    """(3 * slabs, depth, G, G): the columns of cells under each map pixel, slabs along axis
-    0 first, then axis 1, then axis 2 (each map keeps the other two axes in order)."""
-    grid = field.shape[0]
-    return np.concatenate([np.moveaxis(field, axis, 0).reshape(slabs, grid // slabs, grid, grid)
-                           for axis in range(3)])
-
-
 def _column_sums(field: np.ndarray, slabs: int) -> np.ndarray:
-    return _columns(field, slabs).sum(axis=1)
+    """(3 * slabs, G, G): the sums over the columns of cells under each map pixel, slabs
+    along axis 0 first, then axis 1, then axis 2 (each map keeps the other two axes in
+    order)."""
+    grid = field.shape[0]
+    return np.concatenate([np.moveaxis(field, axis, 0).reshape(
+        slabs, grid // slabs, grid, grid).sum(axis=1) for axis in range(3)])
 
 
 def _project(mass: np.ndarray, mean: np.ndarray, slabs: int) -> np.ndarray:
     """(3 * slabs, G, G) mass-weighted means of `mean` through each column; a column
     without mass takes the plain mean of its cells."""
     total = _column_sums(mass, slabs)
-    weighted = _column_sums(mass * mean, slabs)
-    return np.where(total > 0, weighted / np.where(total > 0, total, 1.0),
-                    _columns(mean, slabs).mean(axis=1))
+    empty = total <= 0
+    projected = _column_sums(mass * mean, slabs) / np.where(empty, 1.0, total)
+    if empty.any():
+        projected[empty] = _column_sums(mean, slabs)[empty] / (mass.shape[0] // slabs)
+    return projected
 
 
 def _in_plane(velocity: list[np.ndarray], slabs: int) -> dict[str, np.ndarray]:
