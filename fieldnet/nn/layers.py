@@ -35,6 +35,7 @@ _orbit_index = functools.lru_cache(maxsize=None)(orbit_index)
 
 
 def check_ndim(ndim: int) -> int:
+    """`ndim`, checked to be 1, 2 or 3 (else a ValueError)."""
     if ndim not in (1, 2, 3):
         raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
     return ndim
@@ -61,6 +62,7 @@ def check_non_negative(name: str, value, meaning: str = "") -> int:
 
 
 def activation(name: str):
+    """The activation function named `name`, one of `ACTIVATIONS` (else a ValueError)."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]
@@ -348,6 +350,8 @@ class GroupNorm(nnx.Module):
 
 
 def make_norm(kind: str, num_channels: int):
+    """A normalization layer of `kind` (one of `NORMS`) over `num_channels` channels:
+    `LayerNorm`, `GroupNorm`, or None for "none"; else a ValueError."""
     if kind not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
     if kind == "none":

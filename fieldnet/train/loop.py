@@ -127,6 +127,7 @@ def data_mesh() -> tuple[NamedSharding, NamedSharding]:
 
 
 def global_batch(local: Batch, sharding: NamedSharding) -> dict[str, jax.Array]:
+    """This process's slice of a batch as global arrays sharded by `sharding`."""
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
             for k, v in local.items()}
 
@@ -148,6 +149,8 @@ def _add_to_window(window: dict, loss: jax.Array) -> dict:
 
 @dataclass
 class StepFunctions:
+    """The jitted training and validation steps of `step_functions`."""
+
     train: Callable      # (state, batch, window, step) -> (state, window, loss, grad_norm)
     evaluate: Callable   # (state, batch, index) -> loss
 
@@ -164,6 +167,11 @@ def loss_key(seed: int, stream: int, index) -> jax.Array:
 
 def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
                    replicated: NamedSharding, seed: int = 0) -> StepFunctions:
+    """The jitted training step (forward, backward, optimizer update, and the loss window)
+    and validation step of a model split into `graphdef` (and `eval_graphdef`, its eval
+    mode), for the optimizer `tx` and the loss `loss_fn`; losses that draw noise get
+    batch["key"] from `loss_key(seed, ...)`."""
+
     def train(state, batch, window, step):
         batch = {**batch, "key": loss_key(seed, _TRAIN_STREAM, step)}
 
@@ -253,6 +261,9 @@ class MetricsLog:
 
 @dataclass
 class TrainResult:
+    """What `fit` returns: the last step, the best step by validation loss (None without
+    validation), the final training loss and the best validation loss."""
+
     final_step: int
     best_step: int | None
     final_train_loss: float
