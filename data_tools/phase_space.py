@@ -64,6 +64,36 @@ import numpy as np
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import spectra
 
+# The fields' units and log floors, which the simulator and the snapshot importer share (the
+# floors are for empty cells: log-space learning raises values below them to them).
+DENSITY_LOG_FLOOR = 1e-3  # of the mean density (of the mean pixel mass in 2D maps)
+TEMPERATURE_LOG_FLOOR = 10.0  # K, below any gas temperature
+# km/s: a cell reached by a single particle has none; resolved random motions are tens of km/s
+DISPERSION_LOG_FLOOR = 1.0
+
+
+def field_units(name: str, dim: int) -> str:
+    """The units of a field the simulator or the snapshot importer writes."""
+    if name in ("density", "gas_density"):
+        return "mean density" if dim == 3 else "M_sun/h"
+    if name == "temperature":
+        return "K"
+    if name == "velocity_divergence":
+        return "dimensionless"
+    return "km/s"
+
+
+def log_floors(names, mean_density: float = 1.0) -> dict[str, float]:
+    """The `log_floor` attribute of each positive field in `names` (none for the signed
+    velocity fields); `mean_density` is the mean of a density field in its units (1 in 3D,
+    the mean pixel mass in 2D maps)."""
+    floors = {"density": DENSITY_LOG_FLOOR * mean_density,
+              "gas_density": DENSITY_LOG_FLOOR * mean_density,
+              "temperature": TEMPERATURE_LOG_FLOOR,
+              "velocity_dispersion": DISPERSION_LOG_FLOOR}
+    return {name: floors[name] for name in names if name in floors}
+
+
 EMPTY_CELL_MASS = 1e-6  # smoothed mass, in units of the mean cell mass, that fills an empty cell
 AXES = "xyz"
 # names a mass-weighted quantity may not take: the sums kept beside it and the fields made

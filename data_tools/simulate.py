@@ -56,10 +56,6 @@ PARAM_RANGES = {  # Latin-hypercube ranges of the per-simulation parameters
 }
 PARAM_NAMES = tuple(PARAM_RANGES)
 MIN_GRID, MAX_GRID = 16, 256
-DENSITY_LOG_FLOOR = 1e-3  # of the mean density: CIC leaves some void cells empty
-TEMPERATURE_LOG_FLOOR = 10.0  # K, below any model temperature
-# km/s: a cell reached by a single particle has none; resolved random motions are tens of km/s
-DISPERSION_LOG_FLOOR = 1.0
 
 
 @dataclass(frozen=True)
@@ -201,12 +197,8 @@ def _field_metadata(spec: SimulationSpec) -> dict:
         "gas_density": "gas overdensity Delta_g: the matter density smoothed on the Jeans "
                        f"scale of the gas model {at}",
     }
-    units = {"density": "mean density", "gas_density": "mean density", "temperature": "K",
-             "velocity_x": "km/s", "velocity_y": "km/s", "velocity_z": "km/s",
-             "velocity_dispersion": "km/s", "velocity_divergence": "dimensionless"}
-    log_floors = {"density": DENSITY_LOG_FLOOR, "gas_density": DENSITY_LOG_FLOOR,
-                  "temperature": TEMPERATURE_LOG_FLOOR,
-                  "velocity_dispersion": DISPERSION_LOG_FLOOR}
+    units = {name: phase_space.field_units(name, spec.dim) for name in descriptions}
+    log_floors = phase_space.log_floors(descriptions)
     if spec.dim == 3:
         return dict(units=units, descriptions=descriptions, log_floors=log_floors)
     del units["velocity_z"], descriptions["velocity_z"]
@@ -224,9 +216,8 @@ def _field_metadata(spec: SimulationSpec) -> dict:
                                f"mass-weighted {slab} {at}"})
     pixel_mass = cosmology.RHO_CRIT * PARAM_RANGES["omega_m"][0] * (
         spec.box_size / spec.grid) ** 3 * (spec.grid // spec.slabs)
-    units.update(density="M_sun/h", gas_density="M_sun/h")
-    log_floors.update(density=DENSITY_LOG_FLOOR * pixel_mass,  # of the mean at Om = 0.2
-                      gas_density=DENSITY_LOG_FLOOR * pixel_mass)
+    log_floors.update(phase_space.log_floors(("density", "gas_density"),
+                                             pixel_mass))   # of the mean at Om = 0.2
     return dict(units=units, descriptions=descriptions, log_floors=log_floors)
 
 

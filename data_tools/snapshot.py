@@ -41,8 +41,6 @@ DM_FIELDS = ("density", "velocity_x", "velocity_y", "velocity_z", "velocity_disp
              "velocity_divergence")
 GAS_FIELDS = ("gas_density", "temperature")
 PARAM_NAMES = ("redshift", "omega_m", "hubble")
-DENSITY_LOG_FLOOR = 1e-3  # of the mean density: CIC leaves some void cells empty
-TEMPERATURE_LOG_FLOOR = 10.0  # K
 DESCRIPTIONS = {
     "density": "dark-matter density (CIC)",
     "velocity_x": "mass-weighted dark-matter peculiar velocity, x component",
@@ -53,16 +51,6 @@ DESCRIPTIONS = {
     "gas_density": "gas density (CIC)",
     "temperature": "mass-weighted gas temperature",
 }
-
-
-def field_units(name: str, dim: int) -> str:
-    if name in ("density", "gas_density"):
-        return "mean density" if dim == 3 else "M_sun/h"
-    if name == "temperature":
-        return "K"
-    if name == "velocity_divergence":
-        return "dimensionless"
-    return "km/s"
 
 
 def spatial_names(dim: int) -> tuple[str, ...]:
@@ -171,7 +159,7 @@ def convert(snapshots: list[str | Path], out: str | Path, grid: int, *, dim: int
     return h5format.write_arrays(
         out, arrays, ndim=dim, box_size=snaps[0].box_size, sim_index=sim_index,
         source=f"{SOURCE}: " + ", ".join(str(s.files[0]) for s in snaps),
-        units={n: field_units(n, dim) for n in names},
+        units={n: phase_space.field_units(n, dim) for n in names},
         descriptions={n: _description(n, dim, slabs, snaps[0].box_size) for n in names},
         log_floors=_log_floors(arrays, dim), params=np.asarray(params, np.float32),
         param_names=PARAM_NAMES, overwrite=overwrite)
@@ -184,15 +172,11 @@ def _description(name: str, dim: int, slabs: int, box: float) -> str:
 
 
 def _log_floors(arrays: dict[str, np.ndarray], dim: int) -> dict[str, float]:
-    """Floors for the fields learned in log space: 1e-3 of the mean density (in 2D of the
-    mean pixel mass), 10 K."""
-    floors = {}
+    """`phase_space.log_floors`; a 2D map's density floors are of its own mean pixel mass."""
+    floors = phase_space.log_floors(arrays)
     for name in ("density", "gas_density"):
-        if name in arrays:
-            mean = 1.0 if dim == 3 else float(np.mean(arrays[name], dtype=np.float64))
-            floors[name] = DENSITY_LOG_FLOOR * mean
-    if "temperature" in arrays:
-        floors["temperature"] = TEMPERATURE_LOG_FLOOR
+        if dim == 2 and name in floors:
+            floors[name] *= float(np.mean(arrays[name], dtype=np.float64))
     return floors
 
 

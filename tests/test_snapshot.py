@@ -66,6 +66,11 @@ def test_single_file_multi_file_and_folder_give_the_same_fields(tmp_path):
     assert info.fields["density"].units == "mean density"
     assert info.fields["temperature"].units == "K"
     assert info.fields["density"].log_floor == pytest.approx(1e-3)
+    # the same floors as the simulator's files (data_tools.phase_space.log_floors), so a
+    # model trained on one normalizes the other alike; the signed fields have none
+    assert info.fields["velocity_dispersion"].log_floor == pytest.approx(1.0)
+    assert info.fields["temperature"].log_floor == pytest.approx(10.0)
+    assert info.fields["velocity_divergence"].log_floor is None
 
 
 def test_total_mass_is_conserved(tmp_path):
