@@ -10,6 +10,7 @@ from flax import nnx
 from fieldnet import models, nn, symmetry
 from fieldnet.errors import FieldnetError
 from fieldnet.inference import predict_field
+from tests.float32 import network_tolerance
 
 SIZES = {1: 32, 2: 16, 3: 8}
 COND_DIM = 3
@@ -70,7 +71,7 @@ def test_conditioned_unet_commutes_with_periodic_translations(ndim):
     ys = jitted(model)(jnp.concatenate([x[:1]] + [jnp.roll(x[:1], s, axes) for s in shifts]),
                        cond)
     for i, s in enumerate(shifts, start=1):
-        assert rel_err(ys[i:i + 1], jnp.roll(ys[:1], s, axes)) < 1e-5, s
+        assert rel_err(ys[i:i + 1], jnp.roll(ys[:1], s, axes)) < network_tolerance(model), s
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
@@ -80,7 +81,7 @@ def test_conditioned_dihedral_unet_is_equivariant_under_every_group_element(ndim
     x, cond = inputs(ndim, len(elements))
     ys = jitted(model)(jnp.concatenate([symmetry.apply(x[:1], g) for g in elements]), cond)
     for i, g in enumerate(elements):
-        assert rel_err(ys[i:i + 1], symmetry.apply(ys[:1], g)) < 1e-5, g
+        assert rel_err(ys[i:i + 1], symmetry.apply(ys[:1], g)) < network_tolerance(model), g
 
 
 def test_conditioned_resnet_stays_invariant():
@@ -90,8 +91,9 @@ def test_conditioned_resnet_stays_invariant():
     elements = symmetry.group_elements(2)
     x, cond = inputs(2, len(elements))
     logits = r(jnp.concatenate([symmetry.apply(x[:1], g) for g in elements]), cond)
-    assert rel_err(logits, jnp.repeat(logits[:1], len(elements), axis=0)) < 1e-5
-    assert rel_err(r(-x[:1], cond[:1]), logits[:1]) < 1e-5
+    bound = network_tolerance(r)  # the images sum in other orders, nothing else
+    assert rel_err(logits, jnp.repeat(logits[:1], len(elements), axis=0)) < bound
+    assert rel_err(r(-x[:1], cond[:1]), logits[:1]) < bound
     assert rel_err(r(x[:1], -cond[:1]), logits[:1]) > 1e-3
 
 
@@ -112,6 +114,7 @@ def test_tiled_prediction_of_a_conditioned_model_equals_the_whole_field():
     x, cond = inputs(2, 1)
     whole = np.asarray(m(x, cond))[0]
     tiled = predict_field(m, np.asarray(x[0]), tile=8, batch=3, params=np.asarray(cond[0]))
-    np.testing.assert_allclose(tiled, whole, atol=1e-5 * np.abs(whole).max())
+    np.testing.assert_allclose(tiled, whole, rtol=0,
+                               atol=network_tolerance(m) * np.abs(whole).max())
     with pytest.raises(FieldnetError, match="pass params"):
         predict_field(m, np.asarray(x[0]), tile=8)

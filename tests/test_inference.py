@@ -8,6 +8,7 @@ from flax import nnx
 from fieldnet import models
 from fieldnet.errors import FieldnetError
 from fieldnet.eval.inference import field_predictor, predict_field, tile_plan
+from tests.float32 import network_tolerance
 
 
 def whole(model, field):
@@ -23,7 +24,7 @@ def test_tiled_equals_whole_field(ndim, size, tiles):
         tiled = predict_field(model, field, tile=tile, batch=3)
         assert tiled.shape == reference.shape
         rel = np.abs(tiled - reference).max() / np.abs(reference).max()
-        assert rel <= 1e-5, (tile, rel)
+        assert rel <= network_tolerance(model), (tile, rel)  # summation order only
 
 
 def test_axes_one_tile_covers_are_taken_whole():
@@ -34,11 +35,13 @@ def test_axes_one_tile_covers_are_taken_whole():
     for field in fields:
         tiled = predict_field(model, field, tile=16, batch=2)
         reference = whole(model, field)
-        assert np.abs(tiled - reference).max() <= 1e-5 * np.abs(reference).max()
+        bound = network_tolerance(model) * np.abs(reference).max()  # summation order only
+        assert np.abs(tiled - reference).max() <= bound
     stacked = field_predictor(model, tile=16, batch=4)(fields)
     assert stacked.shape == (2, 16, 48, 1)
     for field, one in zip(fields, stacked, strict=True):
-        np.testing.assert_allclose(one, whole(model, field), atol=1e-5 * np.abs(one).max())
+        np.testing.assert_allclose(one, whole(model, field), rtol=0,
+                                   atol=network_tolerance(model) * np.abs(one).max())
 
 
 def test_tile_plan_covers_the_axis():

@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from fieldnet import nn
+from tests.float32 import sum_tolerance
 
 
 def naive_conv(x, kernel, stride, dilation, padding):
@@ -40,7 +41,9 @@ def test_conv_matches_definition(ndim, padding, kernel_size, stride, dilation):
                    padding=padding, rngs=nnx.Rngs(0))
     conv.bias[...] = jnp.arange(4.0)
     expected = naive_conv(x, np.asarray(conv.kernel), stride, dilation, padding) + np.arange(4.0)
-    np.testing.assert_allclose(conv(jnp.asarray(x)), expected, rtol=1e-5, atol=1e-5)
+    # both sides sum kernel_size**ndim * 3 products and a bias per output, in float32
+    bound = sum_tolerance(kernel_size**ndim * 3 + 1, np.abs(expected).max(initial=0.0))
+    np.testing.assert_allclose(conv(jnp.asarray(x)), expected, rtol=0, atol=bound)
 
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
@@ -66,7 +69,8 @@ def test_pool(ndim, kind):
     assert y.shape == (2, *([2] * ndim), 3)
     first = x[(slice(None), *([slice(0, 2)] * ndim))].reshape(2, -1, 3)
     ref = first.max(1) if kind == "max" else first.mean(1)
-    np.testing.assert_allclose(y[(slice(None), *([0] * ndim))], ref, rtol=1e-6)
+    np.testing.assert_allclose(y[(slice(None), *([0] * ndim))], ref, rtol=0,  # 2**ndim terms
+                               atol=sum_tolerance(2**ndim, np.abs(first).max()))
 
 
 def test_channel_mixer_is_pointwise_matmul():
@@ -121,9 +125,11 @@ def test_symmetric_conv_with_balanced_padding_is_equivariant_2d(kernel_size, dil
                    rngs=nnx.Rngs(0))
     x = jnp.asarray(np.random.default_rng(6).normal(size=(1, 8, 8, 2)), jnp.float32)
     y = conv(x)
+    # a rotated image sums each output's kernel_size**2 * 2 products in another order
+    bound = sum_tolerance(kernel_size**2 * 2, np.abs(np.asarray(y)).max())
     for g in symmetry.group_elements(2):
         np.testing.assert_allclose(conv(symmetry.apply(x, g)), symmetry.apply(y, g),
-                                   rtol=1e-5, atol=1e-5)
+                                   rtol=0, atol=bound)
 
 
 @pytest.mark.parametrize("padding", ["periodic", "zero"])
