@@ -148,10 +148,14 @@ def run(work: Callable[[], Callable], argv) -> None:
 
 
 def headline(report: dict) -> dict:
-    """The scalar numbers of a report (the curves stay in eval.json)."""
+    """The scalar numbers of a report (the curves stay in eval.json), without the first
+    target's block of test.fields, which repeats the test block's own keys."""
     from fieldnet.records import flatten
 
-    return {k: v for k, v in flatten(report).items() if not isinstance(v, tuple | list)}
+    fields = report.get("test", {}).get("fields") or {}
+    repeated = tuple(f"test.fields.{name}." for name in list(fields)[:1])
+    return {k: v for k, v in flatten(report).items()
+            if not isinstance(v, tuple | list) and not (repeated and k.startswith(repeated))}
 
 
 def closing_lines(report: dict, workdir: Path) -> list[str]:

@@ -44,3 +44,13 @@ def test_figures_name_the_target_in_its_space(name, transform, units, label):
     figure = report.pdf_figure([0.0, 1.0, 2.0], [0.0, 1.0, 2.0], None,
                                target=report.field_label(name, transform, units))
     assert figure.axes[0].get_xlabel() == label
+
+
+def test_the_printed_headline_does_not_repeat_the_first_target():
+    from experiments.launch import headline
+
+    block = {"mse": 0.1, "k": [1.0, 2.0]}
+    report = {"test": {**block, "fields": {"temperature": block,
+                                           "gas_density": {"mse": 0.2}}}, "n_test": 3}
+    assert headline(report) == {"test.mse": 0.1, "test.fields.gas_density.mse": 0.2,
+                                "n_test": 3}
