@@ -45,6 +45,7 @@ def test_help_exits_zero_and_lists_the_commands_own_flags(module, own):
     assert importlib.import_module(module).__doc__.strip() in proc.stdout
 
 
+@pytest.mark.slow  # a process each; tests/test_cli.py checks the config's failures in-process
 @pytest.mark.parametrize("args,message", [
     (["--config", "nope.py"], "--config nope.py: no such config file"),
     (["--config", f"{CONFIG}:quik"], "unknown config argument 'quik'"),
@@ -81,6 +82,7 @@ def test_bad_config_is_one_line_before_any_work(tmp_path, args, message):
     assert not (tmp_path / "run").exists() and not (tmp_path / "absent.h5").exists()
 
 
+@pytest.mark.slow
 def test_workdir_under_a_file_is_one_line_before_simulating(tmp_path):
     (tmp_path / "file").write_text("")
     proc = command("experiments.density_to_temp", "--config", CONFIG,
@@ -89,6 +91,7 @@ def test_workdir_under_a_file_is_one_line_before_simulating(tmp_path):
     assert not (tmp_path / "absent.h5").exists()
 
 
+@pytest.mark.slow
 def test_none_default_keys_can_be_set_on_the_command_line(tmp_path):
     # box_size and the log floors default to None; setting them parses, and the run then
     # stops at the (absent) data, with the data's own one-line error.
@@ -127,6 +130,7 @@ def test_field_size_not_divisible_is_refused_before_training(odd_file, tmp_path)
     assert not rundir.has_trained(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_failed_start_leaves_a_reusable_workdir(odd_file, tmp_path):
     workdir = tmp_path / "run"
     with pytest.raises(FieldnetError):

@@ -228,6 +228,7 @@ def test_gpu_suite_tiny_runs_every_part_on_the_cpu_with_finite_positive_rates(tm
     assert all(part in printed for part in (*gpu_suite.PARTS, "summary"))
 
 
+@pytest.mark.slow
 def test_gpu_suite_without_torch_skips_the_pytorch_rows_and_still_times_jax(tmp_path,
                                                                            monkeypatch):
     import dataclasses
@@ -405,6 +406,7 @@ def tiny_conditioned_run(tmp_path):
                                                       tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_error_budget_reproduces_eval_json_and_averages_exactly(tmp_path):
     from benchmarks import error_budget
     from fieldnet import symmetry

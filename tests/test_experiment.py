@@ -36,6 +36,7 @@ def run(tmp_path_factory):
     return config, tmp / "run", report
 
 
+@pytest.mark.slow
 def test_writes_the_documented_workdir(run):
     _, workdir, report = run
     for name in ("config.json", "metrics.jsonl", "eval.json", "normalizer.json"):
@@ -59,12 +60,14 @@ def test_writes_the_documented_workdir(run):
         assert test["mse_err"] is None and boxes[0]["mse"] == pytest.approx(test["mse"])
 
 
+@pytest.mark.slow
 def test_rerun_resumes_without_retraining(run):
     config, workdir, report = run
     again = experiment.train_and_evaluate(config, workdir)
     assert again["test"]["mse"] == pytest.approx(report["test"]["mse"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_workdir_of_another_config_is_refused(run):
     config, workdir, _ = run
     other = tiny_config(workdir.parent)
@@ -78,6 +81,7 @@ def cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_missing_data_is_one_line(tmp_path):
     config = "experiments/configs/density_to_temp_camels.py"
     proc = cli(f"--config={config}", f"--config.data.path={tmp_path}/nope.h5",
@@ -88,6 +92,7 @@ def test_cli_missing_data_is_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cli_unknown_config_key_fails_at_start(tmp_path):
     proc = cli("--config=experiments/configs/density_to_temp.py", "--config.train.num_stepz=3",
                f"--workdir={tmp_path}/run")
@@ -96,6 +101,7 @@ def test_cli_unknown_config_key_fails_at_start(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_sweep_tabulates_each_variation(run, tmp_path):
     from experiments.studies import sweep
 
@@ -114,6 +120,7 @@ def test_sweep_tabulates_each_variation(run, tmp_path):
         sweep.apply_overrides(config, {"model.wdth": 3})
 
 
+@pytest.mark.slow
 def test_predict_cli_matches_the_evaluation(run, tmp_path):
     """Tiled prediction of the run's data file through the command line, in physical units."""
     import h5py
@@ -146,6 +153,7 @@ def test_predict_cli_matches_the_evaluation(run, tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
+@pytest.mark.slow
 def test_predict_names_bad_input_and_leaves_runs_alone(run, tmp_path):
     import os
     import shutil
@@ -184,6 +192,7 @@ def test_predict_names_bad_input_and_leaves_runs_alone(run, tmp_path):
         assert f.attrs["source_file"] == str(good)
 
 
+@pytest.mark.slow
 def test_predict_samples_of_a_regression_run_is_one_line(run, tmp_path):
     config, workdir, _ = run
     proc = subprocess.run([sys.executable, "-m", "experiments.predict", "--workdir", str(workdir),

@@ -62,6 +62,7 @@ def test_conditioned_output_depends_on_the_parameters():
     assert rel_err(m(x, cond), m(x, -cond)) > 1e-2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_conditioned_unet_commutes_with_periodic_translations(ndim):
     model = conditioned_unet(ndim)
@@ -74,6 +75,7 @@ def test_conditioned_unet_commutes_with_periodic_translations(ndim):
         assert rel_err(ys[i:i + 1], jnp.roll(ys[:1], s, axes)) < network_tolerance(model), s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_conditioned_dihedral_unet_is_equivariant_under_every_group_element(ndim):
     model = conditioned_unet(ndim, "dihedral")

@@ -76,6 +76,7 @@ def loss_batch(seed=0, with_cond=False):
     return batch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_cond", [False, True])
 def test_flow_matching_loss_is_a_finite_scalar_drawn_from_the_key(with_cond):
     model = velocity_network(cond_dim=2 if with_cond else 0)
@@ -104,6 +105,7 @@ def one_step_params(loss_name, seed, model):
     return jax.tree.leaves(state["params"]), float(loss)
 
 
+@pytest.mark.slow
 def test_the_loss_noise_changes_flow_training_and_leaves_regression_alone():
     regression = [one_step_params("mse", seed, models.UNet(1, 1, 2, width=4, depth=1,
                                                              rngs=nnx.Rngs(0)))
@@ -142,6 +144,7 @@ def test_heun_solves_linear_growth_to_second_order():
     assert errors[-1] < 3e-5
 
 
+@pytest.mark.slow
 def test_sampling_is_deterministic_given_the_seed():
     model = velocity_network()
     x = inputs(2, 2)
@@ -161,6 +164,7 @@ def test_sampling_is_deterministic_given_the_seed():
     assert rel_err(sampling.sample_stack(model, x, noise, steps=3, batch_size=5), first) < bound
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ndim,size,tile,depth", [(2, 32, 8, 2), (2, 32, 12, 2), (3, 8, 4, 1)])
 def test_tiled_sampling_equals_whole_field_sampling(ndim, size, tile, depth):
     model = velocity_network(ndim, cond_dim=2, depth=depth)
@@ -186,6 +190,7 @@ def test_tiled_sampling_equals_whole_field_sampling(ndim, size, tile, depth):
     assert rel_err(together[1], together[2]) > 0.1
 
 
+@pytest.mark.slow
 def test_samples_commute_with_periodic_translations():
     """Moving the input and the noise together by multiples of the stride moves the sample:
     the samples' distribution is translation equivariant, exactly."""
@@ -204,6 +209,7 @@ def test_samples_commute_with_periodic_translations():
     assert rel_err(out[1, 0], np.roll(out[0, 0], shifts[0], (0, 1))) > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_dihedral_samples_are_equivariant_under_every_group_element(ndim):
     model = velocity_network(ndim, symmetry="dihedral")

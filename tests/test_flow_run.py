@@ -61,6 +61,7 @@ def flow_run(tmp_path_factory):
     return config, tmp / "run", report
 
 
+@pytest.mark.slow
 def test_flow_run_writes_the_samples_block_and_its_figures(flow_run):
     _, workdir, report = flow_run
     saved = json.loads((workdir / "eval.json").read_text())
@@ -82,6 +83,7 @@ def test_flow_run_writes_the_samples_block_and_its_figures(flow_run):
     assert saved["train_steps"] == 16
 
 
+@pytest.mark.slow
 def test_kept_test_samples_give_back_the_samples_block(flow_run):
     config, workdir, report = flow_run
     model, _, _ = load_run(workdir)
@@ -108,6 +110,7 @@ def test_kept_test_samples_give_back_the_samples_block(flow_run):
         np.testing.assert_allclose(again[key], saved[key], rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_draws_the_same_samples(flow_run):
     config, workdir, report = flow_run
     again = study.train_and_evaluate(config, workdir)
@@ -119,6 +122,7 @@ def predict(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_predict_samples_writes_samples_mean_and_std(flow_run, tmp_path):
     config, workdir, _ = flow_run
     out = tmp_path / "samples.h5"
@@ -149,6 +153,7 @@ def test_predict_samples_writes_samples_mean_and_std(flow_run, tmp_path):
                                    rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_predict_of_a_flow_run_needs_samples(flow_run, tmp_path):
     config, workdir, _ = flow_run
     proc = predict("--workdir", str(workdir), "--input", config.data.path, "--output",

@@ -15,6 +15,7 @@ def whole(model, field):
     return np.asarray(model(jnp.asarray(field)[None]))[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ndim,size,tiles", [(2, 64, (16, 24, 40, 64)), (3, 24, (8, 12, 16))])
 def test_tiled_equals_whole_field(ndim, size, tiles):
     model = models.UNet(1, 2, ndim, width=4, depth=2, rngs=nnx.Rngs(0))
@@ -27,6 +28,7 @@ def test_tiled_equals_whole_field(ndim, size, tiles):
         assert rel <= network_tolerance(model), (tile, rel)  # summation order only
 
 
+@pytest.mark.slow
 def test_axes_one_tile_covers_are_taken_whole():
     """A 16 x 48 field at tile 16: the short axis is taken whole, without a halo, the long
     one in three tiles with theirs; a stack of such fields shares the batches."""
@@ -42,6 +44,16 @@ def test_axes_one_tile_covers_are_taken_whole():
     for field, one in zip(fields, stacked, strict=True):
         np.testing.assert_allclose(one, whole(model, field), rtol=0,
                                    atol=network_tolerance(model) * np.abs(one).max())
+
+
+def test_tiled_equals_whole_field_on_a_small_map():
+    """The fast check of the two above: a 32 x 32 map in four tiles, batched in threes."""
+    model = models.UNet(1, 2, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    field = np.random.default_rng(0).normal(size=(32, 32, 1)).astype(np.float32)
+    reference = whole(model, field)
+    tiled = predict_field(model, field, tile=16, batch=3)
+    np.testing.assert_allclose(tiled, reference, rtol=0,  # summation order only
+                               atol=network_tolerance(model) * np.abs(reference).max())
 
 
 def test_tile_plan_covers_the_axis():

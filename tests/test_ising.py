@@ -135,6 +135,7 @@ def l4_run(request):
                                              burn_in_per_record=8, blocks=4)
 
 
+@pytest.mark.slow
 def test_l4_averages_match_enumeration(l4_run):
     algorithm, (abs_m, energy, _) = l4_run
     for i, T in enumerate(L4_TEMPS):
@@ -143,6 +144,7 @@ def test_l4_averages_match_enumeration(l4_run):
         check(f"L=4 {algorithm} T={T} |m|", abs_m[:, i], exact["abs_m"])
 
 
+@pytest.mark.slow
 def test_l4_stationary_distribution_is_boltzmann(l4_run):
     """Detailed balance sanity: the final states of independent chains are i.i.d. draws;
     their energy histogram must match g(E) exp(-E/T) (Pearson χ², p > 1e-4)."""
@@ -164,6 +166,7 @@ def test_l4_stationary_distribution_is_boltzmann(l4_run):
         assert p_value > 1e-4, (algorithm, T, observed, expected.round(1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm,temps", [("metropolis", (2.0, T_C, 2.6)),
                                              ("wolff", (T_C,)),
                                              ("wolff+metropolis", (2.15, T_C, 2.4))])
@@ -188,6 +191,7 @@ def test_l32_low_temperature_magnetization_matches_yang():
               float(ising_exact.spontaneous_magnetization(T)))
 
 
+@pytest.mark.slow
 def test_generated_dataset_matches_kaufman():
     """The whole pipeline (pilot τ, 20 τ burn-in, 2 τ spacing) on both sides of T_c and in
     the Wolff window: 32 chains × 8 stored samples per T."""

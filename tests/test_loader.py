@@ -143,6 +143,7 @@ def test_closing_stops_the_workers(files):
             next(it)
 
 
+@pytest.mark.slow
 def test_exit_with_an_open_stream_and_a_worker_error_is_one_line_and_does_not_hang(files,
                                                                                   broken):
     """A stream left open at exit, and a worker's error reported by the command-line

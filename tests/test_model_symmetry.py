@@ -34,6 +34,7 @@ def unet(ndim, padding="periodic", symmetry_="none", depth=2, kernel_size=3):
                        rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_periodic_unet_commutes_with_translations_by_the_stride(ndim):
     model = unet(ndim)
@@ -46,6 +47,7 @@ def test_periodic_unet_commutes_with_translations_by_the_stride(ndim):
         assert rel_err(ys[i:i + 1], jnp.roll(ys[:1], s, axes)) < network_tolerance(model), s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_zero_padding_breaks_translation_equivariance(ndim):
     m = unet(ndim, padding="zero")
@@ -232,6 +234,7 @@ def test_global_residual_and_config_build():
     assert r(field(2)).shape == (2, 2)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params_and_output():
     m = models.UNet(1, 1, 2, width=4, depth=2, dtype="bfloat16", rngs=nnx.Rngs(0))
     x = field(2)

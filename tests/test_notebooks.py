@@ -74,6 +74,7 @@ def run_notebooks(names, workdirs: dict, tmp: Path) -> Path:
     return figdir
 
 
+@pytest.mark.slow
 def test_density_and_flow_notebooks_match_eval_json(tmp_path):
     field_runs = tiny_field_runs(tmp_path)
     run, sweep_dir = field_runs["density"], field_runs["sweep"]
@@ -177,6 +178,7 @@ def test_runs_of_the_wrong_kind_are_refused_in_one_line(tmp_path):
     assert not (tmp_path / "figures").exists()
 
 
+@pytest.mark.slow
 def test_ising_notebook_matches_eval_json(tmp_path):
     run = tmp_path / "run"
     phase_study.train_and_evaluate(tiny_study_config(tmp_path), run)

@@ -38,6 +38,7 @@ def test_building_is_deterministic_per_seed():
     assert weights and not any(np.array_equal(a, b) for a, b in weights)
 
 
+@pytest.mark.slow
 def test_model_weights_are_one_draw_per_parameter():
     """Each weight of a U-Net is `jax.random.truncated_normal` of its own shape, from one of
     the keys its Rngs hands out, scaled by 1/sqrt(its fan-in): the fast initialisation

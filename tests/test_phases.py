@@ -121,6 +121,7 @@ def tiny_study_config(tmp_path):
     return c
 
 
+@pytest.mark.slow
 def test_study_runs_end_to_end_and_resumes(tmp_path):
     c = tiny_study_config(tmp_path)
     assert c.ensemble.size == 2

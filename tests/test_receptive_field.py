@@ -38,6 +38,7 @@ def measured_halo(model, ndim, size):
     (1, 0, 3, 1, 32), (1, 1, 3, 1, 64), (1, 3, 3, 1, 256), (1, 2, 5, 2, 256),
     (2, 2, 3, 1, 64), (3, 1, 3, 1, 32),
 ])
+@pytest.mark.slow
 def test_halo_matches_impulse_response(ndim, depth, kernel, blocks, size):
     m = models.UNet(1, 1, ndim, width=2, depth=depth, kernel_size=kernel, blocks_per_level=blocks,
                     padding="zero", rngs=nnx.Rngs(0))

@@ -73,6 +73,7 @@ def logged_steps(workdir):
             .splitlines()]
 
 
+@pytest.mark.slow
 def test_loss_decreases_and_logs(reference):
     lines = [json.loads(l) for l in (reference / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [5, 10, 15, 20]
@@ -81,6 +82,7 @@ def test_loss_decreases_and_logs(reference):
     assert any((reference / "tensorboard").iterdir())
 
 
+@pytest.mark.slow
 def test_four_devices_give_the_same_training(reference, tmp_path):
     proc = worker(tmp_path, devices=4)
     assert '"devices": 4' in proc.output
@@ -96,6 +98,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_training(reference, tmp_path):
     """jax.distributed on localhost: each process feeds half of every global batch."""
     train_worker.make_data(tmp_path / "data.h5")
@@ -109,6 +112,7 @@ def test_two_processes_give_the_same_training(reference, tmp_path):
     assert_same_params(tmp_path, reference, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_kill9_then_restart_ends_like_an_uninterrupted_run(reference, tmp_path):
     proc = worker(tmp_path, "--hold-at", "10", wait=False)
     wait_until_held(proc)
@@ -120,6 +124,7 @@ def test_kill9_then_restart_ends_like_an_uninterrupted_run(reference, tmp_path):
     assert logged_steps(tmp_path) == logged_steps(reference)  # each step once
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
     proc = worker(tmp_path, "--hold-at", "5", wait=False)
     wait_until_held(proc)
@@ -132,6 +137,7 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
     assert_same_params(tmp_path, reference, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_flow_training_noise_is_a_function_of_seed_and_step(tmp_path):
     """Flow matching draws t and z inside the step: four devices draw the same numbers as
     one, and a run killed after its step-10 checkpoint and restarted ends like one that
@@ -194,6 +200,7 @@ def small_run(tmp_path, steps):
     return ds, train_cfg, batches, [ds.batch("val", 4, seed=0, step=0)]
 
 
+@pytest.mark.slow
 def test_host_does_not_wait_for_the_device_between_log_points(tmp_path, monkeypatch):
     """Each step's loss is still unfinished when the host dispatches the next step, except
     after the steps where the loop reads the losses back (logs, evaluations, checkpoints).
@@ -422,6 +429,7 @@ def test_bad_train_config_fails_at_start(tmp_path):
         train.check_config(train_cfg)
 
 
+@pytest.mark.slow
 def test_dropout_trains_with_fresh_masks_and_evaluates_deterministically(tmp_path):
     """Dropout draws from the model's RNG stream inside the jitted, differentiated step:
     training runs (it used to fail on mutating the stream across trace levels), the
