@@ -38,6 +38,15 @@ def params(workdir):
         return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
 
 
+# How close two trainings of the same 20 steps end. A resumed run restores the state bit
+# for bit and repeats the same computations: RESUMED allows 80 float32 EPS, room for a
+# reordered sum here and there. Splitting a batch over devices or processes sums every
+# gradient in another order: a few EPS relative per step, which Adam's normalized updates
+# pass on to the parameters over 20 steps, each step's error adding; SHARDED allows ten
+# times RESUMED for that (an estimate of the growth, not a bound to the ulp).
+RESUMED, SHARDED = 1e-5, 1e-4
+
+
 def assert_same_params(a, b, rtol):
     for p, q in zip(params(a), params(b), strict=True):
         np.testing.assert_allclose(p, q, rtol=rtol, atol=rtol * np.abs(q).max())
@@ -87,7 +96,7 @@ def test_four_devices_give_the_same_training(reference, tmp_path):
     proc = worker(tmp_path, devices=4)
     assert '"devices": 4' in proc.output
     # Same math; only the order of the gradient all-reduce differs.
-    assert_same_params(tmp_path, reference, rtol=1e-4)
+    assert_same_params(tmp_path, reference, rtol=SHARDED)
 
 
 def free_port() -> int:
@@ -109,7 +118,7 @@ def test_two_processes_give_the_same_training(reference, tmp_path):
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
         assert '"devices": 2' in out
-    assert_same_params(tmp_path, reference, rtol=1e-4)
+    assert_same_params(tmp_path, reference, rtol=SHARDED)
 
 
 @pytest.mark.slow
@@ -120,7 +129,7 @@ def test_kill9_then_restart_ends_like_an_uninterrupted_run(reference, tmp_path):
     proc.wait()
     assert saved_steps(tmp_path)[-1] == 10
     worker(tmp_path)
-    assert_same_params(tmp_path, reference, rtol=1e-5)
+    assert_same_params(tmp_path, reference, rtol=RESUMED)
     assert logged_steps(tmp_path) == logged_steps(reference)  # each step once
 
 
@@ -134,7 +143,7 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
     assert "SIGTERM after step 6" in err and "rerun the same command to resume" in err
     assert saved_steps(tmp_path)[-1] == 6  # the step in flight finished and was saved
     worker(tmp_path)
-    assert_same_params(tmp_path, reference, rtol=1e-5)
+    assert_same_params(tmp_path, reference, rtol=RESUMED)
 
 
 @pytest.mark.slow
@@ -145,14 +154,14 @@ def test_flow_training_noise_is_a_function_of_seed_and_step(tmp_path):
     single, sharded, resumed = tmp_path / "one", tmp_path / "four", tmp_path / "resumed"
     worker(single, "--objective", "flow")
     worker(sharded, "--objective", "flow", devices=4)
-    assert_same_params(sharded, single, rtol=1e-4)
+    assert_same_params(sharded, single, rtol=SHARDED)
     proc = worker(resumed, "--objective", "flow", "--hold-at", "10", wait=False)
     wait_until_held(proc)
     proc.kill()
     proc.wait()
     assert saved_steps(resumed)[-1] == 10
     worker(resumed, "--objective", "flow")
-    assert_same_params(resumed, single, rtol=1e-5)
+    assert_same_params(resumed, single, rtol=RESUMED)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
