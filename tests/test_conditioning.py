@@ -107,6 +107,7 @@ def tiny_conditioned_config(path):
     return c
 
 
+@pytest.mark.slow
 def test_a_conditioned_run_trains_evaluates_and_predicts(param_file, tmp_path):
     from experiments.studies import density_to_temp as study
     from fieldnet import rundir

@@ -289,6 +289,7 @@ def test_host_does_not_wait_for_the_device_between_log_points(tmp_path, monkeypa
     assert waited == sorted(read_back - {steps})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_FSIZE")
 def test_failed_save_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(
         tmp_path, monkeypatch, caplog):
@@ -374,6 +375,7 @@ def save_initial_checkpoint(tmp_path, cfg, step):
     return model
 
 
+@pytest.mark.slow
 def test_resume_drops_the_metrics_logged_after_the_checkpoint(tmp_path):
     """A kill after the step-10 checkpoint left records of steps 15 and 20 and a half-written
     line; the resumed run logs those steps anew, each once."""
