@@ -19,7 +19,7 @@ A smoke run of a minute or two:
 import ml_collections
 
 from fieldnet import data, train
-from fieldnet import eval as evaluation
+from fieldnet.eval import config as evaluation
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -16,9 +16,9 @@ import ml_collections
 from flax import nnx
 
 from fieldnet import data, models, rundir, train
-from fieldnet import eval as evaluation
 from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
+from fieldnet.eval import config as evaluation
 from fieldnet.eval import held_out, statistics
 from fieldnet.figures import report, samples
 from fieldnet.files import write_json

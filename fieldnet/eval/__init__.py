@@ -11,7 +11,3 @@ evaluation, tiled inference and phase-transition analysis.
 - `sampling`: samples of a flow-matching run (Heun ODE solver, whole fields or tiled).
 - `phases`: P(ordered | T) curves, their crossings and the finite-size extrapolation.
 """
-
-from fieldnet.eval.config import check_config, default_config
-
-__all__ = ["check_config", "default_config"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ml_collections
 
 from fieldnet.errors import FieldnetError
-from fieldnet.eval import statistics
+from fieldnet.eval.statistics import selected
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -39,4 +39,4 @@ def check_config(c: ml_collections.ConfigDict) -> None:
             raise FieldnetError(f"eval.{key} must be a positive integer, got {c[key]!r}")
     if isinstance(c.n_maps, bool) or not isinstance(c.n_maps, int) or c.n_maps < 0:
         raise FieldnetError(f"eval.n_maps must be an integer ≥ 0, got {c.n_maps!r}")
-    statistics.selected(c.get("statistics", ""))
+    selected(c.get("statistics", ""))

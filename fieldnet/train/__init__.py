@@ -20,6 +20,7 @@ from fieldnet.train.loop import (
     fit,
     global_batch,
     learning_rate_schedule,
+    load_pretrained,
     optimizer,
     restore_params,
     split_model,
@@ -27,7 +28,6 @@ from fieldnet.train.loop import (
     stop_signals,
 )
 from fieldnet.train.losses import LOSSES, LossFn, get_loss, register_loss
-from fieldnet.train.pretrained import load_pretrained
 
 __all__ = ["LOSSES", "Batch", "Checkpoints", "LossFn", "MetricsLog", "StepFunctions",
            "TrainResult", "TrainingDiverged", "TrainingInterrupted", "check_config", "data_mesh",

@@ -45,6 +45,7 @@ from fieldnet.errors import FieldnetError, Stopped
 from fieldnet.files import write_text
 from fieldnet.train.checkpoint import Checkpoints
 from fieldnet.train.losses import LossFn, get_loss
+from fieldnet.train.pretrained import check_source, model_differences
 
 Batch = dict[str, np.ndarray]
 
@@ -99,8 +100,6 @@ def check_config(c: ml_collections.ConfigDict) -> None:
                             "grad_clip > 0")
     get_loss(c.loss)
     if c.get("init_from"):
-        from fieldnet.train.pretrained import check_source
-
         check_source(c.init_from, c.get("init_normalizer", "data"))
     global_devices = jax.device_count()
     if c.batch_size % global_devices:
@@ -400,3 +399,29 @@ def restore_params(model: nnx.Module, workdir: str | Path, config: ml_collection
         ckpts.close()
     nnx.update(model, restored["params"], restored["rest"])
     return step
+
+
+def load_pretrained(model: nnx.Module, source: str | Path,
+                    model_config: ml_collections.ConfigDict, model_io: dict) -> int:
+    """Loads the best parameters of the run in `source` into `model`.
+
+    Args:
+        model: the new run's model, built from `model_config`.
+        source: the pretrained run's workdir (`train.init_from`).
+        model_config: the new run's `config.model`.
+        model_io: what the new model maps (the study's `model_io.json` content: `ndim`,
+            `in_channels`, `out_channels`, `condition_on`).
+
+    Returns:
+        The checkpoint step of the pretrained run that was loaded.
+
+    Raises:
+        FieldnetError: the source is not a trained run, or its model differs (naming the
+            keys).
+    """
+    source = check_source(source)
+    changed = model_differences(source, model_config, model_io)
+    if changed:
+        raise FieldnetError(f"train.init_from={source}: its model differs in "
+                            f"{', '.join(changed[:6])}; fine-tuning needs the same model")
+    return restore_params(model, source, rundir.read_config(source).train, best=True)

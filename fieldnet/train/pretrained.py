@@ -1,4 +1,5 @@
-"""Starting a run from another run's trained parameters: `config.train.init_from`.
+"""Starting a run from another run's trained parameters: `config.train.init_from` (the
+checks here; `fieldnet.train.loop.load_pretrained` loads them).
 
     python -m experiments.density_to_temp --config experiments/configs/density_to_temp.py \\
         --config.train.init_from=runs/density_to_temp --config.data.path=my_small_set.h5
@@ -27,12 +28,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import ml_collections
-from flax import nnx
 
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError
 from fieldnet.records import flatten
-from fieldnet.train.loop import restore_params
 
 NORMALIZERS = ("data", "pretrained")
 # what the two runs' models must agree on besides their configs (model_io.json)
@@ -78,29 +77,3 @@ def model_differences(source: str | Path, model_config: ml_collections.ConfigDic
     if cond[0] != cond[1]:
         changed.append(f"data.condition_on ({cond[0]} -> {cond[1]} parameters)")
     return changed
-
-
-def load_pretrained(model: nnx.Module, source: str | Path,
-                    model_config: ml_collections.ConfigDict, model_io: dict) -> int:
-    """Loads the best parameters of the run in `source` into `model`.
-
-    Args:
-        model: the new run's model, built from `model_config`.
-        source: the pretrained run's workdir (`train.init_from`).
-        model_config: the new run's `config.model`.
-        model_io: what the new model maps (the study's `model_io.json` content: `ndim`,
-            `in_channels`, `out_channels`, `condition_on`).
-
-    Returns:
-        The checkpoint step of the pretrained run that was loaded.
-
-    Raises:
-        FieldnetError: the source is not a trained run, or its model differs (naming the
-            keys).
-    """
-    source = check_source(source)
-    changed = model_differences(source, model_config, model_io)
-    if changed:
-        raise FieldnetError(f"train.init_from={source}: its model differs in "
-                            f"{', '.join(changed[:6])}; fine-tuning needs the same model")
-    return restore_params(model, source, rundir.read_config(source).train, best=True)
