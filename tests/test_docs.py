@@ -83,7 +83,11 @@ def test_readme_and_docs_have_python_blocks():
     assert len(BLOCKS) - len(README_BLOCKS) >= 5
 
 
-@pytest.mark.parametrize("code", [code for _, code in BLOCKS], ids=[name for name, _ in BLOCKS])
+# a block that trains a whole run is part of the whole suite, not of the fast loop
+@pytest.mark.parametrize("code", [
+    pytest.param(code, id=name,
+                 marks=[pytest.mark.slow] if "train_and_evaluate(" in code else [])
+    for name, code in BLOCKS])
 def test_python_block_runs(code, tmp_path):
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "FIELDNET_TINY": "1"}

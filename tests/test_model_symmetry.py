@@ -57,6 +57,7 @@ def test_zero_padding_breaks_translation_equivariance(ndim):
     assert rel_err(m(jnp.roll(x, shift, axes)), jnp.roll(m(x), shift, axes)) > 1e-2
 
 
+@pytest.mark.slow
 def test_shift_off_the_stride_is_not_exact():
     """Equivariance holds for multiples of the total stride, not for every shift."""
     m = unet(2)
@@ -180,7 +181,7 @@ def test_receptive_field_refuses_models_without_input_interval():
         receptive_field(resnet)
 
 
-@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("ndim", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_unconstrained_unet_is_not_rotation_equivariant(ndim):
     m = unet(ndim)
     x = field(ndim)

@@ -323,6 +323,7 @@ def test_command_line_bad_input_is_one_line(tmp_path):
 
 # ------------------------------------------------------------------- into training
 
+@pytest.mark.slow
 def test_an_imported_file_trains_density_to_temperature(tmp_path):
     """Three snapshots of 2D maps go through experiments.density_to_temp as a user's
     file: input gas_density, target temperature, the simulator off."""

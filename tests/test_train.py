@@ -164,6 +164,7 @@ def test_flow_training_noise_is_a_function_of_seed_and_step(tmp_path):
     assert_same_params(resumed, single, rtol=RESUMED)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     train_worker.make_data(tmp_path / "data.h5")
     data_cfg, train_cfg = train_worker.config(tmp_path, 10, 3e-3)

@@ -334,6 +334,7 @@ def test_channel_count_mismatch_is_an_error():
         norm.forward_channels(["density"], np.ones((4, 4, 2), np.float32))
 
 
+@pytest.mark.slow
 def test_signed_input_trains_evaluates_and_predicts(tmp_path):
     """A tiny run on a signed input field and a vector, evaluated, and predicted through the
     command line with the run's saved transforms."""
