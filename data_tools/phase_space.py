@@ -47,12 +47,12 @@ particles per cell; with one particle per cell (the simulator's mesh) the mean v
 a cell is mostly that of one particle and theta comes out 2-5% above -f delta there.
 
 **Maps (dim = 2).** The box is cut into `slabs` slabs along each axis (axis 0 first, then
-1, then 2, as `simulate.project_slabs`); each map pixel sums its column of cells: density
-= total mass per pixel [M_sun/h], velocity = P / M of the column (its two in-plane
-components, in the map's own axis order), dispersion from K / M - |P / M|^2 of the column
-(the spread of the mean flow along the line of sight counts as dispersion), divergence
-and quantities mass-weighted through the column. A column with no mass at all takes the
-plain mean of its cells.
+1, then 2: `column_sums`, which the simulator's own maps use too); each map pixel sums its
+column of cells: density = total mass per pixel [M_sun/h], velocity = P / M of the column
+(its two in-plane components, in the map's own axis order), dispersion from
+K / M - |P / M|^2 of the column (the spread of the mean flow along the line of sight
+counts as dispersion), divergence and quantities mass-weighted through the column. A
+column with no mass at all takes the plain mean of its cells.
 """
 
 from __future__ import annotations
@@ -300,23 +300,23 @@ def _derivative(field: np.ndarray, axis: int, spacing: float) -> np.ndarray:
     return (8.0 * (shifted(1) - shifted(-1)) - (shifted(2) - shifted(-2))) / (12.0 * spacing)
 
 
-def _column_sums(field: np.ndarray, slabs: int) -> np.ndarray:
+def column_sums(field: np.ndarray, slabs: int) -> np.ndarray:
     """(3 * slabs, G, G): the sums over the columns of cells under each map pixel, slabs
     along axis 0 first, then axis 1, then axis 2 (each map keeps the other two axes in
-    order)."""
+    order). The one slab projection of the simulator and the snapshot importer."""
     grid = field.shape[0]
     return np.concatenate([np.moveaxis(field, axis, 0).reshape(
         slabs, grid // slabs, grid, grid).sum(axis=1) for axis in range(3)])
 
 
-def _project(mass: np.ndarray, mean: np.ndarray, slabs: int) -> np.ndarray:
+def project(mass: np.ndarray, mean: np.ndarray, slabs: int) -> np.ndarray:
     """(3 * slabs, G, G) mass-weighted means of `mean` through each column; a column
     without mass takes the plain mean of its cells."""
-    total = _column_sums(mass, slabs)
+    total = column_sums(mass, slabs)
     empty = total <= 0
-    projected = _column_sums(mass * mean, slabs) / np.where(empty, 1.0, total)
+    projected = column_sums(mass * mean, slabs) / np.where(empty, 1.0, total)
     if empty.any():
-        projected[empty] = _column_sums(mean, slabs)[empty] / (mass.shape[0] // slabs)
+        projected[empty] = column_sums(mean, slabs)[empty] / (mass.shape[0] // slabs)
     return projected
 
 
@@ -375,8 +375,8 @@ def grid_fields(moments: MomentGrid, *, a: float, hubble: float, dim: int = 3, s
         fields = {f"{prefix}density": mass * (mass.size / mass.sum())}
         maps = means
     else:
-        fields = {f"{prefix}density": _column_sums(mass, slabs)}
-        maps = {name: _project(mass, mean, slabs) for name, mean in means.items()}
+        fields = {f"{prefix}density": column_sums(mass, slabs)}
+        maps = {name: project(mass, mean, slabs) for name, mean in means.items()}
     if moments.has_velocities:
         velocity = [maps[f"momentum_{i}"] for i in range(3)]
         if dim == 3:

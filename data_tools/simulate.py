@@ -147,38 +147,23 @@ def dark_matter_moments(moments: gas.ParticleMoments, cosmo: cosmology.Cosmology
                                             deposit[..., 4])
 
 
-def _slab_columns(field: np.ndarray, slabs: int, axis: int) -> np.ndarray:
-    """(slabs, depth, G, G) float64: the cells through each pixel of the slabs along `axis`."""
-    grid = field.shape[0]
-    return np.moveaxis(field, axis, 0).reshape(slabs, grid // slabs, grid, grid).astype(
-        np.float64)
-
-
 def project_mass(density: np.ndarray, slabs: int, box_size: float, omega_m: float
                  ) -> np.ndarray:
     """(3 * slabs, G, G) mass per pixel [M_sun/h] of a density in units of the mean."""
     grid = density.shape[0]
     cell_mass = cosmology.RHO_CRIT * omega_m * (box_size / grid) ** 3
-    return np.concatenate([_slab_columns(density, slabs, axis).sum(axis=1) * cell_mass
-                           for axis in range(3)]).astype(np.float32)
+    return (phase_space.column_sums(np.asarray(density, np.float64), slabs)
+            * cell_mass).astype(np.float32)
 
 
 def project_slabs(density: np.ndarray, temperature: np.ndarray, slabs: int, box_size: float,
                   omega_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """(3 * slabs, G, G) maps: mass per pixel [M_sun/h] and mass-weighted temperature [K]."""
-    grid = density.shape[0]
-    depth = grid // slabs
-    temperature_maps = []
-    for axis in range(3):
-        rho = _slab_columns(density, slabs, axis)
-        temp = np.moveaxis(temperature, axis, 0).reshape(slabs, depth, grid, grid)
-        mass = rho.sum(axis=1)
-        # a column with no particles (a few per thousand pixels at z = 0) takes the plain mean
-        weighted = (rho * temp).sum(axis=1)
-        temperature_maps.append(np.where(mass > 0, weighted / np.where(mass > 0, mass, 1.0),
-                                         temp.mean(axis=1)))
+    """(3 * slabs, G, G) maps: mass per pixel [M_sun/h] and mass-weighted temperature [K]
+    (`phase_space.project`: a column with no particles, a few per thousand pixels at
+    z = 0, takes the plain mean)."""
+    temperature_maps = phase_space.project(np.asarray(density, np.float64), temperature, slabs)
     return (project_mass(density, slabs, box_size, omega_m),
-            np.concatenate(temperature_maps).astype(np.float32))
+            temperature_maps.astype(np.float32))
 
 
 def _field_metadata(spec: SimulationSpec) -> dict:
