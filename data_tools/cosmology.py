@@ -25,6 +25,8 @@ import numpy as np
 from scipy import integrate
 
 T_CMB = 2.7255  # K
+PROTON_MASS = 1.67262192e-27  # kg
+BOLTZMANN = 1.380649e-23  # J / K
 # CAMB's table stops here; beyond it the log-log slope is extended (far above any grid).
 CAMB_KMAX = 20.0  # h/Mpc
 # Critical density today in (M_sun/h) / (Mpc/h)^3.

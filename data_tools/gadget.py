@@ -42,13 +42,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from data_tools.cosmology import BOLTZMANN, PROTON_MASS
 from fieldnet.data.h5format import open_file
 from fieldnet.errors import FieldnetError, data_error
 
 GAS, DARK_MATTER = 0, 1
-# data_tools.gas's values, not imported from there because it loads JAX (seconds per run)
-PROTON_MASS = 1.67262192e-27  # kg
-BOLTZMANN = 1.380649e-23  # J / K
 CM_PER_MPC = 3.085678e24
 GRAMS_PER_SOLAR_MASS = 1.989e33
 CM_PER_KM = 1e5

@@ -40,10 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_tools import nbody
+from data_tools.cosmology import BOLTZMANN, PROTON_MASS
 from fieldnet.eval import spectra
 
-PROTON_MASS = 1.67262192e-27  # kg
-BOLTZMANN = 1.380649e-23  # J / K
 MEAN_MOLECULAR_WEIGHT = 0.59  # fully ionized H + He
 # T = KELVIN_PER_KMS2 * sigma_3D^2 / 3 for sigma in km/s: mu m_p (1e3 m/s)^2 / k_B
 KELVIN_PER_KMS2 = MEAN_MOLECULAR_WEIGHT * PROTON_MASS * 1e6 / BOLTZMANN
