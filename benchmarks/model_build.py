@@ -13,7 +13,6 @@ give identical parameters.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import platform
 import statistics
@@ -28,10 +27,8 @@ from fieldnet.nn import layers
 
 
 def _load_config(path: str):
-    spec = importlib.util.spec_from_file_location("config_module", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    module = cli.import_user_file(path, "get_config", "config file")
+    return cli.call_user(path, module.get_config)
 
 
 @contextlib.contextmanager

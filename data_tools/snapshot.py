@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from data_tools import gadget, phase_space
 from fieldnet import cli
 from fieldnet.data import h5format
+from fieldnet.data.source import parse_names
 from fieldnet.errors import FieldnetError
 
 SOURCE = "data_tools.snapshot"
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    fields = [f.strip() for f in args.fields.split(",") if f.strip()] or None
+    fields = parse_names(args.fields) or None
     path = convert(args.snapshots, args.out, args.grid, dim=args.dim, slabs=args.slabs,
                    fields=fields, overwrite=args.overwrite, chunk=args.chunk,
                    progress=not args.quiet)
