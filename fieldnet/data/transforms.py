@@ -90,14 +90,16 @@ class Transform:
 
     `forward(x, stats, where)` and `inverse(t, stats)` take and return float32 arrays;
     `space` names the transform space for labels ("{}": the field's name, "{s}": the
-    scale); `floored`: it takes the field's log floor; `scaled`: a scale s is fitted on the
-    train split before the moments; `vectors`: whether a vector field may take it.
+    scale), and `tex` the same in TeX for figure axes ("{}": the field's symbol);
+    `floored`: it takes the field's log floor; `scaled`: a scale s is fitted on the train
+    split before the moments; `vectors`: whether a vector field may take it.
     """
 
     name: str
     forward: Callable[[np.ndarray, FieldStats, str], np.ndarray]
     inverse: Callable[[np.ndarray, FieldStats], np.ndarray]
     space: str
+    tex: str
     floored: bool = False
     scaled: bool = False
     vectors: bool = False
@@ -124,9 +126,11 @@ def _asinh_inverse(t: np.ndarray, stats: FieldStats) -> np.ndarray:
 
 
 TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
-    Transform("log10", _log10_forward, lambda t, stats: exp10(t), "log10 {}", floored=True),
-    Transform("none", _identity_forward, _identity_inverse, "{}", vectors=True),
-    Transform("asinh", _asinh_forward, _asinh_inverse, "asinh({} / {s:.4g})", scaled=True),
+    Transform("log10", _log10_forward, lambda t, stats: exp10(t), "log10 {}",
+              r"\log_{{10}} {}", floored=True),
+    Transform("none", _identity_forward, _identity_inverse, "{}", "{}", vectors=True),
+    Transform("asinh", _asinh_forward, _asinh_inverse, "asinh({} / {s:.4g})",
+              r"\mathrm{{asinh}}({}/s)", scaled=True),
 )}
 
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from fieldnet import rundir
+from fieldnet.data.transforms import TRANSFORMS
 from fieldnet.eval import metrics
 from fieldnet.files import atomic_output
 
@@ -57,18 +58,16 @@ FIELD_SYMBOLS = {"temperature": "T", "density": r"\rho", "gas_density": r"\rho_\
 
 def field_label(name: str, transform: str = "log10", units: str = "") -> FieldLabel:
     r"""The `FieldLabel` of field `name` scored in `transform`'s space (a
-    `fieldnet.data.transforms.TRANSFORMS` name: "log10", "none" or "asinh").
+    `fieldnet.data.transforms.TRANSFORMS` name, whose `tex` it fills in).
 
-    Example:
+    Examples:
         >>> print(field_label("temperature", "log10", "K").full)
         $\log_{10} T$ [K]
         >>> print(field_label("velocity_divergence", "none").full)
         $\theta$
     """
     symbol = FIELD_SYMBOLS.get(name, r"\mathrm{" + name.replace("_", r"\_") + "}")
-    tex = {"log10": rf"\log_{{10}} {symbol}", "asinh": rf"\mathrm{{asinh}}({symbol}/s)"}.get(
-        transform, symbol)
-    return FieldLabel(tex, units)
+    return FieldLabel(TRANSFORMS[transform].tex.format(symbol), units)
 
 
 TEMPERATURE = field_label("temperature", "log10", "K")
