@@ -105,11 +105,6 @@ class HeldOut:
     samples: np.ndarray | None = None
     targets: dict[str, statistics.Comparison] = dataclasses.field(default_factory=dict)
 
-    @property
-    def box_size(self) -> float:
-        """The box side [Mpc/h] (the first axis's, for the figures' extents)."""
-        return self.grid.lengths[0]
-
 
 def sample_test_maps(model: nnx.Module, test: dict, config) -> np.ndarray:
     """`config.eval.n_samples` samples `(N, S, *spatial, C)` of each test map (normalized),
@@ -155,7 +150,7 @@ def held_out(model: nnx.Module, ds, config, samples: np.ndarray | None = None) -
         pred = predict_stack(model, x, config.eval.batch_size, test["cond"])
     targets = scored_targets(ds)
     baselines = fit_baselines(ds, config.eval.baseline_bins, [c for _, _, c in targets])
-    grid = Grid.box(y.shape[1:-1], ds.box_size)
+    grid = test["grid"]
     comparisons, blocks = {}, {}
     for (label, name, c), baseline in zip(targets, baselines, strict=True):
         to_space = ds.normalizer[name].unstandardize
@@ -184,7 +179,7 @@ def write_test_samples(path: str | os.PathLike, h: HeldOut, ds, config) -> Path:
         raise FieldnetError("write_test_samples needs a generative run's held-out samples")
     n, n_samples, *spatial = h.samples.shape[:-1]
     e = config.eval
-    with h5format.create(path, ndim=len(spatial), box_size=ds.box_size,
+    with h5format.create(path, ndim=len(spatial), box_size=h.grid.lengths,
                          source="fieldnet.eval.held_out", overwrite=True) as out:
         out.attrs.update(sample_steps=e.sample_steps, seed=config.seed)
         write = h5format.add_samples(
