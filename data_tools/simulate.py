@@ -24,8 +24,8 @@ docstring says how empty cells, the dispersion and the divergence are defined).
 `--slabs` slabs along each of the 3 axes (axis 0 first) and each slab is projected: the
 densities become total mass per pixel (rho_crit Om times the cell volume times the
 density, summed through the slab), the velocity maps hold the two in-plane components in
-the map's own axis order (`velocity_x` along its first axis), the dispersion counts the
-spread of the flow along the line of sight, and the divergence and temperature are
+the map's own axis order (`velocity_x` along its first axis), the dispersion is the
+mass-weighted rms of the cells' own dispersion, and the divergence and temperature are
 mass-weighted through the slab. `/sim_index` says which simulation a map came from,
 `/params` holds that simulation's parameters, the root attribute `redshift` the redshift.
 """
@@ -196,7 +196,7 @@ def _field_metadata(spec: SimulationSpec) -> dict:
         "velocity_x": f"{flow} along the map's first axis, {slab} {at}",
         "velocity_y": f"{flow} along the map's second axis, {slab} {at}",
         "velocity_dispersion": "mass-weighted 3D dark-matter velocity dispersion " + slab
-                               + f" (the line-of-sight spread of the flow included) {at}",
+                               + f" (rms of the cells' dispersions) {at}",
         "velocity_divergence": f"dark-matter velocity divergence theta = div v / (a H), "
                                f"mass-weighted {slab} {at}"})
     pixel_mass = cosmology.RHO_CRIT * PARAM_RANGES["omega_m"][0] * (

@@ -138,6 +138,28 @@ def test_counter_streaming_lattices_give_their_speed_as_dispersion():
         np.testing.assert_allclose(fields["velocity_divergence"], 0.0, atol=1e-5)
 
 
+def test_a_map_counts_random_motions_not_the_bulk_flow_along_the_line_of_sight():
+    """A cold lattice on the cell centres moving v_x = A sin(kx): every cell has no
+    dispersion (its particle's velocity is its mean), so the maps of slabs along x, whose
+    columns run through the sine, show none either; a column's own spread, sqrt(<v^2> -
+    <v>^2) through its 8 cells, would be about A / sqrt(2). Counter-streaming particles
+    on top add their speed u as the dispersion of every map."""
+    grid, box = 16, 20.0
+    positions = lattice(grid, box)
+    k = 2 * np.pi / box
+    amplitude, u = 150.0, 40.0
+    flow = np.stack([amplitude * np.sin(k * positions[:, 0]), np.zeros(len(positions)),
+                     np.zeros(len(positions))], -1)
+    cold = fields_of(positions, np.ones(len(positions)), flow, grid=grid, box=box, dim=2,
+                     slabs=2)
+    assert np.max(cold["velocity_dispersion"]) < amplitude * 1e-3
+    kick = np.array([0.0, u, 0.0])
+    warm = fields_of(np.concatenate([positions, positions]), np.ones(2 * len(positions)),
+                     np.concatenate([flow + kick, flow - kick]), grid=grid, box=box, dim=2,
+                     slabs=2)
+    np.testing.assert_allclose(warm["velocity_dispersion"], u, rtol=1e-4)
+
+
 def test_slab_maps_hold_the_in_plane_components_in_their_axis_order():
     positions = lattice(16, 20.0, offset=0.3)
     velocities = np.tile([1.0, 2.0, 3.0], (len(positions), 1))

@@ -28,7 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = data.default_config()
-    c.data.path = "runs/data/sim2d_25mpc_g64_n80_ps.h5"
+    # "_ps2": phase-space fields with the maps' dispersion as the cells' rms (a file named
+    # "_ps" holds the older column dispersion, data_tools.phase_space); same density and T
+    c.data.path = "runs/data/sim2d_25mpc_g64_n80_ps2.h5"
     c.data.input_field = "density"
     c.data.target_field = "temperature"
     c.data.crop_size = 64
@@ -71,7 +73,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = evaluation.default_config()
 
     if arg == "quick":
-        c.data.path = "runs/data/sim2d_quick_ps.h5"
+        c.data.path = "runs/data/sim2d_quick_ps2.h5"
         c.simulate.n_sims = 6
         c.simulate.grid = 32
         c.data.crop_size = 32

@@ -11,7 +11,7 @@ from experiments.configs import density_to_temp
 def get_config(arg: str | None = None):
     c = density_to_temp.get_config(arg)
     c.name = "density_to_temp_3d"
-    c.data.path = "runs/data/sim3d_25mpc_g128_ps.h5"
+    c.data.path = "runs/data/sim3d_25mpc_g128_ps2.h5"
     c.simulate.dim = 3
     c.simulate.n_sims = 16
     c.simulate.grid = 128
@@ -26,7 +26,7 @@ def get_config(arg: str | None = None):
     c.train.log_every = 100
     c.eval.batch_size = 1
     if arg == "quick":
-        c.data.path = "runs/data/sim3d_quick_ps.h5"
+        c.data.path = "runs/data/sim3d_quick_ps2.h5"
         c.simulate.n_sims = 6
         c.simulate.grid = 32
         c.data.crop_size = 16

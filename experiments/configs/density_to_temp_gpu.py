@@ -11,7 +11,7 @@ from experiments.configs import density_to_temp
 def get_config(arg: str | None = None):
     c = density_to_temp.get_config(arg)
     c.name = "density_to_temp_gpu"
-    c.data.path = "runs/data/sim2d_25mpc_g256_ps.h5"
+    c.data.path = "runs/data/sim2d_25mpc_g256_ps2.h5"
     c.simulate.n_sims = 64
     c.simulate.grid = 256
     c.data.crop_size = 128
