@@ -1,0 +1,340 @@
+"""Calibration of a generative run's samples: one spread factor, fitted on validation maps.
+
+A flow model trained on few data draws samples that are too alike: the truth falls outside
+their central intervals more often than the nominal level says. The fix here widens (or
+narrows) every sample about the samples' mean by one scalar `spread` α,
+
+    x'_s = m + α (x_s - m),    m = (1/S) Σ_s x_s   (per map and pixel),
+
+with α fitted on the validation split so that the central-interval coverage of the truth
+matches the nominal level at `FIT_LEVELS` (the mean squared coverage error, minimized by a
+bounded 1-D search over log α). Coverage is `metrics.interval_coverage`, from the truth's
+rank among its samples, so the fit is unbiased for any number of samples.
+
+Why this method:
+
+- The samples' mean is unchanged, so the prediction and its MSE are the run's own; only
+  the spread changes.
+- Each sample keeps its spatial structure: its deviation from the mean is scaled, not
+  re-drawn or mapped pixel by pixel, so the samples stay fields (a per-pixel quantile
+  map would decorrelate neighbouring pixels).
+- One number fitted on many pixels is stable on a handful of validation boxes, where a
+  per-pixel or per-level correction would fit their noise.
+
+Why validation only: the test boxes score the calibrated samples, so fitting α on them
+would report the fit, not the calibration. `fit` takes the validation maps' samples; the
+test maps are only ever passed to `apply` and `summary`.
+
+Equivariance: α is one scalar and m is a mean over the sample axis, so the map
+x ↦ m + α (x - m) acts on each pixel alone, with the same numbers everywhere. It therefore
+commutes with any permutation of the pixels, among them the dihedral group's rotations
+and reflections and the periodic shifts: calibrating g·x gives g·(calibrated x). If the
+model's samples are equivariant in distribution, p(g·x | g·ρ) = p(x | ρ), the calibrated
+ones are too. The fit sees the pixels only through their ranks, which a permutation of
+the pixels leaves as they are, so the same maps transformed give the same α.
+
+    cal = calibration.fit(val_samples, val_truth)       # normalized, (N, S, *spatial[, C])
+    test_samples = calibration.apply(cal, test_samples)
+    block = calibration.summary(test_samples, test_truth)   # eval.json keys
+    calibration.save(workdir / "calibration.json", cal)
+
+Samples are stacks `(N, S, *spatial)` (S samples of each of N maps; a trailing channel
+axis is allowed and shares the one α), the truth `(N, *spatial)` likewise. Any space that
+is an affine image of log10 T (the normalized target space, or log10 T itself) gives the
+same α and coverages, since the map commutes with affine maps of the values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from fieldnet.errors import FieldnetError
+from fieldnet.eval import metrics
+from fieldnet.files import write_json
+
+METHOD = "spread"
+# Nominal levels whose coverage the fit matches: the whole curve, so that α is not tuned
+# to the two levels eval.json reports.
+FIT_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+# The levels eval.json reports (as `statistics.COVERAGE_LEVELS`).
+REPORT_LEVELS = (0.68, 0.95)
+# The search interval of α: beyond a factor 10 the model's spread carries no information.
+SPREAD_BOUNDS = (0.1, 10.0)
+# Coarse grid of log α before the bounded refinement, so that a flat stretch of the
+# objective (few pixels, few samples) cannot trap the search.
+GRID_POINTS = 41
+SPREAD_TOLERANCE = 1e-4      # of log α in the refinement
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """A fitted calibration, as saved with a run (`to_dict`, `save`).
+
+    Attributes:
+        method: "spread": x' = m + spread (x - m) about the samples' mean m.
+        spread: The fitted factor α (dimensionless; > 1 widens the samples).
+        levels: The nominal levels of the central intervals whose coverage was fitted.
+        n_maps: Validation maps the fit used.
+        n_samples: Samples of each map.
+        raw_coverage: Validation coverage of the raw samples at `REPORT_LEVELS`.
+        calibrated_coverage: The same after `apply`.
+    """
+
+    method: str
+    spread: float
+    levels: tuple[float, ...]
+    n_maps: int
+    n_samples: int
+    raw_coverage: tuple[float, ...]
+    calibrated_coverage: tuple[float, ...]
+
+
+def _ensemble(samples, truth) -> tuple[np.ndarray, np.ndarray]:
+    samples, truth = np.asarray(samples), np.asarray(truth)
+    if samples.ndim != truth.ndim + 1 or samples.shape[:1] + samples.shape[2:] != truth.shape:
+        raise FieldnetError(f"samples must be (N, S, ...) for a truth of shape (N, ...) = "
+                            f"{truth.shape}, got {samples.shape}")
+    if samples.shape[1] < 2 or samples.shape[0] < 1:
+        raise FieldnetError(f"calibration needs at least one map and 2 samples of it, got "
+                            f"samples of shape {samples.shape}")
+    return samples, truth
+
+
+def spread_samples(samples, spread: float) -> np.ndarray:
+    """The samples (N, S, ...) widened about their mean over the sample axis (axis 1):
+    m + spread (x - m), in the samples' dtype. `spread` 1 returns them unchanged (to
+    rounding); the mean is unchanged for any `spread`."""
+    samples = np.asarray(samples)
+    mean = samples.mean(axis=1, keepdims=True)
+    return (mean + spread * (samples - mean)).astype(samples.dtype, copy=False)
+
+
+def coverage_error(samples, truth, levels: Sequence[float] = FIT_LEVELS) -> float:
+    """The mean over `levels` of (coverage - level)², coverage of the central intervals
+    from `metrics.interval_coverage`: 0 for a calibrated ensemble (up to sampling noise).
+
+    Args:
+        samples: S ≥ 2 samples of each of N fields, shape (N, S, ...).
+        truth: The N true fields, shape (N, ...).
+        levels: Nominal levels in (0, 1).
+
+    Returns:
+        The mean squared coverage error, dimensionless.
+    """
+    levels = np.asarray(levels, np.float64)
+    return float(np.mean((metrics.interval_coverage(samples, truth, levels) - levels) ** 2))
+
+
+def _check_levels(levels: Sequence[float]) -> tuple[float, ...]:
+    levels = tuple(float(p) for p in levels)
+    if not levels or not all(0.0 < p < 1.0 for p in levels):
+        raise FieldnetError(f"calibration levels must be nominal levels in (0, 1), got {levels}")
+    return levels
+
+
+def fit(samples, truth, levels: Sequence[float] = FIT_LEVELS,
+        bounds: tuple[float, float] = SPREAD_BOUNDS) -> Calibration:
+    """The spread factor α that calibrates `samples` of the validation maps `truth`.
+
+    α minimizes `coverage_error` of the widened samples at `levels`: a grid of
+    `GRID_POINTS` values of log α over `bounds`, then a bounded scalar search between the
+    best grid point's neighbours.
+
+    Args:
+        samples: S ≥ 2 samples of each of N validation maps, (N, S, *spatial[, C]), in any
+            affine image of the target's log space (say the normalized space).
+        truth: The N true maps, (N, *spatial[, C]), in the same space.
+        levels: Nominal levels of the central intervals to calibrate.
+        bounds: The search interval (lo, hi) of α, 0 < lo < 1 < hi.
+
+    Returns:
+        The frozen `Calibration`, with the raw and calibrated validation coverage at
+        `REPORT_LEVELS`.
+
+    Raises:
+        FieldnetError: On shapes that do not fit, fewer than 2 samples, levels outside
+            (0, 1) or bounds that do not bracket 1.
+
+    Examples:
+        >>> import numpy as np
+        >>> from fieldnet.eval import calibration
+        >>> rng = np.random.default_rng(0)
+        >>> truth = rng.normal(size=(4, 32, 32))
+        >>> samples = 0.5 * rng.normal(size=(4, 8, 32, 32))   # half the true spread
+        >>> cal = calibration.fit(samples, truth)
+        >>> round(cal.spread, 1), [round(c, 2) for c in cal.raw_coverage]
+        (1.9, [0.42, 0.89])
+        >>> [round(c, 2) for c in cal.calibrated_coverage]   # REPORT_LEVELS: 0.68, 0.95
+        [0.68, 0.95]
+    """
+    samples, truth = _ensemble(samples, truth)
+    levels = _check_levels(levels)
+    lo, hi = (float(b) for b in bounds)
+    if not 0.0 < lo < 1.0 < hi:
+        raise FieldnetError(f"calibration bounds must satisfy 0 < lo < 1 < hi, got {bounds}")
+    samples = samples.astype(np.float64)
+
+    def objective(log_spread: float) -> float:
+        return coverage_error(spread_samples(samples, math.exp(log_spread)), truth, levels)
+
+    grid = np.linspace(math.log(lo), math.log(hi), GRID_POINTS)
+    values = [objective(g) for g in grid]
+    best = int(np.argmin(values))
+    bracket = (grid[max(best - 1, 0)], grid[min(best + 1, GRID_POINTS - 1)])
+    found = minimize_scalar(objective, bounds=bracket, method="bounded",
+                            options={"xatol": SPREAD_TOLERANCE})
+    log_spread = float(found.x) if found.fun <= values[best] else float(grid[best])
+    spread = math.exp(log_spread)
+    calibrated = spread_samples(samples, spread)
+    return Calibration(
+        method=METHOD, spread=spread, levels=levels, n_maps=int(samples.shape[0]),
+        n_samples=int(samples.shape[1]),
+        raw_coverage=_report_coverage(samples, truth),
+        calibrated_coverage=_report_coverage(calibrated, truth))
+
+
+def _report_coverage(samples, truth) -> tuple[float, ...]:
+    return tuple(float(v) for v in metrics.interval_coverage(samples, truth, REPORT_LEVELS))
+
+
+def apply(calibration: Calibration, samples) -> np.ndarray:
+    """The calibrated samples: `spread_samples(samples, calibration.spread)`.
+
+    Args:
+        calibration: A fitted `Calibration` (`fit`, `load`).
+        samples: S ≥ 2 samples of each of N maps, (N, S, *spatial[, C]), in the space the
+            calibration was fitted in or any affine image of it.
+
+    Returns:
+        The calibrated samples, same shape and dtype; their mean over the samples is the
+        input's.
+
+    Raises:
+        FieldnetError: If the samples are not (N, S, ...) with S ≥ 2, or the calibration's
+            method is not "spread".
+    """
+    if calibration.method != METHOD:
+        raise FieldnetError(f"unknown calibration method {calibration.method!r}; this "
+                            f"fieldnet applies {METHOD!r}")
+    samples = np.asarray(samples)
+    if samples.ndim < 3 or samples.shape[1] < 2:
+        raise FieldnetError(f"calibration needs samples (N, S, ...) with S ≥ 2, got shape "
+                            f"{samples.shape}")
+    return spread_samples(samples, calibration.spread)
+
+
+def pit_histogram(samples, truth) -> np.ndarray:
+    """The PIT histogram: (S + 1,) fractions of pixels whose truth has rank r = 0..S among
+    its S samples (`metrics.rank_histogram`); flat at 1 / (S + 1) when calibrated."""
+    samples, truth = _ensemble(samples, truth)
+    return metrics.rank_histogram(samples, truth)
+
+
+def pit_ks(samples, truth) -> float:
+    """The Kolmogorov-Smirnov distance of the randomized PIT of the truth from uniform.
+
+    With the truth at rank r among S samples its PIT is uniform on [r, r + 1] / (S + 1),
+    so the PIT's distribution function is piecewise linear between the cell edges and its
+    largest distance from the diagonal lies on an edge: max over k of
+    |Σ_{r<k} h_r - k / (S + 1)| for the histogram h (`pit_histogram`).
+
+    Args:
+        samples: S ≥ 2 samples of each of N fields, shape (N, S, ...).
+        truth: The N true fields, shape (N, ...).
+
+    Returns:
+        The distance in [0, 1): 0 for a flat PIT histogram.
+    """
+    cells = pit_histogram(samples, truth)
+    edges = np.arange(len(cells) + 1) / len(cells)
+    return float(np.max(np.abs(np.concatenate([[0.0], np.cumsum(cells)]) - edges)))
+
+
+def summary(samples, truth, calibration: Calibration | None = None) -> dict:
+    """The JSON keys of the samples' calibration: `coverage_68`, `coverage_95` and `pit_ks`
+    of `samples`; with a `calibration`, also `calibrated_coverage_68`,
+    `calibrated_coverage_95`, `calibrated_pit_ks` of the calibrated samples and the fitted
+    `spread`.
+
+    Args:
+        samples: S ≥ 2 samples of each of N maps (N, S, ...), raw (not yet calibrated).
+        truth: The N true maps (N, ...), in the same space.
+        calibration: A fitted `Calibration`, or None for the raw keys only.
+
+    Returns:
+        {key: float}, ready for eval.json.
+    """
+    samples, truth = _ensemble(samples, truth)
+    block = _keys(samples, truth, "")
+    if calibration is not None:
+        block.update(_keys(apply(calibration, samples), truth, "calibrated_"))
+        block["spread"] = float(calibration.spread)
+    return block
+
+
+def _keys(samples, truth, prefix: str) -> dict:
+    coverage = _report_coverage(samples, truth)
+    block = {f"{prefix}coverage_{round(100 * p)}": v
+             for p, v in zip(REPORT_LEVELS, coverage, strict=True)}
+    block[f"{prefix}pit_ks"] = pit_ks(samples, truth)
+    return block
+
+
+def to_dict(calibration: Calibration) -> dict:
+    """The calibration as a JSON-ready dict (tuples as lists); `from_dict` reads it back."""
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(calibration).items()}
+
+
+def from_dict(d: dict) -> Calibration:
+    """The `Calibration` of a `to_dict` dict.
+
+    Raises:
+        FieldnetError: If keys are missing or unknown, the method is not "spread", or the
+            spread is not a positive finite number.
+    """
+    names = [f.name for f in dataclasses.fields(Calibration)]
+    if not isinstance(d, dict) or set(d) != set(names):
+        got = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise FieldnetError(f"a calibration needs the keys {names}, got {got}")
+    if d["method"] != METHOD:
+        raise FieldnetError(f"unknown calibration method {d['method']!r}; this fieldnet "
+                            f"reads {METHOD!r}")
+    spread = d["spread"]
+    if isinstance(spread, bool) or not isinstance(spread, int | float) or \
+            not (math.isfinite(spread) and spread > 0):
+        raise FieldnetError(f"a calibration's spread must be a positive number, got {spread!r}")
+    return Calibration(
+        method=d["method"], spread=float(spread), levels=_check_levels(d["levels"]),
+        n_maps=int(d["n_maps"]), n_samples=int(d["n_samples"]),
+        raw_coverage=tuple(float(v) for v in d["raw_coverage"]),
+        calibrated_coverage=tuple(float(v) for v in d["calibrated_coverage"]))
+
+
+def save(path: str | os.PathLike, calibration: Calibration) -> Path:
+    """Writes `to_dict(calibration)` as JSON to `path`, atomically; returns the path."""
+    return write_json(path, to_dict(calibration))
+
+
+def load(path: str | os.PathLike) -> Calibration:
+    """The calibration `save` wrote to `path`.
+
+    Raises:
+        FieldnetError: If the file is missing, not JSON, or not a calibration.
+    """
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise FieldnetError(f"{path}: cannot read a calibration ({e})") from None
+    try:
+        return from_dict(d)
+    except FieldnetError as e:
+        raise FieldnetError(f"{path}: {e}") from None
