@@ -54,7 +54,7 @@ from flax import nnx
 from benchmarks import roofline
 from benchmarks.train_step import step_runner
 from fieldnet import cli, models, train
-from fieldnet.inference import jitted_forward
+from fieldnet.eval.inference import jitted_forward
 from fieldnet.nn import ops
 
 CASES = {"2d32": (2, 32), "2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256),

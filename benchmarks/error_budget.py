@@ -6,7 +6,8 @@ and (a conditioned run) averaged over the parameters of its training simulations
     python -m benchmarks.error_budget --conditioned $S/conditioned \
         --runs $S/baseline,$S/width_24,$S/dropout_0.1,$S/weight_decay_0.05,$S/depth_2
 
-Prints one JSON object; every number is a test MSE of log10 T over the local baseline's,
+A run's relative data.path is taken in the working directory (run this from the repository
+root, as the runs' commands ran). Prints one JSON object; every number is a test MSE of log10 T over the local baseline's,
 both in dex² (so runs with different normalizers compare), on the runs' common test maps:
 
 - `runs`: each run's own prediction (its eval.json's ratio, to rounding);
@@ -33,9 +34,7 @@ from fieldnet import cli, symmetry
 from fieldnet.data.dataset import transform_fields
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import held_out
-from fieldnet.eval.inference import load_run
-from fieldnet.rundir import read_config
-from notebooks.lib.samples import open_run_dataset
+from fieldnet.inference import open_run
 
 
 def group_averaged(predict, x: np.ndarray, ds) -> np.ndarray:
@@ -52,11 +51,11 @@ class Run:
     log10 T; `true`, `baseline`: log10 T of the truth and of the local baseline."""
 
     def __init__(self, workdir, batch: int):
-        self.model, _, io = load_run(workdir)
-        if io["objective"] != "regression":
-            raise FieldnetError(f"{workdir}: a {io['objective']} run; give regression runs")
-        config = read_config(workdir)
-        with open_run_dataset(workdir) as ds:
+        run = open_run(workdir)
+        if run.objective.generative:
+            raise FieldnetError(f"{workdir}: a {run.objective.name} run; give regression runs")
+        self.model, config = run.model, run.config
+        with run.dataset() as ds:
             self.ds = ds
             test = ds.read("test")
             self.x, self.cond, self.sim_index = test["x"], test["cond"], test["sim_index"]

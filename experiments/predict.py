@@ -16,6 +16,9 @@ import argparse
 
 from fieldnet import cli
 
+# The flags that stand for predict_file's arguments, for its error messages.
+FLAGS = {"output_path": "--output", "samples": "--samples", "params": "--params"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(prog="python -m experiments.predict",
@@ -56,13 +59,13 @@ def parse_params(text: str) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    from fieldnet.eval.inference import predict_file
+    from fieldnet.inference import predict_file
 
     args = build_parser().parse_args(argv)
     result = predict_file(args.workdir, args.input, args.output, fields=args.field,
                           tile=args.tile, batch=args.batch, overwrite=args.overwrite,
                           params=args.params, samples=args.samples, steps=args.steps,
-                          seed=args.seed)
+                          seed=args.seed, argument_names=FLAGS)
     drawn = "" if args.samples is None else f", {args.samples} draws of each"
     print(f"wrote {result['output']} ({result['samples']} samples{drawn}, checkpoint step "
           f"{result['checkpoint_step']})")

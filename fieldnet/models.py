@@ -12,11 +12,20 @@ U-Net is exactly equivariant and the ResNet exactly invariant under them, by con
 Any model with the members of `FieldModel` works with `receptive_field` and tiled
 inference (`predict_field`), which read nothing else off it (it is defined in
 `fieldnet.nn.field_model`, a layer below this module and `fieldnet.receptive`).
+
+Models are registered by the name that `config.model.name` gives, as losses are:
+
+    @register_model("my_net")
+    class MyNet(nnx.Module): ...
+
+and `build` constructs the registered class from the config's keys, which must be
+arguments of its constructor.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import numbers
 
 import jax.numpy as jnp
@@ -24,10 +33,14 @@ import ml_collections
 from flax import nnx
 
 from fieldnet.errors import FieldnetError
-from fieldnet.nn import flow, layers
+from fieldnet.nn import layers
 from fieldnet.nn.field_model import FieldModel as FieldModel
 from fieldnet.nn.field_model import missing_members as missing_members
 from fieldnet.nn.padding import BOUNDARY_CONDITIONS
+from fieldnet.registry import Registry
+
+MODELS: Registry[type[nnx.Module]] = Registry("model", "model.name")
+register_model = MODELS.register
 
 SYMMETRIES = ("none", "dihedral")
 MODEL_PADDINGS = BOUNDARY_CONDITIONS
@@ -142,6 +155,7 @@ def _span(modules, lo, hi):
     return lo, hi
 
 
+@register_model("unet")
 class UNet(nnx.Module):
     """U-Net on periodic fields: residual blocks, ×2 strided down, transposed ×2 up, skips.
 
@@ -238,10 +252,6 @@ class UNet(nnx.Module):
         self.head_norm = layers.make_norm(norm, chans[0])
         self.head = layers.ChannelMixer(chans[0], out_channels, dtype=dtype, rngs=rngs)
 
-    @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, **overrides):
-        return cls(**{**_model_kwargs(config), **overrides}, rngs=rngs)
-
     @property
     def stride(self) -> int:
         return 2**self.depth
@@ -282,6 +292,7 @@ class UNet(nnx.Module):
         return _span(self.encoders[level], min(lo, down_lo), max(hi, down_hi))
 
 
+@register_model("resnet")
 class ResNet(nnx.Module):
     """Classifier: residual stages with ×2 downsampling between them, global mean pooling,
     then a linear head. With `flip_invariant`, features of x and -x are summed before the
@@ -364,10 +375,6 @@ class ResNet(nnx.Module):
         self.head_norm = layers.make_norm(norm, chans[-1])
         self.head = nnx.Linear(chans[-1], num_classes, rngs=rngs)
 
-    @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, **overrides):
-        return cls(**{**_model_kwargs(config), **overrides}, rngs=rngs)
-
     @property
     def stride(self) -> int:
         return 2 ** (self.depth - 1)
@@ -394,56 +401,43 @@ class ResNet(nnx.Module):
         return self.head(f)
 
 
-_MODEL_KEYS = ("in_channels", "out_channels", "num_classes", "ndim", "width", "depth", "padding",
-               "symmetry", "channel_mult", "blocks_per_level", "kernel_size", "norm", "act",
-               "dropout", "global_residual", "flip_invariant", "dtype")
+# Keys of a model config that are not constructor arguments: the registered name, and the
+# objective, which `fieldnet.objectives` reads to size the network it trains.
+NOT_CONSTRUCTOR_KEYS = ("name", "objective")
 
 
-def _model_kwargs(config) -> dict:
-    kwargs = {k: config[k] for k in _MODEL_KEYS if k in config and config[k] is not None}
-    if "channel_mult" in kwargs:
-        kwargs["channel_mult"] = tuple(kwargs["channel_mult"])
-    return kwargs
-
-
-def objective_of(config: ml_collections.ConfigDict) -> str:
-    """What the model config trains.
-
-    Args:
-        config: A model config; its `objective` key is read (absent: regression).
-
-    Returns:
-        "regression" (the default; the model predicts the target) or "flow" (the velocity
-        network of `fieldnet.nn.flow`).
-
-    Raises:
-        ValueError: If the objective is neither.
-    """
-    return _check_choice("model.objective", config.get("objective", "regression"),
-                         flow.OBJECTIVES)
+def constructor_keys(model_cls: type) -> list[str]:
+    """The constructor arguments of a registered model class that a config may set (all but
+    `rngs`), sorted."""
+    params = inspect.signature(model_cls.__init__).parameters
+    return sorted(name for name, p in params.items() if name not in ("self", "rngs")
+                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def build(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, **overrides) -> nnx.Module:
-    """Builds the model named by config.name ('unet' or 'resnet') from a ConfigDict.
+    """Builds the model registered under config.name ("unet", the default, or "resnet", or
+    one's own `register_model`) from a ConfigDict.
 
-    With `config.objective = "flow"` the U-Net is the velocity network of the task that
-    `in_channels`, `out_channels` and `cond_dim` describe: it takes the state of the target
-    as extra input channels and the time as extra conditioning (`flow.network_io`).
+    Every key of the config but `name` and `objective` is a constructor argument of that
+    model; None values take the constructor's default. A run's network is built by
+    `fieldnet.objectives.build`, which sizes it for the run's objective (a flow run's U-Net
+    takes the state as extra channels) and then calls this.
 
     Args:
-        config: The model config: `name` ("unet", the default, or "resnet"), `objective`,
-            and any of the models' constructor arguments (`width`, `depth`, `padding`,
-            `symmetry`, `channel_mult`, ...); None values take the constructor's default.
+        config: The model config: `name` and any of the model's constructor arguments
+            (`width`, `depth`, `padding`, `symmetry`, `channel_mult`, ...).
         rngs: Random streams for the weights.
         **overrides: Constructor arguments that take precedence over the config, typically
             what the data decides: `in_channels`, `out_channels`, `ndim`, `cond_dim`.
 
     Returns:
-        The model, a `UNet` or a `ResNet`.
+        The model, an instance of the registered class (`UNet`, `ResNet`, ...).
 
     Raises:
-        ValueError: On an unknown name, objective or config key, or a flow objective for a
-            model other than the U-Net; the constructors' own errors otherwise.
+        FieldnetError: (a ValueError) On an unknown name; the one line lists the registered
+            ones.
+        ValueError: On a config key that is not an argument of the model's constructor; the
+            constructor's own errors otherwise.
 
     Examples:
         >>> import ml_collections
@@ -454,20 +448,12 @@ def build(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, **overrides) -> 
         >>> type(m).__name__, m.stride
         ('UNet', 2)
     """
-    name = config.get("name", "unet")
-    model_cls = {"unet": UNet, "resnet": ResNet}.get(name)
-    if model_cls is None:
-        raise ValueError(f"model.name must be 'unet' or 'resnet', got {name!r}")
-    unknown = set(config.keys()) - set(_MODEL_KEYS) - {"name", "objective"}
+    model_cls = MODELS.get(config.get("name", "unet"))
+    known = constructor_keys(model_cls)
+    unknown = set(config.keys()) - set(known) - set(NOT_CONSTRUCTOR_KEYS)
     if unknown:
-        raise ValueError(f"unknown model config keys {sorted(unknown)}; known: "
-                         f"{sorted(_MODEL_KEYS)}")
-    if objective_of(config) == "flow":
-        if model_cls is not UNet:
-            raise ValueError(f"model.objective='flow' needs the field-to-field U-Net, got "
-                             f"model.name={name!r}")
-        kwargs = {**_model_kwargs(config), **overrides}
-        overrides = {**overrides, **flow.network_io(kwargs["in_channels"],
-                                                    kwargs["out_channels"],
-                                                    kwargs.get("cond_dim", 0))}
-    return model_cls.from_config(config, rngs=rngs, **overrides)
+        raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {known}")
+    kwargs = {k: v for k, v in config.items() if k not in NOT_CONSTRUCTOR_KEYS and v is not None}
+    if "channel_mult" in kwargs:
+        kwargs["channel_mult"] = tuple(kwargs["channel_mult"])
+    return model_cls(**{**kwargs, **overrides}, rngs=rngs)

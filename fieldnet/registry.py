@@ -82,6 +82,10 @@ class Registry(Generic[F]):
                                 f"{self.kind}; choose from {sorted(self._items)}")
         return self._items[name]
 
+    def names(self) -> list[str]:
+        """The registered names, in the order they were registered."""
+        return list(self._items)
+
     def unregister(self, name: str) -> None:
         """Removes the function registered as `name` (tests that register their own).
 

@@ -43,7 +43,8 @@ import numpy as np
 from flax import nnx
 
 from fieldnet import models, rundir, symmetry
-from fieldnet.eval.inference import jitted_forward, load_run
+from fieldnet.eval.inference import jitted_forward
+from fieldnet.inference import open_run
 from notebooks.lib import equivariance, output, runs, samples, symmetry_figures
 
 # %% tags=["parameters"]
@@ -56,7 +57,8 @@ SEED = 0
 workdir = runs.density_run(WORKDIR, QUICK)
 figdir = runs.at_root(FIGDIR)
 config = rundir.read_config(workdir)
-trained, normalizer, io = load_run(workdir)
+run = open_run(workdir)
+trained, normalizer, io = run.model, run.normalizer, run.io
 with samples.open_run_dataset(workdir) as ds:
     sample = next(ds.iter_samples("test"))
     dex = normalizer[ds.target_names[0]].std   # normalized output -> dex of log10 T

@@ -133,6 +133,6 @@ def test_a_conditioned_run_trains_evaluates_and_predicts(param_file, tmp_path):
     bare = h5format.write_arrays(tmp_path / "bare.h5", {"density": rho}, ndim=2,
                                  box_size=10.0, source="test", sim_index=[0],
                                  units={"density": "mean"})
-    with pytest.raises(FieldnetError, match=r"\['b'\] missing: pass --params b=VALUE"):
+    with pytest.raises(FieldnetError, match=r"\['b'\] missing: pass params b=VALUE"):
         predict_file(tmp_path / "run", bare, tmp_path / "y.h5", progress=False,
                      params={"a": 2.0})

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fieldnet import models, symmetry, train
+from fieldnet import models, objectives, symmetry, train
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import sampling
-from fieldnet.inference import sample_field
+from fieldnet.eval.inference import sample_field
 from fieldnet.nn import flow
 from tests.float32 import EPS, heun_evaluations, network_tolerance
 from tests.test_film import randomize_films
@@ -28,8 +28,8 @@ def flow_config(**overrides):
 def velocity_network(ndim=2, cond_dim=0, seed=0, **overrides):
     """A velocity network whose FiLM layers (time included) really modulate, as training
     makes them."""
-    model = models.build(flow_config(**overrides), rngs=nnx.Rngs(seed), in_channels=1,
-                         out_channels=1, ndim=ndim, cond_dim=cond_dim)
+    model = objectives.build(flow_config(**overrides), rngs=nnx.Rngs(seed), in_channels=1,
+                             out_channels=1, ndim=ndim, cond_dim=cond_dim)
     return randomize_films(model, seed + 1)
 
 
@@ -43,18 +43,18 @@ def rel_err(a, b):
 
 
 def test_velocity_network_takes_the_state_and_the_time():
-    m = models.build(flow_config(), rngs=nnx.Rngs(0), in_channels=2, out_channels=1, ndim=2,
-                     cond_dim=3)
+    m = objectives.build(flow_config(), rngs=nnx.Rngs(0), in_channels=2, out_channels=1,
+                         ndim=2, cond_dim=3)
     assert (m.in_channels, m.out_channels, m.cond_dim) == (3, 1, 3 + flow.TIME_FEATURES)
-    plain = models.build(flow_config(objective="regression"), rngs=nnx.Rngs(0), in_channels=2,
-                         out_channels=1, ndim=2, cond_dim=3)
+    plain = objectives.build(flow_config(objective="regression"), rngs=nnx.Rngs(0),
+                             in_channels=2, out_channels=1, ndim=2, cond_dim=3)
     assert (plain.in_channels, plain.cond_dim) == (2, 3)
     with pytest.raises(ValueError, match="model.objective must be one of"):
-        models.build(flow_config(objective="diffusion"), rngs=nnx.Rngs(0), in_channels=1,
-                     out_channels=1, ndim=2)
-    with pytest.raises(ValueError, match="needs the field-to-field U-Net"):
-        models.build(flow_config(name="resnet"), rngs=nnx.Rngs(0), in_channels=1,
-                     num_classes=2, out_channels=1, ndim=2)
+        objectives.build(flow_config(objective="diffusion"), rngs=nnx.Rngs(0), in_channels=1,
+                         out_channels=1, ndim=2)
+    with pytest.raises(ValueError, match="needs model.name='unet'"):
+        objectives.build(flow_config(name="resnet"), rngs=nnx.Rngs(0), in_channels=1,
+                         out_channels=1, ndim=2)
 
 
 def test_time_features_tell_every_time_apart():

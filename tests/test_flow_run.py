@@ -17,7 +17,7 @@ from fieldnet import rundir
 from fieldnet.data import h5format
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import held_out
-from fieldnet.eval.inference import load_run
+from fieldnet.inference import open_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_KEYS = {"n_samples", "power_ratio", "cross_corr_mean", "pdf_w1", "coverage_68",
@@ -86,7 +86,7 @@ def test_flow_run_writes_the_samples_block_and_its_figures(flow_run):
 @pytest.mark.slow
 def test_kept_test_samples_give_back_the_samples_block(flow_run):
     config, workdir, report = flow_run
-    model, _, _ = load_run(workdir)
+    run = open_run(workdir)
     with study.open_dataset(config, workdir) as ds:
         test = ds.read("test")
         with h5py.File(rundir.test_samples(workdir)) as f:
@@ -97,11 +97,11 @@ def test_kept_test_samples_give_back_the_samples_block(flow_run):
             np.testing.assert_allclose(f["mean/temperature"][...], kept[...].mean(axis=1),
                                        rtol=1e-5)
         samples = held_out.read_test_samples(rundir.test_samples(workdir), ds)
-        again = held_out.held_out(model, ds, config, samples=samples).summary["samples"]
+        again = run.objective.evaluate(run.model, ds, config, samples).summary["samples"]
         with pytest.raises(FieldnetError, match=r"^samples must be \(N, S, \*spatial, C\) = "
                                                 r"\(4, S, 16, 16, 1\) for the test split, got "
                                                 r"\(4, 4, 16, 16\)$"):
-            held_out.held_out(model, ds, config, samples=samples[..., 0])
+            run.objective.evaluate(run.model, ds, config, samples[..., 0])
     saved = report["test"]["samples"]
     assert again["n_samples"] == saved["n_samples"]
     for key in ("coverage_68", "coverage_95", "crps", "mse_of_mean", "pdf_w1"):

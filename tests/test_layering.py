@@ -27,7 +27,7 @@ LAYERS = [
     {"models", "receptive"},
     {"train"},
     {"eval"},
-    {"figures"},
+    {"figures", "objectives"},
     {"inference"},
     {"__init__"},
 ]

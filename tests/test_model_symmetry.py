@@ -154,13 +154,13 @@ class PeriodicSmoother(nnx.Module):
 
     def __init__(self, channels: int, ndim: int, *, rngs: nnx.Rngs):
         self.ndim, self.in_channels, self.out_channels = ndim, channels, channels
-        self.stride, self.padding = 1, "periodic"
+        self.stride, self.padding, self.cond_dim = 1, "periodic", 0
         self.weights = nnx.Param(jax.random.normal(rngs.params(), (2,)))
 
     def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
         return lo - 1, hi + 1
 
-    def __call__(self, x):
+    def __call__(self, x, cond=None):
         centre, side = self.weights[...]
         axes = range(1, self.ndim + 1)
         return centre * x + side * sum(jnp.roll(x, s, a) for a in axes for s in (-1, 1))

@@ -390,10 +390,10 @@ def test_signed_input_trains_evaluates_and_predicts(tmp_path):
         pred = f["fields/temperature"][...]
     assert pred.shape == temperature.shape and np.isfinite(pred).all() and pred.min() > 0
     # the prediction is the model's output mapped back through the run's normalizer
-    from fieldnet.eval.inference import load_run
-    from fieldnet.inference import predict_field
+    from fieldnet.inference import open_run, predict_field
 
-    model, normalizer, _ = load_run(workdir)
+    run = open_run(workdir)
+    model, normalizer = run.model, run.normalizer
     z = normalizer.forward_channels(["theta", "velocity"],
                                     np.concatenate([theta[3][..., None], velocity[3]], -1))
     expected = normalizer.inverse_channels(["temperature"], predict_field(model, z, 16, 4))

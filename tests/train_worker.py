@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from fieldnet import data, models, rundir, train
+from fieldnet import data, objectives, rundir, train
 from fieldnet.data import h5format
 
 SIZE, N_SIMS, MAPS = 16, 6, 4
@@ -109,7 +109,8 @@ def main():
     ds = data.FieldDataset(data_cfg, process_index=jax.process_index(),
                            process_count=jax.process_count())
     model_cfg = ml_collections.ConfigDict({"width": 4, "depth": 2, "objective": args.objective})
-    model = models.build(model_cfg, rngs=nnx.Rngs(0), in_channels=1, out_channels=1, ndim=2)
+    model = objectives.build(model_cfg, rngs=nnx.Rngs(0), in_channels=1, out_channels=1,
+                             ndim=2)
     if args.objective == "flow":
         train_cfg.loss = "flow_matching"
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import ml_collections
 from flax import nnx
 
-from fieldnet import data, models, rundir, train
+from fieldnet import data, models, objectives, rundir, train
 from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import config as evaluation
-from fieldnet.eval import held_out, statistics
+from fieldnet.eval import held_out
 from fieldnet.figures import report, samples
 from fieldnet.files import write_json
 from fieldnet.grid import check_divisible
@@ -31,43 +31,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     data.check_config(config.data)
     train.check_config(config.train)
     evaluation.check_config(config.eval)
-    check_objective(config)
+    objectives.check_config(config)
     stride = models.stride_of(config.model)
     check_divisible([config.data.crop_size], stride, "data.crop_size")
     sim = config.get("simulate")
     if sim is not None and sim.enabled and not Path(config.data.path).exists():
         check_divisible([sim.grid], stride, "simulate.grid (the size of the maps to be made)")
-
-
-def check_objective(config: ml_collections.ConfigDict) -> None:
-    """model.objective (default "regression") and what it needs: a flow-matching run trains
-    the U-Net with train.loss "flow_matching" and is evaluated on eval.n_samples ≥ 2 samples
-    per test map, each eval.sample_steps Heun steps; a regression run trains any other loss."""
-    try:
-        objective = models.objective_of(config.model)
-    except ValueError as err:
-        raise FieldnetError(str(err)) from None
-    loss, statistic_names = config.train.loss, config.eval.get("statistics", "")
-    if objective == "regression":
-        if loss == "flow_matching":
-            raise FieldnetError("train.loss='flow_matching' trains a generative model; set "
-                                "model.objective='flow'")
-        if "samples" in statistics.selected(statistic_names):
-            raise FieldnetError("eval.statistics: 'samples' is computed for generative runs "
-                                "(model.objective='flow') only")
-        return
-    if loss != "flow_matching":
-        raise FieldnetError(f"model.objective='flow' trains with train.loss='flow_matching', "
-                            f"got {loss!r}")
-    if config.model.get("name", "unet") != "unet" or config.model.get("global_residual"):
-        raise FieldnetError("model.objective='flow' needs model.name='unet' without "
-                            "global_residual (its input is the density and the state)")
-    e = config.eval
-    for key, least in (("n_samples", 2), ("sample_steps", 1)):
-        value = e.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise FieldnetError(f"eval.{key} must be an integer ≥ {least} for "
-                                f"model.objective='flow', got {value!r}")
 
 
 def check_field_sizes(ds: data.FieldDataset, stride: int) -> None:
@@ -117,9 +86,9 @@ def open_dataset(config: ml_collections.ConfigDict, workdir: Path,
 
 def build_model(config: ml_collections.ConfigDict, ds: data.FieldDataset) -> nnx.Module:
     try:
-        model = models.build(config.model, rngs=nnx.Rngs(config.seed),
-                             in_channels=ds.in_channels, out_channels=ds.out_channels,
-                             ndim=ds.ndim, cond_dim=ds.cond_dim)
+        model = objectives.build(config.model, rngs=nnx.Rngs(config.seed),
+                                 in_channels=ds.in_channels, out_channels=ds.out_channels,
+                                 ndim=ds.ndim, cond_dim=ds.cond_dim)
     except ValueError as err:
         raise FieldnetError(f"model config: {err}") from None
     return model
@@ -135,13 +104,13 @@ def model_io(ds: data.FieldDataset) -> dict:
 
 def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_steps: int,
                  checkpoint_step: int | None = None) -> dict:
-    """Writes eval.json and figures/ into the workdir (and a generative run's
-    test_samples.h5, before eval.json marks the run evaluated) and returns eval.json's
-    content. The first target's figures go to figures/, every further target's to
-    figures/<target>/."""
-    h = held_out.held_out(model, ds, config)
-    if h.samples is not None:
-        held_out.write_test_samples(rundir.test_samples(workdir), h, ds, config)
+    """Writes eval.json and figures/ into the workdir (and what the objective keeps to
+    evaluate the run again, a generative run's test_samples.h5, before eval.json marks the
+    run evaluated) and returns eval.json's content. The first target's figures go to
+    figures/, every further target's to figures/<target>/."""
+    objective = objectives.of(config.model)
+    h = objective.evaluate(model, ds, config)
+    objective.save_evaluation(workdir, h, ds, config)
     result = {"test": h.summary, "n_test": int(len(h.log_rho)), "train_steps": int(train_steps),
               "checkpoint_step": checkpoint_step, "n_train_sims": ds.n_sims("train")}
     write_json(rundir.evaluation(workdir), result)
@@ -188,7 +157,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             model,
             lambda start: ds.batches("train", tc.batch_size, config.seed, start_step=start,
                                      num_steps=tc.num_steps - start),
-            val, tc, workdir, seed=config.seed)
+            val, tc, workdir, loss_fn=objectives.of(config.model).loss(tc), seed=config.seed)
         step = train.restore_params(model, workdir, tc, best=True)
         return evaluate_run(model, ds, config, workdir, train_steps=result.final_step,
                             checkpoint_step=step)

@@ -13,13 +13,11 @@ that channel: eval.json's `test.fields` holds one block per target (a vector tar
 components as `<name>_x`, `_y`, `_z`), and the top-level keys of `test` are the first
 target's.
 
-A generative run (`model.objective = "flow"`) draws `config.eval.n_samples` samples of
-every test map (`config.eval.sample_steps` Heun steps, noise from `config.seed`); its
-prediction is their mean, so the usual keys compare with a regression run's, and the
-"samples" statistic adds how the samples themselves match the truth. Drawing them costs
-minutes on a CPU, so the run keeps them (`write_test_samples`, the workdir's
-test_samples.h5), and `held_out` evaluates kept samples (`read_test_samples`) again
-without drawing them.
+What the model's prediction is comes from the run's objective (`fieldnet.objectives`): a
+regression run predicts each test map (`predict_stack`); a generative run draws samples of
+each and predicts their mean, so the usual keys compare with a regression run's, and adds
+statistics of the samples themselves. `score` takes the prediction (and samples) and
+computes the rest, the same for every objective.
 """
 
 from __future__ import annotations
@@ -32,11 +30,10 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from fieldnet import models
 from fieldnet.data import h5format
 from fieldnet.data.source import parse_names
 from fieldnet.errors import FieldnetError
-from fieldnet.eval import sampling, statistics
+from fieldnet.eval import statistics
 from fieldnet.eval.baseline import LocalBaseline
 from fieldnet.eval.inference import jitted_forward
 from fieldnet.grid import Grid
@@ -106,17 +103,6 @@ class HeldOut:
     targets: dict[str, statistics.Comparison] = dataclasses.field(default_factory=dict)
 
 
-def sample_test_maps(model: nnx.Module, test: dict, config) -> np.ndarray:
-    """`config.eval.n_samples` samples `(N, S, *spatial, C)` of each test map (normalized),
-    map i's noise drawn as `sampling.sample_noise(config.seed, i, ...)`."""
-    x, e = test["x"], config.eval
-    shape = (*x.shape[1:-1], model.out_channels)
-    noise = np.stack([sampling.sample_noise(config.seed, i, shape, e.n_samples)
-                      for i in range(len(x))])
-    return sampling.sample_stack(model, x, noise, steps=e.sample_steps, cond=test["cond"],
-                                 batch_size=e.batch_size, progress=config.train.progress)
-
-
 def check_samples(samples, test: dict) -> np.ndarray:
     """Given samples of the test split `test` (`ds.read("test")`), checked to be
     (N, S, *spatial, C) for its N maps and C target channels, as float32."""
@@ -129,25 +115,25 @@ def check_samples(samples, test: dict) -> np.ndarray:
     return samples
 
 
-def held_out(model: nnx.Module, ds, config, samples: np.ndarray | None = None) -> HeldOut:
-    """Predictions of `model` and of the local baseline on the test split, and their
-    statistics (`config.eval.statistics` beside the required ones; for a generative run
-    also "samples"). A generative run's `samples` (N, S, *spatial, C), normalized (say
-    `read_test_samples` of its test_samples.h5), are evaluated instead of drawing new ones;
-    a regression run takes none."""
-    test = ds.read("test")
+def score(ds, config, test: dict, pred: np.ndarray, samples: np.ndarray | None = None,
+          extra_statistics: Sequence[str] = ()) -> HeldOut:
+    """A prediction of the test split and the local baseline's, and their statistics
+    (`config.eval.statistics` beside the required ones, then `extra_statistics`).
+
+    Args:
+        ds: The run's dataset.
+        config: The run's config (`eval.statistics`, `eval.baseline_bins` are read).
+        test: The test split, `ds.read("test")`.
+        pred: The prediction (N, *spatial, C), normalized.
+        samples: A generative run's samples (N, S, *spatial, C), normalized, whose mean
+            `pred` is; None otherwise.
+        extra_statistics: Registered statistics that the objective adds ("samples").
+
+    Returns:
+        The `HeldOut` of the test split.
+    """
     x, y = test["x"], test["y"]
-    names = parse_names(config.eval.get("statistics", ""))
-    if models.objective_of(config.model) == "flow":
-        samples = (sample_test_maps(model, test, config) if samples is None
-                   else check_samples(samples, test))
-        pred = samples.mean(axis=1)
-        names.append("samples")
-    elif samples is not None:
-        raise FieldnetError("samples given, but the run is a regression run "
-                            "(model.objective='regression')")
-    else:
-        pred = predict_stack(model, x, config.eval.batch_size, test["cond"])
+    names = parse_names(config.eval.get("statistics", "")) + list(extra_statistics)
     targets = scored_targets(ds)
     baselines = fit_baselines(ds, config.eval.baseline_bins, [c for _, _, c in targets])
     grid = test["grid"]
@@ -174,7 +160,7 @@ def write_test_samples(path: str | os.PathLike, h: HeldOut, ds, config) -> Path:
     """Keeps a generative run's test samples `h.samples` as a fieldnet-format file
     (atomically; `h5format.add_samples`): samples/<target> (N, S, *spatial) with their
     mean/<target> and std/<target>, in the targets' physical units, and /sim_index of the
-    test maps. `read_test_samples` gives them back to `held_out`."""
+    test maps. `read_test_samples` gives them back to `score`."""
     if h.samples is None:
         raise FieldnetError("write_test_samples needs a generative run's held-out samples")
     n, n_samples, *spatial = h.samples.shape[:-1]
@@ -194,7 +180,7 @@ def write_test_samples(path: str | os.PathLike, h: HeldOut, ds, config) -> Path:
 
 def read_test_samples(path: str | os.PathLike, ds) -> np.ndarray:
     """The samples of `write_test_samples`'s file, normalized with `ds`'s normalizer as
-    drawn (N, S, *spatial, C), for `held_out(..., samples=)`; a file of other maps than
+    drawn (N, S, *spatial, C), for `score(..., samples=)`; a file of other maps than
     `ds`'s test split is a one-line `FieldnetError`."""
     physical, sim_index = h5format.read_samples(path, ds.target_names)
     test_sims = ds.sim_indices("test")

@@ -12,16 +12,17 @@ two agree to float rounding. Peak memory is set by `tile` and `batch`, not by th
 
 samples a generative run's velocity network the same way: every network evaluation of
 the ODE solver (`fieldnet.eval.sampling`) is tiled, the noise covers the whole field.
+
+This module is the home of tiled inference of a model; a trained run's (`open_run`,
+`predict_file`) is `fieldnet.inference`, which re-exports `predict_field`.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +31,7 @@ from flax import nnx
 from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
-from fieldnet import models, rundir, train
-from fieldnet.data import h5format
-from fieldnet.data.source import FieldSource, parse_names
-from fieldnet.data.transforms import Normalizer
+from fieldnet import models
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import sampling
 from fieldnet.grid import check_divisible
@@ -111,13 +109,12 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _forward(graphdef, state, x, cond):
-    model = nnx.merge(graphdef, state)
-    return model(x) if cond is None else model(x, cond)
+    return nnx.merge(graphdef, state)(x, cond)
 
 
 def jitted_forward(model: nnx.Module):
-    """`model(x)` (or `model(x, cond)` for a conditioned model) in eval mode (dropout off) as
-    one jitted function of x and cond. The compiled code
+    """`model(x, cond)` (cond None for a model that is not conditioned) in eval mode (dropout
+    off) as one jitted function of x and cond. The compiled code
     is cached by architecture and input shape, so later calls on a model of the same
     architecture (any weights) do not compile again.
 
@@ -324,7 +321,7 @@ def field_sampler(model: nnx.Module, tile: int = 64, batch: int = 8):
 
 def _tile_condition(model, params, batch: int) -> np.ndarray | None:
     """A conditioned model's vector, repeated for every tile of a batch."""
-    cond_dim = getattr(model, "cond_dim", 0)
+    cond_dim = model.cond_dim
     if cond_dim == 0:
         if params is not None:
             raise FieldnetError("params given, but the model is not conditioned on any")
@@ -335,201 +332,3 @@ def _tile_condition(model, params, batch: int) -> np.ndarray | None:
     if params.shape != (cond_dim,) or not np.isfinite(params).all():
         raise FieldnetError(f"params must be {cond_dim} finite numbers, got {params}")
     return np.broadcast_to(params, (batch, cond_dim))
-
-
-def load_run(workdir) -> tuple[nnx.Module, Normalizer, dict]:
-    """The model of a run with its best checkpoint, its normalizer, and what it maps
-    (model_io.json, with "objective": "regression" or "flow" (the model is then the
-    velocity network), "sample_steps": a flow run's Heun steps in evaluation,
-    "input_vectors": which inputs are vector fields, and "provenance": the run, the
-    checkpoint step, the config's hash).
-
-    Args:
-        workdir: A trained run's folder.
-
-    Returns:
-        (model, normalizer, io): the model with the best checkpoint's parameters, the
-        run's `Normalizer`, and the dict above.
-
-    Raises:
-        FieldnetError: If the folder lacks a file of a trained run.
-    """
-    workdir = rundir.require(Path(workdir), rundir.CONFIG, rundir.MODEL_IO,
-                             rundir.NORMALIZER, rundir.CHECKPOINTS, what="a trained run folder")
-    text = rundir.config(workdir).read_text()
-    config = rundir.read_config(workdir)
-    io = rundir.read_json(rundir.model_io(workdir))
-    model = models.build(config.model, rngs=nnx.Rngs(0), in_channels=io["in_channels"],
-                         out_channels=io["out_channels"], ndim=io["ndim"],
-                         cond_dim=len(io.get("condition_on", [])))
-    step = train.restore_params(model, workdir, config.train, best=True)
-    io["objective"] = models.objective_of(config.model)
-    vectors = parse_names(config.data.get("vector_fields", ""))
-    io["input_vectors"] = [name for name in io["input_names"] if name in vectors]
-    if io["objective"] == "flow":
-        io["sample_steps"] = config.eval.sample_steps
-    io["provenance"] = {"run": str(workdir.absolute()), "checkpoint_step": step,
-                        "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
-    return model, Normalizer.load(rundir.normalizer(workdir)), io
-
-
-def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
-                 tile: int = 64, batch: int = 8, overwrite: bool = False,
-                 params: dict[str, float] | None = None, progress: bool = True,
-                 samples: int | None = None, steps: int | None = None,
-                 seed: int = 0) -> dict:
-    """Predicts every sample of `input_path` with a trained run; writes physical units.
-
-    Reads fieldnet-format files (/fields/<name>, a leading sample axis) or any HDF5 dataset
-    path (with or without a sample axis), through `FieldSource` and so with its checks.
-    A run conditioned on simulation parameters takes them from `params` ({name: value},
-    the same for every sample) where given, else from the file's /params. The output is
-    written under a temporary name and renamed when complete, so an error leaves nothing
-    behind; it may never replace the input file.
-
-    A regression run writes /fields/<target> (M, *spatial) for the file's M maps. A
-    generative run (model.objective "flow") draws `samples` samples of each map (`steps`
-    Heun steps, default the run's eval.sample_steps; the noise of sample j of map i from
-    `sampling.sample_noise(seed, i, ...)`, whole-field, with tiled network evaluations) and
-    writes, per target, samples/<target> (M, samples, *spatial) and their mean/<target> and
-    std/<target> (M, *spatial), all in the target's physical units. `samples` is required
-    for a generative run and refused for a regression one.
-
-    Args:
-        workdir: A trained run's folder.
-        input_path: The HDF5 file with the input fields.
-        output_path: The HDF5 file to write.
-        fields: Input field names or dataset paths, comma-separated; None for the run's.
-        tile: Core size in pixels, as for `predict_field`.
-        batch: Tiles per forward pass, as for `predict_field`.
-        overwrite: Replace an existing output file.
-        params: Simulation parameters of a conditioned run, {name: value}; None reads the
-            file's /params.
-        progress: Show progress bars.
-        samples: Samples to draw of each map (generative runs only, and required there).
-        steps: Heun steps per sample; None for the run's eval.sample_steps.
-        seed: Seed of the samples' noise.
-
-    Returns:
-        A summary: "output" (the path), "samples" (maps predicted), "samples_per_map"
-        (None for a regression run), and the run's provenance (run, checkpoint step, config
-        hash).
-
-    Raises:
-        FieldnetError: On a bad run folder, input file, field, parameter, tile, batch,
-            `samples` or `steps`, or an output that would replace the input.
-    """
-    if Path(output_path).resolve() == Path(input_path).resolve():
-        raise FieldnetError(f"--output {output_path} is the input file; write elsewhere")
-    model, normalizer, io = load_run(workdir)
-    generative = io["objective"] == "flow"
-    if samples is not None and not generative:
-        raise FieldnetError(f"--samples: {workdir} is a regression run (model.objective="
-                            "'regression'); it predicts one field per map, not samples")
-    if generative and (isinstance(samples, bool) or not isinstance(samples, int)
-                       or samples < 1):
-        raise FieldnetError(f"{workdir} is a generative run (model.objective='flow'): pass "
-                            f"--samples N (a positive integer), got {samples!r}")
-    names = parse_names(fields) if fields else io["input_names"]
-    if len(names) != len(io["input_names"]):
-        raise FieldnetError(f"the run takes {len(io['input_names'])} input field(s) "
-                            f"{io['input_names']}, got {names}")
-    vectors = [given for given, name in zip(names, io["input_names"], strict=True)
-               if name in io["input_vectors"]]
-    source = FieldSource(input_path, names, (), vector_fields=vectors, sample_axis=None,
-                         ndim=io["ndim"], default_box_size=io["box_size"])
-    try:
-        if source.ndim != io["ndim"]:
-            raise FieldnetError(f"{input_path}: the run maps {io['ndim']}D fields, the input "
-                                f"is {source.ndim}D (shape {source.spatial_shape})")
-        n = source.num_samples
-        conditions = _conditions(io.get("condition_on", []), params, source, normalizer)
-        with h5format.create(output_path, ndim=io["ndim"], box_size=source.box_size,
-                             source="fieldnet.inference", overwrite=overwrite) as out:
-            out.attrs.update(source_file=str(Path(input_path).absolute()), **io["provenance"])
-            if generative:
-                _write_samples(out, model, normalizer, io, source, conditions, tile=tile,
-                               batch=batch, n_samples=samples, seed=seed,
-                               steps=io["sample_steps"] if steps is None else steps,
-                               progress=progress)
-            else:
-                _write_predictions(out, model, normalizer, io, source, conditions, tile=tile,
-                                   batch=batch, progress=progress)
-            h5format.add_index(out, source.sim_index)
-    finally:
-        source.close()
-    return {"output": str(output_path), "samples": n, "samples_per_map": samples,
-            **io["provenance"]}
-
-
-def _write_predictions(out, model, normalizer, io, source: FieldSource, conditions, *, tile,
-                       batch, progress) -> None:
-    """Writes a regression run's prediction of each map of `source` into `out`."""
-    n, spatial = source.num_samples, source.spatial_shape
-    outputs = [h5format.add_field(out, name, (n, *spatial), units=io["target_units"][k],
-                                  description=f"predicted by {io['provenance']['run']}")
-               for k, name in enumerate(io["target_names"])]
-    predict = field_predictor(model, tile, batch)
-    for i in tqdm(range(n), desc="maps", disable=not progress or n == 1):
-        z = normalizer.forward_channels(io["input_names"], _read_inputs(source, i))
-        y = normalizer.inverse_channels(io["target_names"],
-                                        predict(z, conditions[i], progress and n == 1))
-        for k, dataset in enumerate(outputs):
-            dataset[i] = y[..., k]
-
-
-def _write_samples(out, model, normalizer, io, source: FieldSource, conditions, *, tile,
-                   batch, n_samples: int, seed: int, steps: int, progress) -> None:
-    """Writes a generative run's samples of each map of `source`, with their mean and
-    standard deviation (physical units), into `out`."""
-    n, spatial = source.num_samples, source.spatial_shape
-    names = io["target_names"]
-    write = h5format.add_samples(
-        out, names, io["target_units"], n, n_samples, spatial,
-        origin=f"drawn by {io['provenance']['run']} ({steps} Heun steps, seed {seed})")
-    sample = field_sampler(model, tile, batch)
-    # samples integrated together: as many as fill one batch of tiles (one at a time for a
-    # field of `batch` tiles or more, so memory stays set by tile and batch)
-    together = max(1, batch // tiles_per_field(model, spatial, tile))
-    with tqdm(total=n * n_samples, desc="samples", disable=not progress) as bar:
-        for i in range(n):
-            z = normalizer.forward_channels(io["input_names"], _read_inputs(source, i))
-            drawn = []
-            for j in range(0, n_samples, together):
-                chosen = list(range(j, min(j + together, n_samples)))
-                noise = sampling.sample_noise(seed, i, (*spatial, model.out_channels), chosen)
-                drawn.extend(normalizer.inverse_channels(
-                    names, sample(z, noise, steps=steps, params=conditions[i])))
-                bar.update(len(chosen))
-            write(i, np.stack(drawn))
-
-
-def _read_inputs(source: FieldSource, i: int) -> np.ndarray:
-    return np.concatenate([source.read_sample(f, i) for f in source.inputs], axis=-1)
-
-
-def _conditions(names: list[str], given: dict[str, float] | None, source: FieldSource,
-                normalizer: Normalizer) -> list[np.ndarray | None]:
-    """Per sample, the standardized parameters a conditioned run needs (None each for an
-    unconditioned run); a parameter neither given nor in the file is a one-line error."""
-    n = source.num_samples
-    if not names:
-        if given:
-            raise FieldnetError(f"--params given, but the run is not conditioned on any "
-                                f"(got {sorted(given)})")
-        return [None] * n
-    given = dict(given or {})
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise FieldnetError(f"--params {unknown}: the run is conditioned on {names} only")
-    in_file = {name: j for j, name in enumerate(source.param_names)}
-    missing = [name for name in names if name not in given and name not in in_file]
-    if missing:
-        raise FieldnetError(f"the run is conditioned on {names}; {missing} missing: pass "
-                            f"--params {missing[0]}=VALUE,... or use a file whose /params "
-                            "has them")
-    values = np.empty((n, len(names)), np.float64)
-    for j, name in enumerate(names):
-        values[:, j] = given[name] if name in given else source.params[:, in_file[name]]
-    return list(normalizer.forward_params(names, values))
-

@@ -1,6 +1,7 @@
 """`FieldModel`: the interface of a model that maps a field to a field on the same grid.
 
-It is what `fieldnet.receptive_field`, tiled inference and training read off a model.
+It is what `fieldnet.receptive_field`, tiled inference, sampling and training read off a
+model, conditioning included: nothing else is read off it.
 It lives here, below `fieldnet.models` and `fieldnet.receptive`, so that both can name it;
 use it as `fieldnet.models.FieldModel`.
 """
@@ -36,6 +37,12 @@ class FieldModel(Protocol):
         """Channels of the output field (the last axis of the output)."""
 
     @property
+    def cond_dim(self) -> int:
+        """Length of the conditioning vector it takes (standardized simulation parameters,
+        and a flow run's time features); 0 for a model that takes none, which is then
+        called without one."""
+
+    @property
     def stride(self) -> int:
         """Total downsampling factor (1 for a model that does not downsample): spatial sizes
         must be multiples of it, and with periodic padding the model commutes with periodic
@@ -51,9 +58,9 @@ class FieldModel(Protocol):
         (inclusive) depend on; may reach below 0 or past the size, where the padding wraps.
         `receptive_field` composes the halo from it."""
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps x of shape (batch, *spatial, in_channels) to (batch, *spatial,
-        out_channels)."""
+    def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
+        """Maps x of shape (batch, *spatial, in_channels), with cond of shape (batch,
+        cond_dim) when `cond_dim > 0` (else None), to (batch, *spatial, out_channels)."""
 
 
 def missing_members(model) -> list[str]:

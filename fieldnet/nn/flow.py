@@ -16,13 +16,15 @@ conditioning vector is the standardized simulation parameters followed by `TIME_
 sin/cos features of t (`velocity_cond`), so time enters through the same FiLM layers as the
 parameters. FiLM is the same at every pixel, so the velocity network keeps the U-Net's
 exact translation and dihedral equivariance, and with it the samples do in distribution.
+
+`fieldnet.objectives` puts these pieces together as the "flow" objective (its network, loss,
+sampling and evaluation).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-OBJECTIVES = ("regression", "flow")
 # Angular frequencies pi * f of the time features: the slowest is half a period over [0, 1],
 # so cos(pi t) alone orders all times; faster ones resolve the ends of the path.
 TIME_FREQUENCIES = (1, 2, 4, 8)

@@ -10,7 +10,7 @@ import numpy as np
 
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError
-from notebooks.lib.samples import open_run_dataset
+from notebooks.lib.runs import ROOT
 
 # Recomputed test metrics that differ from eval.json by more than this (relative) mean
 # the checkpoint or the data changed since the run was evaluated.
@@ -23,17 +23,16 @@ SAME_TRUTH_ATOL = 1e-4
 
 
 def held_out(workdir):
-    """`fieldnet.eval.held_out.held_out` of the run's best checkpoint on its test split: the same
-    predictions, baseline fit and metrics as its eval.json. A generative run's samples are
-    those its evaluation drew and kept (test_samples.h5), read back, not drawn again."""
-    from fieldnet.eval import held_out as evaluate
-    from fieldnet.eval.inference import load_run
+    """The run's objective's evaluation (`Objective.evaluate`) of its best checkpoint on its
+    test split: the same predictions, baseline fit and metrics as its eval.json. A
+    generative run's samples are those its evaluation drew and kept (test_samples.h5), read
+    back, not drawn again."""
+    from fieldnet.inference import open_run
 
-    model, _, io = load_run(workdir)
-    with open_run_dataset(workdir) as ds:
-        samples = (evaluate.read_test_samples(rundir.test_samples(workdir), ds)
-                   if io["objective"] == "flow" else None)
-        return evaluate.held_out(model, ds, rundir.read_config(workdir), samples)
+    run = open_run(workdir)
+    with run.dataset(data_root=ROOT) as ds:
+        return run.objective.evaluate(run.model, ds, run.config,
+                                      run.objective.saved_samples(workdir, ds))
 
 
 def check_against_eval(summary: dict, evaluation: dict,

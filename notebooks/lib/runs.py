@@ -59,6 +59,13 @@ def _own_run(kind: str, quick: bool, config: ml_collections.ConfigDict,
     return workdir
 
 
+def _objective(workdir: Path):
+    """The objective of the run in `workdir` (`fieldnet.objectives`)."""
+    from fieldnet import objectives
+
+    return objectives.of(rundir.read_config(workdir).model)
+
+
 # What a given density (or flow) run's workdir must hold for the notebooks.
 FIELD_RUN_FILES = (rundir.CONFIG, rundir.EVAL, rundir.NORMALIZER, rundir.MODEL_IO)
 
@@ -68,13 +75,12 @@ def density_run(workdir=None, quick: bool = True) -> Path:
     regression"), else a density -> temperature run of `get_config("quick")` (or of the CPU
     default) made here, in runs/notebooks/, and reused once finished."""
     if workdir is not None:
-        from fieldnet import models
-
         workdir = rundir.require(at_root(workdir), *FIELD_RUN_FILES)
-        if models.objective_of(rundir.read_config(workdir).model) == "flow":
-            raise FieldnetError(f"{workdir}: a generative run (model.objective='flow'); pass "
-                                "it as the flow run (--flow-workdir) and a regression run "
-                                "as the density run")
+        objective = _objective(workdir)
+        if objective.generative:
+            raise FieldnetError(f"{workdir}: a {objective.kind} run (model.objective="
+                                f"{objective.name!r}); pass it as the flow run (--flow-workdir) "
+                                "and a regression run as the density run")
         return workdir
     from experiments.configs import density_to_temp
     from experiments.studies import density_to_temp as study
@@ -90,13 +96,11 @@ def flow_run(workdir=None, quick: bool = True) -> Path:
     read the data of `density_run`'s, so a made flow run and a made density run show the
     same test maps."""
     if workdir is not None:
-        from fieldnet import models
-
         workdir = rundir.require(at_root(workdir), *FIELD_RUN_FILES)
-        objective = models.objective_of(rundir.read_config(workdir).model)
-        if objective != "flow":
-            raise FieldnetError(f"{workdir}: a {objective} run; the samples figures need a "
-                                "generative run (model.objective='flow')")
+        objective = _objective(workdir)
+        if not objective.generative:
+            raise FieldnetError(f"{workdir}: a {objective.name} run; the samples figures need "
+                                "a generative run (model.objective='flow')")
         if not rundir.test_samples(workdir).exists():
             raise FieldnetError(f"{workdir}: no {rundir.TEST_SAMPLES} (evaluated before the "
                                 "test samples were kept); rerun its command to evaluate it "

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from fieldnet import rundir
-from notebooks.lib.runs import at_root
+from notebooks.lib.runs import ROOT
 
 
 def open_run_dataset(workdir):
     """The run's dataset, with the normalizer the run saved (never refitted); a relative
-    data path is taken in the repository root, as the run's command took it."""
-    from fieldnet import data
-    from fieldnet.data.transforms import Normalizer
+    data path is taken in the repository root, as the run's command took it
+    (`fieldnet.inference.open_dataset`)."""
+    from fieldnet.inference import open_dataset
 
-    config = rundir.read_config(workdir)
-    config.data.path = str(at_root(config.data.path))
-    return data.FieldDataset(config.data, normalizer=Normalizer.load(rundir.normalizer(workdir)))
+    return open_dataset(workdir, data_root=ROOT)
 
 
 def training_maps(ds, max_samples: int = 64) -> dict:

@@ -1,0 +1,452 @@
+"""Objectives: what a run's network learns, and so how it is sized, trained, applied to a
+file and evaluated. `config.model.objective` names one, and nothing else in the library asks
+which one it is:
+
+    objective = objectives.of(config.model)           # "regression" (default) or "flow"
+    objectives.check_config(config)                   # the keys it needs, in one line
+    model = objectives.build(config.model, rngs=..., in_channels=1, out_channels=1, ndim=2)
+    loss_fn = objective.loss(config.train)
+    h = objective.evaluate(model, ds, config)          # eval.json's "test" block: h.summary
+
+- `"regression"`: the network predicts the target (`train.loss` any registered loss that no
+  other objective claims, "mse" by default); its prediction of a map is one forward pass.
+- `"flow"`: the network is the velocity of a conditional flow-matching model
+  (`fieldnet.nn.flow`), trained by `train.loss = "flow_matching"`; its prediction of a map
+  is samples drawn by Heun steps, and the mean of those samples, and its evaluation adds
+  the "samples" statistics.
+
+Adding an objective is one class with the decorator, whose methods override those of
+`Objective` that differ:
+
+    @register_objective("my_objective")
+    class MyObjective(Objective):
+        ...
+
+and `config.model.objective = "my_objective"` selects it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from fieldnet import models, rundir
+from fieldnet.data import h5format
+from fieldnet.errors import FieldnetError
+from fieldnet.eval import held_out, sampling, statistics
+from fieldnet.eval.inference import field_predictor, field_sampler, tiles_per_field
+from fieldnet.nn import flow
+from fieldnet.registry import Registry
+from fieldnet.train import losses
+
+DEFAULT = "regression"
+
+
+class Objective:
+    """What a run's network learns. The base class is a network that predicts the target
+    with the loss `train.loss` names; a subclass overrides what differs.
+
+    Attributes:
+        name: The `model.objective` it is registered as (set by `register_objective`).
+        kind: What its runs are called in messages ("regression", "generative").
+        generative: Whether it draws samples (several per map) instead of predicting one
+            field per map.
+        losses: The `train.loss` values it trains with, and that only it may use; empty for
+            any registered loss that no other objective claims.
+        statistics: Registered statistics (`fieldnet.eval.statistics`) its evaluation adds
+            to `eval.statistics`, and that only its runs may select.
+    """
+
+    name: str = ""
+    kind: str = "regression"
+    generative: bool = False
+    losses: tuple[str, ...] = ()
+    statistics: tuple[str, ...] = ()
+
+    def check_config(self, config: ml_collections.ConfigDict) -> None:
+        """Checks the keys of a study config that the objective needs (`check_config` has
+        already refused a loss or statistic that another objective claims).
+
+        Args:
+            config: The study's config (`model`, `train`, `eval`).
+
+        Raises:
+            FieldnetError: One line naming the key.
+        """
+        loss = config.train.loss
+        if self.losses and loss not in self.losses:
+            raise FieldnetError(f"model.objective={self.name!r} trains with train.loss="
+                                f"{' or '.join(map(repr, self.losses))}, got {loss!r}")
+
+    def network_io(self, in_channels: int, out_channels: int, cond_dim: int) -> dict[str, int]:
+        """The network's channel counts and cond_dim for a task that maps `in_channels` to
+        `out_channels`, conditioned on `cond_dim` parameters.
+
+        Args:
+            in_channels: Channels of the task's input.
+            out_channels: Channels of the task's target.
+            cond_dim: Number of simulation parameters the task is conditioned on (0: none).
+
+        Returns:
+            {"in_channels", "out_channels", "cond_dim"} of the network: the task's own here.
+        """
+        return {"in_channels": in_channels, "out_channels": out_channels, "cond_dim": cond_dim}
+
+    def check_model(self, model_config: ml_collections.ConfigDict) -> None:
+        """Refuses a model config the objective cannot train (any, here).
+
+        Args:
+            model_config: `config.model`.
+
+        Raises:
+            ValueError: One line naming the key.
+        """
+
+    def loss(self, train_config: ml_collections.ConfigDict) -> losses.LossFn:
+        """The training loss: the registered one that `train.loss` names (which
+        `check_config` has matched with the objective).
+
+        Args:
+            train_config: `config.train`.
+
+        Returns:
+            `loss(model, batch)`.
+        """
+        return losses.get_loss(train_config.loss)
+
+    def predict_test(self, model: nnx.Module, test: dict, config: ml_collections.ConfigDict,
+                     samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The prediction of every map of a test split, normalized: one forward pass each.
+
+        Args:
+            model: The run's network.
+            test: The test split, `ds.read("test")`.
+            config: The run's config (`eval.batch_size` is read).
+            samples: Samples kept from an earlier evaluation (generative objectives only).
+
+        Returns:
+            (prediction (N, *spatial, C), samples (N, S, *spatial, C) or None).
+
+        Raises:
+            FieldnetError: If samples are given.
+        """
+        if samples is not None:
+            raise FieldnetError(f"samples given, but the run is a {self.kind} run "
+                                f"(model.objective={self.name!r})")
+        return held_out.predict_stack(model, test["x"], config.eval.batch_size,
+                                      test["cond"]), None
+
+    def evaluate(self, model: nnx.Module, ds, config: ml_collections.ConfigDict,
+                 samples: np.ndarray | None = None) -> held_out.HeldOut:
+        """The run's predictions of its test split beside the local baseline's, and their
+        statistics (`held_out.score`): `h.summary` is eval.json's "test" block.
+
+        Args:
+            model: The run's network.
+            ds: The run's dataset.
+            config: The run's config.
+            samples: A generative run's samples (N, S, *spatial, C), normalized, kept from
+                its evaluation (`saved_samples`), evaluated instead of drawing new ones.
+
+        Returns:
+            The `HeldOut` of the test split.
+        """
+        test = ds.read("test")
+        pred, samples = self.predict_test(model, test, config, samples)
+        return held_out.score(ds, config, test, pred, samples, self.statistics)
+
+    def save_evaluation(self, workdir: str | Path, h: held_out.HeldOut, ds,
+                        config: ml_collections.ConfigDict) -> None:
+        """Keeps in the workdir what evaluating the run again needs besides its checkpoint
+        (nothing, here).
+
+        Args:
+            workdir: The run's folder.
+            h: Its evaluation (`evaluate`).
+            ds: Its dataset.
+            config: Its config.
+        """
+
+    def saved_samples(self, workdir: str | Path, ds) -> np.ndarray | None:
+        """What `save_evaluation` kept, for `evaluate(..., samples=)`: None here.
+
+        Args:
+            workdir: The run's folder.
+            ds: Its dataset, opened with its normalizer.
+
+        Returns:
+            The kept samples, normalized, or None.
+        """
+        return None
+
+    def check_file_request(self, workdir, samples, named: Callable[[str], str]) -> None:
+        """Checks the arguments of a file prediction (`fieldnet.inference.predict_file`)
+        that depend on the objective: `samples` is refused here.
+
+        Args:
+            workdir: The run's folder, for messages.
+            samples: The samples asked for per map, or None.
+            named: How a message names an argument of `predict_file` (a command line
+                names its flags).
+
+        Raises:
+            FieldnetError: One line naming the argument.
+        """
+        if samples is not None:
+            raise FieldnetError(f"{named('samples')}: {workdir} is a {self.kind} run "
+                                f"(model.objective={self.name!r}); it predicts one field per "
+                                "map, not samples")
+
+    def write_file(self, out, run, source, conditions: Sequence, *, tile: int, batch: int,
+                   samples: int | None, steps: int | None, seed: int, progress: bool) -> None:
+        """Writes the prediction of every map of `source` into the open output file `out`:
+        /fields/<target> (maps, *spatial), physical units.
+
+        Args:
+            out: The output file, open for writing (`h5format.create`).
+            run: The trained run (`fieldnet.inference.open_run`).
+            source: The input `FieldSource`.
+            conditions: Per map, the standardized parameters of a conditioned run, or None.
+            tile: Tile core size in pixels (`predict_field`).
+            batch: Tiles per forward pass.
+            samples: Unused here.
+            steps: Unused here.
+            seed: Unused here.
+            progress: Show progress bars.
+        """
+        n, spatial = source.num_samples, source.spatial_shape
+        names = run.io["target_names"]
+        outputs = [h5format.add_field(out, name, (n, *spatial), units=run.io["target_units"][k],
+                                      description=f"predicted by {run.provenance['run']}")
+                   for k, name in enumerate(names)]
+        predict = field_predictor(run.model, tile, batch)
+        for i in tqdm(range(n), desc="maps", disable=not progress or n == 1):
+            z = run.normalizer.forward_channels(run.io["input_names"], read_inputs(source, i))
+            y = run.normalizer.inverse_channels(names, predict(z, conditions[i],
+                                                               progress and n == 1))
+            for k, dataset in enumerate(outputs):
+                dataset[i] = y[..., k]
+
+
+OBJECTIVES: Registry[type[Objective]] = Registry("objective", "model.objective")
+
+
+def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
+    """Class decorator that registers an `Objective` subclass as `model.objective = name`.
+
+    Args:
+        name: The name a config gives to choose it.
+
+    Returns:
+        The decorator; it sets the class's `name` and returns the class.
+
+    Raises:
+        ValueError: (when decorating) If `name` is already registered.
+    """
+
+    def register(cls: type[Objective]) -> type[Objective]:
+        cls.name = name
+        return OBJECTIVES.register(name)(cls)
+
+    return register
+
+
+def of(model_config: ml_collections.ConfigDict) -> Objective:
+    """The objective that `model_config.objective` names (absent: "regression").
+
+    Args:
+        model_config: `config.model`.
+
+    Returns:
+        The objective.
+
+    Raises:
+        FieldnetError: (a ValueError) If no objective is registered under that name; the
+            one line lists the registered ones.
+
+    Examples:
+        >>> import ml_collections
+        >>> from fieldnet import objectives
+        >>> objectives.of(ml_collections.ConfigDict({"objective": "flow"})).generative
+        True
+    """
+    name = model_config.get("objective", DEFAULT)
+    if name not in OBJECTIVES.names():
+        raise FieldnetError(f"model.objective must be one of {tuple(OBJECTIVES.names())}, got "
+                            f"{name!r}")
+    return OBJECTIVES.get(name)()
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Checks `model.objective` and the keys it needs, in one line: a `train.loss` or an
+    `eval.statistics` entry that another objective claims is refused with the objective to
+    set, then the objective checks its own keys (`Objective.check_config`).
+
+    Args:
+        config: A study's config (`model`, `train`, `eval`).
+
+    Raises:
+        FieldnetError: One line naming the key.
+    """
+    objective = of(config.model)
+    loss = config.train.loss
+    chosen = statistics.selected(config.eval.get("statistics", ""))
+    for name in OBJECTIVES.names():
+        if name == objective.name:
+            continue
+        other = OBJECTIVES.get(name)
+        if loss in other.losses:
+            raise FieldnetError(f"train.loss={loss!r} trains a {other.kind} model; set "
+                                f"model.objective={name!r}")
+        claimed = [s for s in other.statistics if s in chosen and s not in objective.statistics]
+        if claimed:
+            raise FieldnetError(f"eval.statistics: {claimed[0]!r} is computed for {other.kind} "
+                                f"runs (model.objective={name!r}) only")
+    objective.check_config(config)
+
+
+def build(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, in_channels: int,
+          out_channels: int, ndim: int, cond_dim: int = 0) -> nnx.Module:
+    """A run's network: `models.build` of `model_config`, sized by the objective for the
+    task (`Objective.network_io`).
+
+    Args:
+        model_config: `config.model`.
+        rngs: Random streams for the weights.
+        in_channels: Channels of the task's input.
+        out_channels: Channels of the task's target.
+        ndim: Number of spatial axes.
+        cond_dim: Number of simulation parameters the task is conditioned on.
+
+    Returns:
+        The network.
+
+    Raises:
+        ValueError: On an unknown objective, a model the objective cannot train, or what
+            `models.build` refuses.
+    """
+    objective = of(model_config)
+    objective.check_model(model_config)
+    return models.build(model_config, rngs=rngs, ndim=ndim,
+                        **objective.network_io(in_channels, out_channels, cond_dim))
+
+
+def read_inputs(source, i: int) -> np.ndarray:
+    """The input fields of map `i` of a `FieldSource`, concatenated on the channel axis."""
+    return np.concatenate([source.read_sample(f, i) for f in source.inputs], axis=-1)
+
+
+@register_objective("regression")
+class Regression(Objective):
+    """The network predicts the target (see `Objective`)."""
+
+
+@register_objective("flow")
+class Flow(Objective):
+    """Conditional flow matching (`fieldnet.nn.flow`): the network is the velocity of the
+    straight path from noise to the target, trained by `train.loss = "flow_matching"`; a
+    map's prediction is `eval.n_samples` samples (each `eval.sample_steps` Heun steps) and
+    their mean, and the "samples" statistics score them. Drawing them costs minutes on a
+    CPU, so a run keeps its test samples (the workdir's test_samples.h5), from which it is
+    evaluated again without drawing them."""
+
+    kind = "generative"
+    generative = True
+    losses = ("flow_matching",)
+    statistics = ("samples",)
+
+    def check_config(self, config: ml_collections.ConfigDict) -> None:
+        super().check_config(config)
+        try:
+            self.check_model(config.model)
+        except ValueError as err:
+            raise FieldnetError(str(err)) from None
+        e = config.eval
+        for key, least in (("n_samples", 2), ("sample_steps", 1)):
+            value = e.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise FieldnetError(f"eval.{key} must be an integer ≥ {least} for "
+                                    f"model.objective='flow', got {value!r}")
+
+    def check_model(self, model_config: ml_collections.ConfigDict) -> None:
+        if model_config.get("name", "unet") != "unet" or model_config.get("global_residual"):
+            raise ValueError("model.objective='flow' needs model.name='unet' without "
+                             "global_residual (its input is the density and the state)")
+
+    def network_io(self, in_channels: int, out_channels: int, cond_dim: int) -> dict[str, int]:
+        return flow.network_io(in_channels, out_channels, cond_dim)
+
+    def predict_test(self, model, test, config, samples=None):
+        if samples is None:
+            samples = self.sample_test(model, test, config)
+        else:
+            samples = held_out.check_samples(samples, test)
+        return samples.mean(axis=1), samples
+
+    def sample_test(self, model: nnx.Module, test: dict,
+                    config: ml_collections.ConfigDict) -> np.ndarray:
+        """`config.eval.n_samples` samples (N, S, *spatial, C) of each test map (normalized),
+        map i's noise drawn as `sampling.sample_noise(config.seed, i, ...)`.
+
+        Args:
+            model: The velocity network.
+            test: The test split, `ds.read("test")`.
+            config: The run's config.
+
+        Returns:
+            The samples.
+        """
+        x, e = test["x"], config.eval
+        shape = (*x.shape[1:-1], model.out_channels)
+        noise = np.stack([sampling.sample_noise(config.seed, i, shape, e.n_samples)
+                          for i in range(len(x))])
+        return sampling.sample_stack(model, x, noise, steps=e.sample_steps, cond=test["cond"],
+                                     batch_size=e.batch_size, progress=config.train.progress)
+
+    def save_evaluation(self, workdir, h, ds, config) -> None:
+        held_out.write_test_samples(rundir.test_samples(workdir), h, ds, config)
+
+    def saved_samples(self, workdir, ds) -> np.ndarray:
+        return held_out.read_test_samples(rundir.test_samples(workdir), ds)
+
+    def check_file_request(self, workdir, samples, named) -> None:
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise FieldnetError(f"{workdir} is a {self.kind} run (model.objective="
+                                f"{self.name!r}): pass {named('samples')} N (a positive "
+                                f"integer), got {samples!r}")
+
+    def write_file(self, out, run, source, conditions, *, tile, batch, samples, steps, seed,
+                   progress) -> None:
+        """Writes `samples` samples of every map of `source` (`steps` Heun steps, None for
+        the run's eval.sample_steps; the noise of sample j of map i from
+        `sampling.sample_noise(seed, i, ...)`, whole-field, with tiled network evaluations):
+        samples/<target> (maps, samples, *spatial) with their mean/<target> and std/<target>
+        (maps, *spatial), physical units."""
+        steps = run.config.eval.sample_steps if steps is None else steps
+        n, spatial = source.num_samples, source.spatial_shape
+        names = run.io["target_names"]
+        write = h5format.add_samples(
+            out, names, run.io["target_units"], n, samples, spatial,
+            origin=f"drawn by {run.provenance['run']} ({steps} Heun steps, seed {seed})")
+        sample = field_sampler(run.model, tile, batch)
+        # samples integrated together: as many as fill one batch of tiles (one at a time for
+        # a field of `batch` tiles or more, so memory stays set by tile and batch)
+        together = max(1, batch // tiles_per_field(run.model, spatial, tile))
+        with tqdm(total=n * samples, desc="samples", disable=not progress) as bar:
+            for i in range(n):
+                z = run.normalizer.forward_channels(run.io["input_names"],
+                                                    read_inputs(source, i))
+                drawn = []
+                for j in range(0, samples, together):
+                    chosen = list(range(j, min(j + together, samples)))
+                    noise = sampling.sample_noise(seed, i, (*spatial, run.model.out_channels),
+                                                  chosen)
+                    drawn.extend(run.normalizer.inverse_channels(
+                        names, sample(z, noise, steps=steps, params=conditions[i])))
+                    bar.update(len(chosen))
+                write(i, np.stack(drawn))
