@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -439,6 +440,37 @@ def test_bad_train_config_fails_at_start(tmp_path):
     train_cfg.batch_size = 0
     with pytest.raises(FieldnetError, match="batch_size must be positive"):
         train.check_config(train_cfg)
+
+
+def test_cadence_reads_back_on_log_eval_and_save_steps_only(tmp_path):
+    _, cfg = train_worker.config(tmp_path, 12, 3e-3)
+    cfg.log_every, cfg.eval_every, cfg.checkpoint_every = 4, 6, 5
+    cadence = train.Cadence.of(cfg)
+    steps = range(1, 13)
+    assert [d for d in steps if cadence.evaluate(d)] == [6, 12]
+    assert [d for d in steps if cadence.log(d)] == [4, 6, 8, 12]
+    assert [d for d in steps if cadence.save(d)] == [5, 10, 12]
+
+
+def test_setup_training_steps_a_batch_without_touching_the_model(tmp_path):
+    """The set-up `fit` trains with, alone: its steps (the first at learning rate 0, in the
+    warmup) move its state, not the model's, and add their losses to the window."""
+    ds, cfg, batches, _ = small_run(tmp_path, 4)
+    model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
+    before = [np.asarray(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))]
+    setup = train.setup_training(model, cfg)
+    state, window, losses = setup.state, setup.empty_window(), []
+    for step, batch in zip(range(2), batches(0), strict=False):
+        state, window, loss, _ = setup.steps.train(state, setup.global_batch(batch), window,
+                                                   step)
+        losses.append(float(loss))
+    ds.close()
+    assert int(window["steps"]) == 2 and int(window["first_bad"]) == -1
+    np.testing.assert_allclose(float(window["loss_sum"]), sum(losses), rtol=1e-6)
+    after = jax.tree.leaves(state["params"])
+    assert any(not np.array_equal(np.asarray(a), b) for a, b in zip(after, before, strict=True))
+    now = jax.tree.leaves(nnx.state(model, nnx.Param))
+    assert all(np.array_equal(np.asarray(a), b) for a, b in zip(now, before, strict=True))
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ threefry's partitionable draws, the same numbers on any number of devices).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -205,6 +206,43 @@ def split_model(model: nnx.Module):
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     return graphdef, eval_graphdef, {"params": params, "rest": rest}
 
+@dataclass
+class TrainingSetup:
+    """What `fit` trains with, made by `setup_training`: the jitted steps, the initial
+    state (parameters, the other model variables and the optimizer state, replicated over
+    the devices), the learning-rate schedule, and the shardings of batches and state."""
+
+    steps: StepFunctions
+    state: dict
+    schedule: optax.Schedule
+    batch_sharding: NamedSharding
+    replicated: NamedSharding
+
+    def global_batch(self, local: Batch) -> dict[str, jax.Array]:
+        """This process's slice of a batch as global arrays, sharded along the batch."""
+        return global_batch(local, self.batch_sharding)
+
+    def empty_window(self) -> dict[str, jax.Array]:
+        """An empty loss window (`empty_window`) on the devices, for the training step."""
+        return jax.device_put(empty_window(), self.replicated)
+
+
+def setup_training(model: nnx.Module, config: ml_collections.ConfigDict,
+                   loss_fn: LossFn | None = None, seed: int = 0) -> TrainingSetup:
+    """Splits `model` once and builds what trains it under the train config `config`:
+    AdamW on the schedule (`optimizer`), the step functions for `loss_fn` (else the
+    registered loss `config.loss` names; its noise keys come from `seed`), on a mesh of
+    every device (`data_mesh`). The model itself is left as it is."""
+    loss_fn = loss_fn or get_loss(config.loss)
+    batch_sharding, replicated = data_mesh()
+    graphdef, eval_graphdef, state = split_model(model)
+    tx = optimizer(config)
+    state["opt_state"] = tx.init(state["params"])
+    steps = step_functions(graphdef, eval_graphdef, tx, loss_fn, replicated, seed)
+    return TrainingSetup(steps, jax.device_put(state, replicated), learning_rate_schedule(config),
+                         batch_sharding, replicated)
+
+
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[list[int]]:
@@ -269,6 +307,115 @@ class TrainResult:
     best_val_loss: float
 
 
+@dataclass(frozen=True)
+class Cadence:
+    """Which completed steps (`done`, counted from 1) the host acts on: it validates every
+    `eval_every` steps and at the last, logs those and every `log_every`, and saves every
+    `checkpoint_every` steps and at the last."""
+
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+    num_steps: int
+
+    @classmethod
+    def of(cls, config: ml_collections.ConfigDict) -> Cadence:
+        """The cadence of a train config."""
+        return cls(config.log_every, config.eval_every, config.checkpoint_every,
+                   config.num_steps)
+
+    def evaluate(self, done: int) -> bool:
+        return done % self.eval_every == 0 or done == self.num_steps
+
+    def log(self, done: int) -> bool:
+        return self.evaluate(done) or done % self.log_every == 0
+
+    def save(self, done: int) -> bool:
+        return done % self.checkpoint_every == 0 or done == self.num_steps
+
+
+class LossWindow:
+    """The training losses since the last log point: summed on the device by the step
+    (`empty_window`) and read back, and checked for NaN/Inf, only when the host needs them.
+
+    Attributes:
+        device: the window the next step adds its loss to.
+        first: the first step (counted from 1) the window holds.
+        started: `time.perf_counter()` when the window was emptied, for the sample rate.
+    """
+
+    def __init__(self, setup: TrainingSetup, first: int):
+        self._empty = setup.empty_window()
+        self.restart(first)
+
+    def restart(self, first: int) -> None:
+        """Empties the window; its next loss is that of step `first`."""
+        self.device, self.first, self.started = self._empty, first, time.perf_counter()
+
+    def read(self, last: int, checkpoints: Checkpoints) -> dict:
+        """The window of steps first..last read back to the host.
+
+        Raises:
+            TrainingDiverged: one of those losses was not finite; it is called before
+                anything is saved, so the last good checkpoint stays intact.
+        """
+        seen = jax.device_get(self.device)
+        if seen["first_bad"] >= 0:
+            raise TrainingDiverged(
+                f"loss is {float(seen['bad_loss'])} at step {self.first + int(seen['first_bad'])}"
+                f" (the first non-finite of steps {self.first}-{last}, read back together); "
+                f"stopped without saving, the last good checkpoint (step "
+                f"{checkpoints.latest_step()}) is intact in {checkpoints.directory}; lower "
+                f"train.learning_rate or check the data")
+        return seen
+
+
+class TrainLogger:
+    """Where `fit` reports: metrics.jsonl and TensorBoard (`MetricsLog`, by process 0 only)
+    and the progress bar (with train.progress, by process 0 only)."""
+
+    def __init__(self, workdir: Path, config: ml_collections.ConfigDict,
+                 schedule: optax.Schedule, start: int):
+        is_main = jax.process_index() == 0
+        self.batch_size, self.schedule = config.batch_size, schedule
+        self.metrics = MetricsLog(workdir, enabled=is_main, start=start)
+        self.bar = tqdm(total=config.num_steps, initial=start, desc="train", unit="step",
+                        disable=not (config.progress and is_main), dynamic_ncols=True)
+
+    def write(self, done: int, window: LossWindow, seen: dict, grad_norm: jax.Array,
+              val_loss: float | None) -> None:
+        """One record of step `done`: the mean training loss of the window read back as
+        `seen`, the last gradient norm, the learning rate, samples/s, and the validation
+        loss when there is one."""
+        n = int(seen["steps"])
+        train_loss = float(seen["loss_sum"]) / n
+        rate = n * self.batch_size / max(time.perf_counter() - window.started, 1e-9)
+        extra = {} if val_loss is None else {"val_loss": val_loss}
+        self.metrics.write(done, train_loss=train_loss, grad_norm=grad_norm,
+                           learning_rate=self.schedule(done), samples_per_s=rate, **extra)
+        self.bar.set_postfix(loss=f"{train_loss:.4f}", samples_s=f"{rate:.1f}",
+                             **({} if val_loss is None else {"val": f"{val_loss:.4f}"}))
+
+
+def resume(checkpoints: Checkpoints, state: dict) -> tuple[int, dict]:
+    """(step, state) of the latest checkpoint, restored into the structure of `state`, or
+    (0, `state`) when there is none; the checkpoints are closed if restoring fails."""
+    start = checkpoints.latest_step() or 0
+    if not start:
+        return 0, state
+    try:
+        return start, checkpoints.restore(state, start)
+    except BaseException:
+        checkpoints.close()
+        raise
+
+
+def validate(setup: TrainingSetup, state: dict, val: list[dict[str, jax.Array]]) -> float:
+    """The mean validation loss of `state` over the (global) batches `val`, read back once."""
+    losses = jax.device_get([setup.steps.evaluate(state, b, i) for i, b in enumerate(val)])
+    return float(np.mean([float(v) for v in losses]))
+
+
 def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
         val_batches: list[Batch], config: ml_collections.ConfigDict, workdir: str | Path,
         loss_fn: LossFn | None = None, seed: int = 0) -> TrainResult:
@@ -281,103 +428,83 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
     `loss_key(seed, ...)` of the step or validation batch.
     """
     check_config(config)
-    loss_fn = loss_fn or get_loss(config.loss)
     workdir = Path(workdir)
-    batch_sharding, replicated = data_mesh()
-    graphdef, eval_graphdef, state = split_model(model)
-    tx = optimizer(config)
-    schedule = learning_rate_schedule(config)
-    state["opt_state"] = tx.init(state["params"])
-    state = jax.device_put(state, replicated)
-    steps = step_functions(graphdef, eval_graphdef, tx, loss_fn, replicated, seed)
-    ckpts = Checkpoints(rundir.checkpoints(workdir), config.keep_checkpoints)
-    is_main = jax.process_index() == 0
-    start = ckpts.latest_step() or 0
-    if start:
-        try:
-            state = ckpts.restore(state, start)
-        except BaseException:
-            ckpts.close()
-            raise
-    log = MetricsLog(workdir, enabled=is_main, start=start)
-    val = [global_batch(b, batch_sharding) for b in val_batches]
-
-    def validate(state) -> float:
-        losses = jax.device_get([steps.evaluate(state, b, i)  # one read-back
-                                 for i, b in enumerate(val)])
-        return float(np.mean([float(v) for v in losses]))
-
-    def check_finite(window: dict, first: int, last: int) -> None:
-        """Raises TrainingDiverged if a loss of steps first..last (read back as `window`)
-        was not finite; called before anything is saved."""
-        if window["first_bad"] >= 0:
-            raise TrainingDiverged(
-                f"loss is {float(window['bad_loss'])} at step {first + int(window['first_bad'])} "
-                f"(the first non-finite of steps {first}-{last}, read back together); stopped "
-                f"without saving, the last good checkpoint (step {ckpts.latest_step()}) is "
-                f"intact in {ckpts.directory}; lower train.learning_rate or check the data")
-
-    best_val, loss = math.inf, None
-    empty = jax.device_put(empty_window(), replicated)
-    window, window_first, window_start = empty, start + 1, time.perf_counter()
-    bar = tqdm(total=config.num_steps, initial=start, desc="train", unit="step",
-               disable=not (config.progress and is_main), dynamic_ncols=True)
-    batches = train_batches(start)
+    setup = setup_training(model, config, loss_fn, seed)
+    checkpoints = Checkpoints(rundir.checkpoints(workdir), config.keep_checkpoints)
+    start, state = resume(checkpoints, setup.state)
+    log = TrainLogger(workdir, config, setup.schedule, start)
+    batches = None
     try:
-        with stop_signals() as received:
-            step = start
-            for step, local in zip(range(start, config.num_steps), batches, strict=False):
-                state, window, loss, grad_norm = steps.train(
-                    state, global_batch(local, batch_sharding), window, step)
-                done = step + 1
-                bar.update(1)
-                evaluate = done % config.eval_every == 0 or done == config.num_steps
-                log_now = evaluate or done % config.log_every == 0
-                stop = bool(received)  # once per step: a signal arriving later waits a step
-                save = done % config.checkpoint_every == 0 or done == config.num_steps or stop
-                if not (log_now or save):
-                    continue  # nothing on the host needs this step's results yet
-                seen = jax.device_get(window)
-                check_finite(seen, window_first, done)
-                ckpts.check()  # a background save that failed stops the run here
-                val_loss = None
-                if evaluate:
-                    val_loss = validate(state)
-                    best_val = min(best_val, val_loss)
-                if log_now:
-                    n = int(seen["steps"])
-                    train_loss = float(seen["loss_sum"]) / n
-                    rate = n * config.batch_size / max(time.perf_counter() - window_start, 1e-9)
-                    extra = {} if val_loss is None else {"val_loss": val_loss}
-                    log.write(done, train_loss=train_loss, grad_norm=grad_norm,
-                              learning_rate=schedule(done), samples_per_s=rate, **extra)
-                    bar.set_postfix(loss=f"{train_loss:.4f}", samples_s=f"{rate:.1f}",
-                                    **({} if val_loss is None else {"val": f"{val_loss:.4f}"}))
-                    window, window_first, window_start = empty, done + 1, time.perf_counter()
-                if save:
-                    ckpts.save(done, state, val_loss)
-                if stop:
-                    raise TrainingInterrupted(received[0], done)
-            final = step + 1 if config.num_steps > start else start
-            if loss is not None:  # the batches may end between read-backs
-                check_finite(jax.device_get(window), window_first, final)
+        batches = train_batches(start)
+        state, result = train_steps(setup, state, batches, val_batches, config, checkpoints,
+                                    log, start)
     finally:
-        bar.close()
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
-        try:
-            ckpts.wait()
-            best_step = ckpts.latest_step(best=True)  # every save of this run is complete
-        finally:
-            ckpts.close()
-            log.close()
+        best_step = finish(checkpoints, log, batches)
     # fresh device arrays: the host copies device_get returns are read-only, and eager
     # code mutates the model's state in place (a dropout stream's count)
     nnx.update(model, *jax.tree.map(jnp.asarray, jax.device_get([state["params"],
                                                                  state["rest"]])))
+    return dataclasses.replace(result, best_step=best_step)
+
+
+def train_steps(setup: TrainingSetup, state: dict, batches: Iterable[Batch],
+                val_batches: list[Batch], config: ml_collections.ConfigDict,
+                checkpoints: Checkpoints, log: TrainLogger,
+                start: int) -> tuple[dict, TrainResult]:
+    """The loop of `fit`: steps start+1.. until config.num_steps or the end of `batches`.
+
+    The host reads the device back only on the steps its `Cadence` acts on (and before a
+    save on a signal): it checks the losses since the last read-back, validates, logs and
+    saves there. Returns the final state and the result, without its best step.
+    """
+    cadence = Cadence.of(config)
+    window = LossWindow(setup, start + 1)
+    val = [setup.global_batch(b) for b in val_batches]
+    best_val, loss, step = math.inf, None, start
+    with stop_signals() as received:
+        for step, local in zip(range(start, config.num_steps), batches, strict=False):
+            state, window.device, loss, grad_norm = setup.steps.train(
+                state, setup.global_batch(local), window.device, step)
+            done = step + 1
+            log.bar.update(1)
+            stop = bool(received)  # once per step: a signal arriving later waits a step
+            save = cadence.save(done) or stop
+            if not (cadence.log(done) or save):
+                continue  # nothing on the host needs this step's results yet
+            seen = window.read(done, checkpoints)
+            checkpoints.check()  # a background save that failed stops the run here
+            val_loss = None
+            if cadence.evaluate(done):
+                val_loss = validate(setup, state, val)
+                best_val = min(best_val, val_loss)
+            if cadence.log(done):
+                log.write(done, window, seen, grad_norm, val_loss)
+                window.restart(done + 1)
+            if save:
+                checkpoints.save(done, state, val_loss)
+            if stop:
+                raise TrainingInterrupted(received[0], done)
+        final = step + 1 if config.num_steps > start else start
+        if loss is not None:  # the batches may end between read-backs
+            window.read(final, checkpoints)
     last_loss = math.nan if loss is None else float(loss)
-    return TrainResult(final, best_step, last_loss, best_val)
+    return state, TrainResult(final, None, last_loss, best_val)
+
+
+def finish(checkpoints: Checkpoints, log: TrainLogger, batches: Iterable | None) -> int | None:
+    """Closes a run, whether it ended or failed: the progress bar, the batch stream (when
+    it has a `close`), the checkpoints once every save is complete, and the metrics log.
+    Returns the best checkpoint's step (None without one)."""
+    log.bar.close()
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()
+    try:
+        checkpoints.wait()
+        return checkpoints.latest_step(best=True)  # every save of this run is complete
+    finally:
+        checkpoints.close()
+        log.metrics.close()
 
 
 def restore_params(model: nnx.Module, workdir: str | Path, config: ml_collections.ConfigDict,
