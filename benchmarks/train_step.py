@@ -17,7 +17,6 @@ import numpy as np
 from flax import nnx
 
 from fieldnet import cli, models, train
-from fieldnet.train.loop import empty_window
 
 CASES = {"2d64": (2, 64), "2d128": (2, 128), "2d256": (2, 256), "3d32": (3, 32), "3d64": (3, 64)}
 
@@ -28,20 +27,14 @@ def step_runner(model, batch: int, shape, seed: int = 0):
     waiting for the last. The step is compiled here, ahead of time, and `run.compiled` is
     that executable: its `cost_analysis()` is XLA's count of the FLOPs and bytes of one
     step (`benchmarks.roofline`), without a second compilation."""
-    cfg = train.default_config()
-    batch_sharding, replicated = train.data_mesh()
-    graphdef, eval_graphdef, state = train.split_model(model)
-    tx = train.optimizer(cfg)
-    state["opt_state"] = tx.init(state["params"])
-    state = jax.device_put(state, replicated)
-    fns = train.step_functions(graphdef, eval_graphdef, tx, train.get_loss("mse"), replicated)
+    setup = train.setup_training(model, train.default_config(), train.get_loss("mse"))
     rng = np.random.default_rng(seed)
     full = (batch, *shape, 1)
-    b = train.global_batch({"x": rng.normal(size=full).astype(np.float32),
-                            "y": rng.normal(size=full).astype(np.float32)}, batch_sharding)
-    window = jax.device_put(empty_window(), replicated)
-    box = {"state": state}
-    compiled = fns.train.lower(state, b, window, 0).compile()
+    b = setup.global_batch({"x": rng.normal(size=full).astype(np.float32),
+                            "y": rng.normal(size=full).astype(np.float32)})
+    window = setup.empty_window()
+    box = {"state": setup.state}
+    compiled = setup.steps.train.lower(setup.state, b, window, 0).compile()
 
     def run(steps: int) -> None:
         for step in range(steps):
