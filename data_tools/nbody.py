@@ -85,7 +85,7 @@ def linear_density(seed: int, grid: int, box_size: float,
     (Mpc/h)^ndim), float32, deterministic from `seed`.
 
     White noise w (unit variance per cell) has <|FFT(w)|^2> = N_cells; multiplying by
-    sqrt(P(k) / V_cell) gives <|FFT(delta)/N_cells|^2> = P / V, the `fieldnet.spectra`
+    sqrt(P(k) / V_cell) gives <|FFT(delta)/N_cells|^2> = P / V, the `fieldnet.eval.spectra`
     convention. The k = 0 mode is zero (the box has the mean density).
 
     `fixed_amplitude` sets every |FFT(w)|^2 to exactly N_cells and keeps the random phases

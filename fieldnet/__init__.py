@@ -16,14 +16,6 @@ from fieldnet.version import __version__
 _SUBPACKAGES = ("cli", "data", "errors", "eval", "figures", "files", "grid", "inference",
                 "models", "nn", "receptive", "records", "registry", "rundir", "symmetry",
                 "train", "version")
-# Modules that lived at the top level before the library was layered; kept importable as
-# `from fieldnet import <old name>`.
-_MOVED = {"h5format": "fieldnet.data.h5format", "data_source": "fieldnet.data.source",
-          "data_prefetch": "fieldnet.data.prefetch", "transforms": "fieldnet.data.transforms",
-          "checkpoint": "fieldnet.train.checkpoint", "spectra": "fieldnet.eval.spectra",
-          "metrics": "fieldnet.eval.metrics", "baseline": "fieldnet.eval.baseline",
-          "phases": "fieldnet.eval.phases", "report": "fieldnet.figures.report",
-          "phase_figures": "fieldnet.figures.phases"}
 
 
 def __getattr__(name: str):
@@ -33,13 +25,11 @@ def __getattr__(name: str):
         return receptive_field
     if name in _SUBPACKAGES:
         return importlib.import_module(f"fieldnet.{name}")
-    if name in _MOVED:
-        return importlib.import_module(_MOVED[name])
     raise AttributeError(f"module 'fieldnet' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), "receptive_field", *_SUBPACKAGES, *_MOVED])
+    return sorted([*globals(), "receptive_field", *_SUBPACKAGES])
 
 
 __all__ = ["models", "nn", "receptive_field", "symmetry", "__version__"]

@@ -1,4 +1,4 @@
-"""fieldnet.spectra against fields whose spectrum is known analytically.
+"""fieldnet.eval.spectra against fields whose spectrum is known analytically.
 
 Tolerances: a single Fourier mode is exact to float64 round-off; white-noise amplitudes
 are random with sigma_P / P = sqrt(2 / n_modes) per bin, and we allow 5 sigma so that a
