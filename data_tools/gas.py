@@ -42,6 +42,7 @@ import numpy as np
 from data_tools import nbody
 from data_tools.cosmology import BOLTZMANN, PROTON_MASS
 from fieldnet.eval import spectra
+from fieldnet.grid import Grid
 
 MEAN_MOLECULAR_WEIGHT = 0.59  # fully ionized H + He
 # T = KELVIN_PER_KMS2 * sigma_3D^2 / 3 for sigma in km/s: mu m_p (1e3 m/s)^2 / k_B
@@ -65,7 +66,7 @@ class GasParams:
 def smooth(field, box_size: float, scale: float) -> jnp.ndarray:
     """Gaussian smoothing exp(-k^2 scale^2 / 2) of a periodic grid (*spatial)."""
     field = jnp.asarray(field, jnp.float32)
-    kmag = spectra.wavenumber(field.shape, box_size)
+    kmag = spectra.wavenumber(Grid.box(field.shape, box_size))
     kernel = jnp.asarray(np.exp(-0.5 * (kmag * scale) ** 2), jnp.float32)
     return jnp.fft.irfftn(jnp.fft.rfftn(field) * kernel, s=field.shape)
 
@@ -88,7 +89,7 @@ def _shear_variance(mean_velocity: jnp.ndarray, box_size: float, kernel_variance
     total = 0.0
     for i in range(3):
         u_k = jnp.fft.rfftn(mean_velocity[..., i])
-        for k in spectra.wavevectors(shape, box_size, zero_nyquist=True):
+        for k in spectra.wavevectors(Grid.box(shape, box_size), zero_nyquist=True):
             total = total + jnp.fft.irfftn(1j * jnp.asarray(k, jnp.float32) * u_k, s=shape) ** 2
     return kernel_variance * total
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from data_tools import cosmology, nbody
 from fieldnet.eval import spectra
+from fieldnet.grid import Grid
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ def halofit_ratio(cosmo: cosmology.Cosmology, *, box_size: float, particle_grid:
                   progress: bool = False) -> HalofitComparison:
     """Mean P(k) at z = 0 of a paired-fixed pair of PM runs, against CAMB halofit."""
     mesh = mesh_factor * particle_grid
+    grid = Grid.box((mesh,) * 3, box_size)
     start = time.perf_counter()
     powers = []
     for sign in (1.0, -1.0):
@@ -53,10 +55,10 @@ def halofit_ratio(cosmo: cosmology.Cosmology, *, box_size: float, particle_grid:
         state = nbody.lpt_initial_state(delta, box_size, cosmo, a_start)
         final = nbody.run_pm(state, cosmo, box_size, mesh, n_steps, progress=progress)
         ps = spectra.power_spectrum(density_contrast(final.positions, mesh, box_size),
-                                    box_size, edges=edges)
+                                    grid, edges=edges)
         powers.append(ps.power)
     seconds = time.perf_counter() - start
     power = np.mean(powers, axis=0)
     halofit = spectra.mode_average(lambda k: cosmology.halofit_power(cosmo, k),
-                                   (mesh,) * 3, box_size, edges=edges)
+                                   grid, edges=edges)
     return HalofitComparison(ps.k, power, halofit, power / halofit, seconds)

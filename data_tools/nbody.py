@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from data_tools import cosmology
 from fieldnet.eval import spectra
+from fieldnet.grid import Grid
 
 KMS_PER_MOMENTUM = 100.0  # v [km/s] = 100 p / a for x in Mpc/h (H0 = 100 h km/s/Mpc)
 
@@ -48,7 +49,7 @@ KMS_PER_MOMENTUM = 100.0  # v [km/s] = 100 p / a for x in Mpc/h (H0 = 100 h km/s
 def _wavevectors(shape, box_size, zero_nyquist: bool) -> list[jnp.ndarray]:
     """k components [h/Mpc] on the rfftn grid as float32 (see `spectra.wavevectors`)."""
     return [jnp.asarray(k, jnp.float32)
-            for k in spectra.wavevectors(shape, box_size, zero_nyquist)]
+            for k in spectra.wavevectors(Grid.box(shape, box_size), zero_nyquist)]
 
 
 def _inverse_laplacian(shape, box_size) -> jnp.ndarray:
@@ -95,7 +96,7 @@ def linear_density(seed: int, grid: int, box_size: float,
     """
     shape = (grid,) * ndim
     cell_volume = (box_size / grid) ** ndim
-    kmag = spectra.wavenumber(shape, box_size)
+    kmag = spectra.wavenumber(Grid.box(shape, box_size))
     amplitude = np.zeros(kmag.shape)
     positive = kmag > 0
     amplitude[positive] = np.sqrt(power(kmag[positive]) / cell_volume)

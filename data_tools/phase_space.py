@@ -70,6 +70,7 @@ import numpy as np
 
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import spectra
+from fieldnet.grid import Grid
 
 # The fields' units and log floors, which the simulator and the snapshot importer share (the
 # floors are for empty cells: log-space learning raises values below them to them).
@@ -276,7 +277,7 @@ def _cic_stencil(positions: np.ndarray, grid: int, box_size: float):
 
 def _smooth(field: np.ndarray, box_size: float, scale: float) -> np.ndarray:
     """Gaussian smoothing exp(-k^2 scale^2 / 2) of a periodic grid, float64."""
-    kernel = np.exp(-0.5 * (spectra.wavenumber(field.shape, box_size) * scale) ** 2)
+    kernel = np.exp(-0.5 * (spectra.wavenumber(Grid.box(field.shape, box_size)) * scale) ** 2)
     return np.fft.irfftn(np.fft.rfftn(field) * kernel, s=field.shape, axes=range(field.ndim))
 
 

@@ -3,9 +3,11 @@
     grid = Grid.box((64, 64), 25.0)      # a periodic 25 Mpc/h square box of 64^2 cells
     grid.spacing, grid.k_fundamental, grid.k_nyquist   # (0.39, 0.39) Mpc/h, 0.251, 8.04 h/Mpc
 
-Spectra, metrics and held-out evaluation take a `Grid` where they need physical units,
-instead of a loose `box_size` float; a float (or one length per axis) is still accepted
-and means a periodic box of those lengths.
+The grid travels with the data: a `FieldSource` and a `FieldDataset` make it from the
+file's `box_size` (one side, or one per axis) and the fields' shape, their whole-sample
+reads carry the grid of the arrays read, and spectra, metrics, the held-out evaluation and
+the figures take that `Grid`, never a loose `box_size` float. `Grid.box` is the one place
+a box size becomes a grid.
 """
 
 from __future__ import annotations
@@ -83,37 +85,52 @@ class Grid:
         """pi N / L, the smallest over axes [h/Mpc]."""
         return min(math.pi * n / x for n, x in zip(self.shape, self.lengths, strict=True))
 
+    def check_shape(self, shape: Sequence[int], what: str = "field") -> Grid:
+        """This grid, after checking that a field of spatial `shape` lies on it.
 
-def as_grid(shape: Sequence[int], box: Grid | float | Sequence[float]) -> Grid:
-    """`box` as the Grid of a field of spatial `shape`.
+        Args:
+            shape: Cells per spatial axis of the field.
+            what: Names the field in the message.
 
-    Args:
-        shape: Cells per spatial axis of the field.
-        box: A `Grid` (checked to match `shape`), or the box side in Mpc/h (one, or one per
-            axis), which makes a periodic box.
+        Returns:
+            The grid itself.
 
-    Returns:
-        The grid.
+        Raises:
+            ValueError: If the shapes differ.
+        """
+        if tuple(int(n) for n in shape) != self.shape:
+            raise ValueError(f"{what} of spatial shape {tuple(shape)} is not on the grid of "
+                             f"shape {self.shape}")
+        return self
+
+
+def require_grid(grid, shape: Sequence[int] | None = None, what: str = "field") -> Grid:
+    """`grid`, checked to be a `Grid` on which a field of spatial `shape` lies (any shape
+    when None): what the spectra and metrics call on their `grid` argument.
 
     Raises:
-        ValueError: If a given Grid has another shape.
+        TypeError: If `grid` is not a `Grid` (a bare box size says nothing of the cells;
+            make one with `Grid.box(shape, box_size)`).
+        ValueError: If the field's shape is not the grid's.
     """
-    if isinstance(box, Grid):
-        if tuple(shape) != box.shape:
-            raise ValueError(f"field of spatial shape {tuple(shape)} is not on the grid of "
-                             f"shape {box.shape}")
-        return box
-    return Grid.box(tuple(shape), box)
+    if not isinstance(grid, Grid):
+        raise TypeError(f"expected a fieldnet.grid.Grid, got {type(grid).__name__} {grid!r}; "
+                        "make one with Grid.box(shape, box_size)")
+    return grid if shape is None else grid.check_shape(shape, what)
 
 
-def check_divisible(sizes: Sequence[int], stride: int, what: str) -> None:
-    """Raises `FieldnetError` unless every size is a multiple of a model's total stride
-    (2**depth for the U-Net), which its down- and upsampling need.
+def check_divisible(sizes: Sequence[int], stride: int, what: str,
+                    formula: str | None = None) -> None:
+    """Raises `FieldnetError` unless every size is a multiple of a model's total stride,
+    which its down- and upsampling need.
 
     Args:
         sizes: Spatial sizes in pixels.
         stride: The model's total stride.
         what: Names the sizes in the message, e.g. "data.crop_size" or "the field".
+        formula: How the stride follows from the config, shown in the message
+            (`fieldnet.models.stride_formula`, e.g. "2**model.depth" for the U-Net); None
+            shows the number only.
 
     Raises:
         FieldnetError: If a size is not a multiple of `stride`.
@@ -121,6 +138,7 @@ def check_divisible(sizes: Sequence[int], stride: int, what: str) -> None:
     bad = [int(s) for s in sizes if int(s) % stride]
     if bad:
         shown = tuple(int(s) for s in sizes)
+        how = "" if formula is None else f" ({formula})"
         raise FieldnetError(f"{what} {shown[0] if len(shown) == 1 else shown} is not divisible by "
-                            f"the model's total stride {stride} (2**model.depth); use sizes "
+                            f"the model's total stride {stride}{how}; use sizes "
                             f"that are multiples of {stride}, or a smaller model.depth")

@@ -56,7 +56,7 @@ test = ds.read("test")
 train_log_rho, train_log_t = samples.log_fields(ds, train)
 test_log_rho, test_log_t = samples.log_fields(ds, test)
 density_units = train["units"][ds.input_names[0]]
-dataset = {"box_size": ds.box_size, "train_maps": len(train_log_rho),
+dataset = {"box_size": list(ds.grid.lengths), "train_maps": len(train_log_rho),
            "train_simulations": len(np.unique(train["sim_index"])), "test_maps": len(test_log_t),
            "test_simulations": len(np.unique(test["sim_index"]))}
 output.print_numbers(dataset)
@@ -69,9 +69,10 @@ output.print_numbers(dataset)
 # %%
 picks = samples.pick_by_simulation(train["sim_index"], N_MAPS)
 fig = data_figures.example_maps(train_log_rho[picks], train_log_t[picks],
-                                train["sim_index"][picks], box_size=ds.box_size,
+                                train["sim_index"][picks], box_size=ds.grid.lengths[0],
                                 density_units=density_units)
-output.title(fig, f"{ds.box_size:g} Mpc/$h$ boxes, {dataset['train_maps']} training maps from "
+box = " x ".join(f"{length:g}" for length in ds.grid.lengths)
+output.title(fig, f"{box} Mpc/$h$ boxes, {dataset['train_maps']} training maps from "
                   f"{dataset['train_simulations']} simulations")
 output.show(output.save(fig, figdir, "data_maps", dataset))
 

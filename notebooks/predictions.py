@@ -62,7 +62,7 @@ output.print_numbers(numbers)
 picks = samples.pick_by_simulation(held_out.sim_index, config.eval.n_maps)
 fig = output.drawn(report.maps_panel, held_out.log_rho[picks], held_out.true_log_t[picks],
                    held_out.pred_log_t[picks], None, held_out.baseline_log_t[picks],
-                   density_units=held_out.density_units, box_size=held_out.box_size,
+                   density_units=held_out.density_units, grid=held_out.grid,
                    n_samples=len(picks))
 sims = ", ".join(map(str, sorted(set(held_out.sim_index[picks].tolist()))))
 output.title(fig, f"test maps of held-out simulation(s) {sims}: "
@@ -96,7 +96,7 @@ sample_numbers.update(regression_mse=numbers["mse"], n_test=flow_evaluation["n_t
                       train_steps=flow_evaluation["train_steps"])
 output.print_numbers(sample_numbers)
 # the maps of both figures: the test maps shown above, with the regression's prediction
-shown = {"n_maps": len(picks), "box_size": flow.box_size,
+shown = {"n_maps": len(picks), "grid": flow.grid,
          "regression_log_t": held_out.pred_log_t[picks]}
 
 # %%

@@ -62,7 +62,7 @@ trained, normalizer, io = run.model, run.normalizer, run.io
 with samples.open_run_dataset(workdir) as ds:
     sample = next(ds.iter_samples("test"))
     dex = normalizer[ds.target_names[0]].std   # normalized output -> dex of log10 T
-    box_size = ds.box_size
+    box_size = ds.grid.lengths[0]
 x = sample["x"][None]
 shape = {k: io[k] for k in ("in_channels", "out_channels", "ndim")}
 

@@ -8,6 +8,8 @@ from fieldnet import data, symmetry
 from fieldnet.data import h5format
 from fieldnet.data.prefetch import Prefetcher
 from fieldnet.errors import FieldnetError
+from fieldnet.eval import metrics, spectra
+from fieldnet.grid import Grid
 
 SIMS, PER_SIM, SIZE = 5, 3, 16
 
@@ -203,10 +205,10 @@ def test_read_whole_samples(file2d, ds2d):
     np.testing.assert_allclose(test["x"], ds2d.normalizer.forward("density", test["x_phys"]))
     assert test["x"].shape == (len(samples), SIZE, SIZE, 1)
     assert test["units"] == {"density": "1", "temperature": "K"}
-    assert test["box_size"] == 25.0 and test["box_lengths"] == (25.0, 25.0)
+    assert test["grid"] == ds2d.grid == Grid.box((SIZE, SIZE), 25.0)
     np.testing.assert_array_equal(test["sim_index"], np.asarray(samples) // PER_SIM)
     one = next(ds2d.iter_samples(samples[0]))
-    assert one["y"].shape == (SIZE, SIZE, 1) and one["periodic"]
+    assert one["y"].shape == (SIZE, SIZE, 1) and one["grid"].periodic == (True, True)
 
 
 def test_raw_hdf5_with_sample_axis_and_multiple_inputs(tmp_path):
@@ -224,7 +226,7 @@ def test_raw_hdf5_with_sample_axis_and_multiple_inputs(tmp_path):
     cfg.box_size = 50.0
     ds = data.FieldDataset(cfg)
     b = ds.batch("train", 2, 0, 0)
-    assert b["x"].shape == (2, 8, 8, 2) and ds.box_size == 50.0
+    assert b["x"].shape == (2, 8, 8, 2) and ds.grid.lengths == (50.0, 50.0)
     assert len(ds.splits["train"]) == 3 and not ds.splits["test"]
     with pytest.raises(FieldnetError, match="test split is empty"):
         ds.batch("test", 2, 0, 0)
@@ -246,8 +248,9 @@ def test_single_box_is_split_into_slabs(tmp_path):
         x = ds.normalizer.inverse("rho", ds.batch("train", 4, 0, step)["x"])
         assert x.min() > 0.5 and x.max() < 20.5
     test = ds.read("test")
-    assert test["x_phys"].shape == (1, 10, 40, 1) and test["box_lengths"] == (25.0, 100.0)
-    assert not test["periodic"] and np.all(test["sim_index"] == 0)
+    assert test["x_phys"].shape == (1, 10, 40, 1)
+    assert test["grid"] == Grid((10, 40), (25.0, 100.0), (False, True))
+    assert np.all(test["sim_index"] == 0)
     with pytest.raises(FieldnetError, match="larger than the val slab"):
         data.FieldDataset(config(path, input_field="rho", target_field="T", sample_axis=False,
                                  split_fractions=(0.5, 0.25, 0.25), crop_size=12)).batch(
@@ -354,3 +357,25 @@ def test_corrupt_chunk_names_the_sample(tmp_path):
                                                     "test": [2]}))
     with pytest.raises(FieldnetError, match=r"c\.h5:fields/temperature\[7\]: unreadable"):
         ds.read("test")
+
+
+def test_rectangular_box_keeps_its_lengths_from_file_to_spectra(tmp_path):
+    # A 10 x 40 Mpc/h box stored with one box_size per axis: the dataset's grid, the grid
+    # of its whole-sample reads and the spectra on it keep both lengths.
+    n, m = 16, 2
+    wave = np.cos(2 * np.pi * m * np.arange(n) / n)[None, :]          # along axis 1
+    rho = np.broadcast_to(np.exp(0.3 * wave), (3, n, n)).astype(np.float32)
+    path = h5format.write_arrays(tmp_path / "rect.h5",
+                                 {"density": rho, "temperature": temperature_of(rho)},
+                                 ndim=2, box_size=(10.0, 40.0), source="test",
+                                 sim_index=[0, 1, 2], units={"density": "1", "temperature": "K"})
+    assert h5format.read_info(path).box_size == (10.0, 40.0)
+    with data.FieldDataset(config(path, crop_size=8)) as ds:
+        test = ds.read("test")
+    assert ds.grid == test["grid"] == Grid.box((n, n), (10.0, 40.0))
+    log_rho = np.log10(test["x_phys"][..., 0])
+    spec = metrics.spectral_comparison(log_rho, log_rho, test["grid"])
+    peak = int(np.nanargmax(spec["p_true"]))
+    k_edges = spectra.default_edges(test["grid"])
+    assert k_edges[peak] < 2 * np.pi * m / 40.0 < k_edges[peak + 1]
+    assert spec["k_nyquist"] == pytest.approx(np.pi * n / 40.0)

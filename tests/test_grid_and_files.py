@@ -11,7 +11,7 @@ from fieldnet import rundir
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import spectra
 from fieldnet.files import atomic_output, write_json
-from fieldnet.grid import Grid, as_grid
+from fieldnet.grid import Grid, require_grid
 from fieldnet.records import flatten
 
 
@@ -29,15 +29,17 @@ def test_grid_refuses_bad_shapes_and_mismatched_fields():
     with pytest.raises(ValueError, match="1 to 3 axes"):
         Grid.box((2, 2, 2, 2), 1.0)
     with pytest.raises(ValueError, match="not on the grid"):
-        as_grid((16, 16), Grid.box((8, 8), 1.0))
+        require_grid(Grid.box((8, 8), 1.0), (16, 16))
 
 
-def test_spectra_take_a_grid_or_a_box_size_alike():
+def test_spectra_take_a_grid_only():
     field = np.random.default_rng(0).normal(size=(32, 32))
-    by_float = spectra.power_spectrum(field, 10.0)
-    by_grid = spectra.power_spectrum(field, Grid.box((32, 32), 10.0))
-    np.testing.assert_array_equal(by_float.power, by_grid.power)
-    np.testing.assert_array_equal(by_float.k, by_grid.k)
+    with pytest.raises(TypeError, match=r"Grid\.box\(shape, box_size\)"):
+        spectra.power_spectrum(field, 10.0)
+    square = spectra.power_spectrum(field, Grid.box((32, 32), 10.0))
+    same = spectra.power_spectrum(field, Grid.box((32, 32), (10.0, 10.0)))
+    np.testing.assert_array_equal(square.power, same.power)
+    np.testing.assert_array_equal(square.k, same.k)
 
 
 def test_atomic_output_leaves_nothing_on_failure_and_keeps_the_old_file(tmp_path):

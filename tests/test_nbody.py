@@ -12,6 +12,7 @@ import pytest
 from data_tools import cosmology, nbody
 from data_tools.halofit_check import density_contrast, halofit_ratio
 from fieldnet.eval import spectra
+from fieldnet.grid import Grid
 
 COSMO = cosmology.Cosmology(omega_m=0.3, sigma8=0.8)
 
@@ -27,8 +28,8 @@ def growth(a):
 def test_initial_field_matches_linear_spectrum_within_cosmic_variance():
     grid, box = 32, 100.0
     delta = nbody.linear_density(0, grid, box, linear)
-    ps = spectra.power_spectrum(delta, box)
-    theory = spectra.mode_average(linear, delta.shape, box)
+    ps = spectra.power_spectrum(delta, Grid.box(delta.shape, box))
+    theory = spectra.mode_average(linear, Grid.box(delta.shape, box))
     pulls = (ps.power / theory - 1) / np.sqrt(2 / ps.n_modes)  # sigma_P/P = sqrt(2/N)
     assert np.all(np.abs(pulls) < 5)
     assert np.mean(pulls**2) < 2.0  # chi^2 per bin ~ 1 for a correct amplitude
@@ -40,8 +41,9 @@ def test_initial_field_matches_linear_spectrum_within_cosmic_variance():
 
 def test_fixed_amplitude_field_has_exact_spectrum():
     delta = nbody.linear_density(3, 16, 50.0, linear, fixed_amplitude=True)
-    ps = spectra.power_spectrum(delta, 50.0)
-    np.testing.assert_allclose(ps.power, spectra.mode_average(linear, delta.shape, 50.0),
+    grid = Grid.box(delta.shape, 50.0)
+    ps = spectra.power_spectrum(delta, grid)
+    np.testing.assert_allclose(ps.power, spectra.mode_average(linear, grid),
                                rtol=1e-4)
 
 
@@ -105,9 +107,10 @@ def test_pm_matches_2lpt_in_the_weakly_nonlinear_regime():
     edges = np.linspace(0.05, 0.6, 6)
     d_pm, d_lpt = (density_contrast(pm.positions, 2 * grid, box),
                     density_contrast(lpt.positions, 2 * grid, box))
-    r = spectra.cross_correlation(d_pm, d_lpt, box, edges=edges).r
-    ratio = (spectra.power_spectrum(d_pm, box, edges=edges).power
-             / spectra.power_spectrum(d_lpt, box, edges=edges).power)
+    on_grid = Grid.box(d_pm.shape, box)
+    r = spectra.cross_correlation(d_pm, d_lpt, on_grid, edges=edges).r
+    ratio = (spectra.power_spectrum(d_pm, on_grid, edges=edges).power
+             / spectra.power_spectrum(d_lpt, on_grid, edges=edges).power)
     assert np.all(r > 0.999)
     np.testing.assert_allclose(ratio, 1.0, atol=0.03)
 

@@ -8,6 +8,7 @@ from data_tools import cosmology, nbody
 from data_tools.phase_space import MomentGrid, grid_fields
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import spectra
+from fieldnet.grid import Grid
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -245,7 +246,7 @@ def test_linear_theory_theta_is_minus_f_delta_on_large_scales():
     fields = grid_fields(moments, a=1.0, hubble=100.0 * float(cosmology.hubble_rate(cosmo, 1)))
     delta_k = np.fft.rfftn(fields["density"] - 1.0)
     theta_k = np.fft.rfftn(fields["velocity_divergence"])
-    k = spectra.wavenumber((grid,) * 3, box)
+    k = spectra.wavenumber(Grid.box((grid,) * 3, box))
     low = (k > 0) & (k < 1.5 * 2 * np.pi / box)
     cross = np.sum((theta_k[low] * delta_k[low].conj()).real)
     slope = cross / np.sum(np.abs(delta_k[low]) ** 2)

@@ -33,8 +33,9 @@ def test_set_2d():
     log_rho, true_t, pred_t, baseline_t = fake_test_set((3, 32, 32))
     return {"log_rho": log_rho, "true_log_t": true_t, "pred_log_t": pred_t,
             "baseline_log_t": baseline_t,
-            "spec_model": metrics.spectral_comparison(pred_t, true_t, BOX),
-            "spec_baseline": metrics.spectral_comparison(baseline_t, true_t, BOX)}
+            "spec_model": metrics.spectral_comparison(pred_t, true_t, Grid.box((32, 32), BOX)),
+            "spec_baseline": metrics.spectral_comparison(baseline_t, true_t,
+                                                         Grid.box((32, 32), BOX))}
 
 
 def images(fig):
@@ -45,7 +46,8 @@ def images(fig):
 def test_maps_panel_shows_the_maps_given_in_columns(tmp_path, test_set_2d):
     s = test_set_2d
     fig = report.maps_panel(s["log_rho"], s["true_log_t"], s["pred_log_t"], None,
-                            s["baseline_log_t"], density_units="mean density", box_size=BOX)
+                            s["baseline_log_t"], density_units="mean density",
+                            grid=Grid.box((32, 32), BOX))
     # 3 rows of rho, true, model, baseline, model - true, baseline - true; a bar per column
     assert len(images(fig)) == 3 * 6 and len(fig.axes) == 3 * 6 + 6
     titles = [ax.get_title() for ax in fig.axes[:6]]
@@ -62,6 +64,13 @@ def test_maps_panel_shows_the_maps_given_in_columns(tmp_path, test_set_2d):
     assert list(fig.axes[0].images[0].get_extent()) == [0, BOX, 0, BOX]
     path = report.maps_panel(s["log_rho"], s["true_log_t"], s["pred_log_t"], tmp_path / "m.png")
     assert path.stat().st_size > 1000 and is_png(path)
+
+
+def test_maps_of_a_rectangular_box_span_each_axis_length():
+    # the first axis runs across (maps are drawn transposed), the second up
+    assert report.map_extent(Grid.box((32, 32), (10.0, 40.0))) == (0.0, 10.0, 0.0, 40.0)
+    assert report.map_extent(Grid.box((8, 16, 32), (5.0, 10.0, 40.0))) == (0.0, 10.0, 0.0, 40.0)
+    assert report.map_extent(None) is None
 
 
 def test_power_figure_draws_the_spectra_and_their_transfer(test_set_2d):
@@ -205,8 +214,8 @@ def test_sample_figures_write_pngs_in_2d_and_3d(tmp_path, shape):
     rng = np.random.default_rng(1)
     drawn = true_t[:, None] + 0.2 * rng.normal(size=(shape[0], 5, *shape[1:]))
     paths = samples.write_all(tmp_path, log_rho=log_rho, true_log_t=true_t,
-                              samples_log_t=drawn, box=Grid.box(shape[1:], BOX),
-                              density_units="mean density", box_size=BOX)
+                              samples_log_t=drawn, grid=Grid.box(shape[1:], BOX),
+                              density_units="mean density")
     assert set(paths) == set(samples.FIGURE_NAMES)
     assert not set(samples.FIGURE_NAMES.values()) & set(report.FIGURE_NAMES.values())
     for name, path in paths.items():

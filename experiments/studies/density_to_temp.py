@@ -98,7 +98,7 @@ def model_io(ds: data.FieldDataset) -> dict:
     """What the run's model maps, for inference on other files (fieldnet.inference)."""
     return {"ndim": ds.ndim, "in_channels": ds.in_channels, "out_channels": ds.out_channels,
             "input_names": ds.input_names, "target_names": ds.target_names,
-            "target_units": [f.units for f in ds.targets], "box_size": ds.box_size,
+            "target_units": [f.units for f in ds.targets], "box_size": list(ds.grid.lengths),
             "condition_on": ds.condition_names}
 
 
@@ -124,14 +124,13 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
                          baseline_log_t=c.baseline_log, spec_model=c.spec_model,
                          spec_baseline=c.spec_baseline,
                          metrics_jsonl=rundir.metrics(workdir) if i == 0 else None,
-                         density_units=h.density_units, box_size=h.box_size,
+                         density_units=h.density_units, grid=h.grid,
                          n_maps=config.eval.n_maps, summary=h.summary["fields"][label],
                          target=target)
     if h.samples_log_t is not None:
         samples.write_all(figures, log_rho=h.log_rho, true_log_t=h.true_log_t,
-                          samples_log_t=h.samples_log_t, box=h.grid,
-                          density_units=h.density_units, box_size=h.box_size,
-                          n_maps=config.eval.n_maps)
+                          samples_log_t=h.samples_log_t, grid=h.grid,
+                          density_units=h.density_units, n_maps=config.eval.n_maps)
     return result
 
 

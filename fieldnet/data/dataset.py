@@ -14,8 +14,9 @@ apart from the training seed so that every training seed is evaluated on the sam
 simulations). A file that holds a single periodic box has one simulation; it is then split
 into disjoint slabs along the first spatial axis (train first, then val, then test), and a
 crop never crosses a slab boundary along that axis (it still wraps around the periodic
-other axes), so no test voxel is ever seen in training. A slab is periodic along its other
-axes only; whole-sample reads of it say so through `box_lengths`.
+other axes), so no test voxel is ever seen in training. `FieldDataset.grid` is the `Grid` of
+one whole sample; whole-sample reads carry the `grid` of the arrays read, which for a slab
+is shorter along the first axis and not periodic along it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from fieldnet.data.prefetch import Prefetcher
 from fieldnet.data.source import Field, FieldSource, parse_names
 from fieldnet.data.transforms import Normalizer, resolve_transforms
 from fieldnet.errors import FieldnetError, data_error
+from fieldnet.grid import Grid
 
 SPLITS = ("train", "val", "test")
 # The training loader by default, and of a config recorded before data.loader existed.
@@ -57,7 +59,7 @@ def default_config() -> ml_collections.ConfigDict:
     # them (--config.data.box_size=25).
     c.input_log_floor = placeholder(float)   # None -> the dataset's log_floor attribute
     c.target_log_floor = placeholder(float)
-    c.box_size = placeholder(float)  # Mpc/h; None -> the file's box_size attribute
+    c.box_size = placeholder(float)  # Mpc/h, every side; None -> the file's box_size attribute
     c.sample_axis = True             # raw HDF5 only: leading sample axis, or one big box
     c.split_fractions = (0.8, 0.1, 0.1)   # train, val, test: of simulations (or of the box)
     c.split_sims = None              # or {"train": [...], "val": [...], "test": [...]} sim ids
@@ -346,16 +348,27 @@ class FieldDataset:
         return len(np.unique(self.sim_indices(split)))
 
     @property
-    def box_size(self) -> float:
-        return self.source.box_size
+    def grid(self) -> Grid:
+        """The `Grid` of one whole sample of the file (box lengths in Mpc/h)."""
+        return self.source.grid
+
+    def region_grid(self, region: Region) -> Grid:
+        """The `Grid` of a region's arrays: a slab keeps the cell size, spans its rows of
+        the first axis and wraps along it only when it is the whole box."""
+        whole = self.grid
+        rows = region.hi - region.lo
+        return Grid((rows, *whole.shape[1:]),
+                    (whole.spacing[0] * rows, *whole.lengths[1:]),
+                    (whole.periodic[0] and region.periodic, *whole.periodic[1:]))
 
     def describe(self) -> str:
         """One line for logs: file, shape, box, split sizes, fields."""
         sizes = ", ".join(f"{s} {len(r)}" for s, r in self.splits.items())
         unit = "slab" if self.source.single_box else "samples"
         shape = "x".join(map(str, self.source.spatial_shape))
+        box = " x ".join(f"{x:g}" for x in self.grid.lengths)
         return (f"{self.source.path}: {self.source.num_samples} samples of {shape} "
-                f"({self.ndim}D, box {self.box_size:g} Mpc/h); {unit}: {sizes}; "
+                f"({self.ndim}D, box {box} Mpc/h); {unit}: {sizes}; "
                 f"inputs {self.input_names} -> targets {self.target_names}")
 
     # --- splits and normalization -------------------------------------------------------------
@@ -492,12 +505,11 @@ class FieldDataset:
 
         Each dict: x, y (normalized, (*spatial, C)), x_phys, y_phys (physical units),
         sample_index, sim_index, params (or None), cond (the standardized
-        conditioning parameters, or None), box_size (Mpc/h, of the periodic box),
-        box_lengths (Mpc/h per axis of these arrays; smaller along axis 0 for a slab),
-        periodic (whether every axis wraps), units {field: units}.
+        conditioning parameters, or None), grid (the `Grid` of these arrays,
+        `region_grid`: a slab's is shorter along axis 0 and not periodic along it), units
+        {field: units}.
         """
         units = {f.name: f.units for f in self.inputs + self.targets}
-        cell = self.box_size / self.source.spatial_shape[0]
         for r in self._regions(which):
             x_phys = np.concatenate([self.source.read_sample(f, r.sample, r.lo, r.hi)
                                      for f in self.inputs], axis=-1)
@@ -511,9 +523,7 @@ class FieldDataset:
                 "sample_index": r.sample, "sim_index": int(self.source.sim_index[r.sample]),
                 "params": None if params is None else params[r.sample],
                 "cond": self.condition(r.sample),
-                "box_size": self.box_size,
-                "box_lengths": tuple(n * cell for n in x_phys.shape[:-1]),
-                "periodic": r.periodic, "units": units,
+                "grid": self.region_grid(r), "units": units,
             }
 
     def read(self, which: str | int | Sequence[int]) -> dict:
@@ -527,7 +537,7 @@ class FieldDataset:
             values = [s[key] for s in samples]
             stacked[key] = None if values[0] is None else np.stack(values)
         first = samples[0]
-        stacked.update({k: first[k] for k in ("box_size", "box_lengths", "periodic", "units")})
+        stacked.update({k: first[k] for k in ("grid", "units")})
         return stacked
 
     def _regions(self, which: str | int | Sequence[int]) -> list[Region]:

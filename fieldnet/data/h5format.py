@@ -2,6 +2,9 @@
 
     /                attrs: format="fieldnet", version=1, ndim, box_size [Mpc/h], source, created_by
     /fields/<name>   float32 (N, *spatial); attrs: units, log_floor (optional), description
+
+`box_size` is the side of the periodic box, or one side per spatial axis for a
+rectangular one (`box_lengths` reads either as one length per axis).
     /params          float32 (N, P); attrs: names                              [optional]
     /sim_index       int64 (N,)
 
@@ -45,8 +48,32 @@ def sample_chunks(sample_shape: Sequence[int]) -> tuple[int, ...]:
     return (1, *(min(s, edge) for s in shape))
 
 
+def box_lengths(box_size, ndim: int, where: str = "box_size") -> tuple[float, ...]:
+    """A `box_size` (one side for every axis, or one per axis) as one length per axis.
+
+    Args:
+        box_size: A positive length in Mpc/h, or `ndim` of them.
+        ndim: Number of spatial axes.
+        where: Names the value in the message.
+
+    Returns:
+        `ndim` lengths in Mpc/h.
+
+    Raises:
+        FieldnetError: If a length is not positive or there is not one per axis.
+    """
+    values = np.atleast_1d(np.asarray(box_size, np.float64))
+    if values.ndim != 1 or len(values) not in (1, ndim):
+        raise FieldnetError(f"{where} must be one length or one per axis ({ndim}), got "
+                            f"{box_size!r}")
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise FieldnetError(f"{where} must be positive, got {box_size!r}")
+    return tuple(float(v) for v in np.broadcast_to(values, (ndim,)))
+
+
 @contextlib.contextmanager
-def create(path: str | os.PathLike, *, ndim: int, box_size: float, source: str,
+def create(path: str | os.PathLike, *, ndim: int, box_size: float | Sequence[float],
+           source: str,
            overwrite: bool = False) -> Iterator[h5py.File]:
     """Opens a new fieldnet file for writing (atomically); fill it with `add_field` etc.
 
@@ -56,7 +83,8 @@ def create(path: str | os.PathLike, *, ndim: int, box_size: float, source: str,
     Args:
         path: The file to write.
         ndim: Number of spatial axes of its fields, 1, 2 or 3.
-        box_size: Side of the periodic box in Mpc/h.
+        box_size: Side of the periodic box in Mpc/h, or one side per axis (a rectangular
+            box; a `Grid`'s `lengths`).
         source: Where the data comes from (free text, kept in the file).
         overwrite: Replace an existing file; otherwise an existing `path` is an error.
 
@@ -69,10 +97,10 @@ def create(path: str | os.PathLike, *, ndim: int, box_size: float, source: str,
     """
     if ndim not in (1, 2, 3):
         raise FieldnetError(f"ndim must be 1, 2 or 3, got {ndim}")
-    if not box_size > 0:
-        raise FieldnetError(f"box_size must be positive, got {box_size}")
+    lengths = box_lengths(box_size, ndim)
+    stored = lengths[0] if len(set(lengths)) == 1 else np.asarray(lengths, np.float64)
     with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs.update(format=FORMAT, version=VERSION, ndim=ndim, box_size=float(box_size),
+        f.attrs.update(format=FORMAT, version=VERSION, ndim=ndim, box_size=stored,
                        source=source, created_by=f"fieldnet {__version__}")
         f.create_group("fields")
         yield f
@@ -233,7 +261,8 @@ class FileInfo:
     Attributes:
         path: The file.
         ndim: Number of spatial axes.
-        box_size: Side of the periodic box in Mpc/h.
+        box_size: Side of the periodic box in Mpc/h, or one side per axis (a tuple) for a
+            rectangular box.
         source: Where the data comes from.
         fields: {name: `FieldInfo`} of every field.
         sim_index: The simulation of each sample, (N,).
@@ -243,7 +272,7 @@ class FileInfo:
 
     path: Path
     ndim: int
-    box_size: float
+    box_size: float | tuple[float, ...]
     source: str
     fields: dict[str, FieldInfo]
     sim_index: np.ndarray
@@ -310,8 +339,9 @@ def read_info(path: str | os.PathLike) -> FileInfo:
         if "params" in f:
             params = f["params"][...]
             names = [str(n) for n in f["params"].attrs.get("names", [])]
-        info = FileInfo(Path(path), ndim, float(f.attrs["box_size"]), str(f.attrs["source"]),
-                        fields, sim_index, params, names)
+        lengths = box_lengths(f.attrs["box_size"], ndim, f"{path}: box_size")
+        info = FileInfo(Path(path), ndim, lengths[0] if len(set(lengths)) == 1 else lengths,
+                        str(f.attrs["source"]), fields, sim_index, params, names)
     for name, fi in info.fields.items():
         if fi.shape[0] != info.num_samples:
             raise data_error(path, f"fields/{name}", reason=f"{fi.shape[0]} samples but "
@@ -320,7 +350,8 @@ def read_info(path: str | os.PathLike) -> FileInfo:
 
 
 def write_arrays(path: str | os.PathLike, fields: Mapping[str, np.ndarray], *, ndim: int,
-                 box_size: float, source: str, sim_index: Sequence[int] | np.ndarray,
+                 box_size: float | Sequence[float], source: str,
+                 sim_index: Sequence[int] | np.ndarray,
                  units: Mapping[str, str], descriptions: Mapping[str, str] | None = None,
                  log_floors: Mapping[str, float] | None = None, params: np.ndarray | None = None,
                  param_names: Sequence[str] = (), overwrite: bool = False,
@@ -331,7 +362,7 @@ def write_arrays(path: str | os.PathLike, fields: Mapping[str, np.ndarray], *, n
         path: The file to write (atomically, as `create` does).
         fields: {name: array (N, *spatial)} of every field.
         ndim: Number of spatial axes.
-        box_size: Side of the periodic box in Mpc/h.
+        box_size: Side of the periodic box in Mpc/h, or one side per axis.
         source: Where the data comes from.
         sim_index: The simulation each sample came from, (N,).
         units: {name: units} for every field.

@@ -8,6 +8,9 @@ NaN/Inf; problems raise a one-line `FieldnetError` naming file, dataset and samp
 Vector fields are stored as one scalar dataset per Cartesian component, named
 `<field>_x`, `<field>_y`, `<field>_z` (first, second, third spatial axis), because the
 fieldnet format holds scalar fields only; they are read with the components last.
+
+`FieldSource.grid` is the `fieldnet.grid.Grid` of one whole sample: its shape and the box
+lengths of the file's `box_size` attribute (one side, or one per axis) or of `data.box_size`.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from fieldnet.data.h5format import is_fieldnet, open_file
-from fieldnet.errors import data_error
+from fieldnet.data.h5format import box_lengths, is_fieldnet, open_file
+from fieldnet.errors import FieldnetError, data_error
+from fieldnet.grid import Grid
 
 COMPONENT_SUFFIXES = ("_x", "_y", "_z")
 # Streaming reads (statistics, inspection) take blocks of about this many values.
@@ -67,14 +71,19 @@ class FieldSource:
     Inference opens a file with its inputs only (`target_fields=()`) and with
     `sample_axis=None`, which means "a leading sample axis if the datasets have `ndim` + 1
     axes"; `box_size` then falls back to `default_box_size` when the file names none.
+    Either is one side in Mpc/h, or one per axis.
+
+    Attributes:
+      grid: the `Grid` of one whole sample (periodic along every axis).
     """
 
     def __init__(self, path: str | Path, input_fields: Sequence[str],
                  target_fields: Sequence[str], *, vector_fields: Sequence[str] = (),
-                 sample_axis: bool | None = True, box_size: float | None = None,
+                 sample_axis: bool | None = True,
+                 box_size: float | Sequence[float] | None = None,
                  input_log_floor: float | None = None,
                  target_log_floor: float | None = None, ndim: int | None = None,
-                 default_box_size: float | None = None):
+                 default_box_size: float | Sequence[float] | None = None):
         self.path = Path(path)
         if not str(path):
             raise data_error("data.path", reason="not set; name an HDF5 file")
@@ -119,7 +128,7 @@ class FieldSource:
         for field in self.inputs + self.targets:
             if field.is_vector:
                 self._check_components(field)
-        self.box_size = self._box_size(box_size)
+        self.grid = Grid.box(self.spatial_shape, self._box_lengths(box_size))
         self.sim_index, self.params, self.param_names = self._index()
         self.single_box = self.num_samples == 1
 
@@ -175,15 +184,16 @@ class FieldSource:
             raise data_error(self.path, extra[0], reason=f"vector field {field.name!r} has more "
                              f"components than the {self.ndim} spatial axes of its data")
 
-    def _box_size(self, configured: float | None) -> float:
+    def _box_lengths(self, configured) -> tuple[float, ...]:
         size = configured if configured is not None else self.file.attrs.get(
             "box_size", self._default_box_size)
         if size is None:
             raise data_error(self.path, reason="no box_size attribute; set data.box_size "
                              "(Mpc/h) for files not in the fieldnet format")
-        if not float(size) > 0:
-            raise data_error(self.path, reason=f"box_size must be positive, got {size}")
-        return float(size)
+        try:
+            return box_lengths(size, self.ndim)
+        except FieldnetError as err:
+            raise data_error(self.path, reason=str(err)) from None
 
     def _index(self) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
         """sim_index (one simulation per sample when the file has none) and params."""

@@ -12,12 +12,10 @@ The "test" block of `eval.json` is assembled from these by `fieldnet.eval.statis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from fieldnet.eval import spectra
-from fieldnet.eval.spectra import Box
+from fieldnet.grid import Grid, require_grid
 
 
 def as_stack(fields) -> np.ndarray:
@@ -148,27 +146,14 @@ def pixel_correlation(a, b) -> float:
         return float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b)))
 
 
-def k_nyquist(spatial_shape: Sequence[int], box_size: Box) -> float:
-    """The Nyquist wavenumber pi N / L [h/Mpc] (the smallest over axes).
-
-    Args:
-        spatial_shape: Cells per spatial axis.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
-
-    Returns:
-        The smallest pi N / L over the axes.
-    """
-    return spectra.grid_of(spatial_shape, box_size).k_nyquist
-
-
-def spectral_comparison(pred, true, box_size: Box,
+def spectral_comparison(pred, true, grid: Grid,
                         n_bins: int | None = None) -> dict[str, np.ndarray | float | int]:
     """How a predicted stack of log10 T fields matches the true one, scale by scale.
 
     Args:
         pred: A stack `(N, *spatial)` (a trailing channel axis of size 1 is dropped), of log10 T.
         true: The truth, the same shape.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The `Grid` of one field (its box lengths in Mpc/h set k).
         n_bins: Number of k bins; None gives one per fundamental (`spectra.default_edges`).
 
     Returns:
@@ -176,19 +161,24 @@ def spectral_comparison(pred, true, box_size: Box,
         [(Mpc/h)^d] (mean over the stack), `cross_corr` r(k) = P_pt / sqrt(P_pp P_tt),
         `power_ratio` P_pred / P_true, `transfer` sqrt(power_ratio), `n_modes` (total over
         the stack: r of independent fields scatters about 0 by ~ 1/sqrt(n_modes)); and
-        scalars `k_nyquist` [h/Mpc] and `ndim`.
+        scalars `k_nyquist` [h/Mpc] (`Grid.k_nyquist`) and `ndim`.
+
+    Raises:
+        TypeError: If `grid` is not a `Grid`.
+        ValueError: If the stacks differ in shape or their fields are not on `grid`.
     """
     pred, true = _same_shape(as_stack(pred), as_stack(true))
-    p_true = spectra.average_power_spectrum(true, box_size, n_bins=n_bins)
-    p_pred = spectra.average_power_spectrum(pred, box_size, n_bins=n_bins)
-    p_cross = spectra.average_power_spectrum(pred, box_size, fields_b=true, n_bins=n_bins)
-    r = spectra.average_cross_correlation(pred, true, box_size, n_bins=n_bins)
+    grid = require_grid(grid, true.shape[1:], "each field")
+    p_true = spectra.average_power_spectrum(true, grid, n_bins=n_bins)
+    p_pred = spectra.average_power_spectrum(pred, grid, n_bins=n_bins)
+    p_cross = spectra.average_power_spectrum(pred, grid, fields_b=true, n_bins=n_bins)
+    r = spectra.average_cross_correlation(pred, true, grid, n_bins=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = p_pred.power / p_true.power
     return {"k": p_true.k, "p_true": p_true.power, "p_pred": p_pred.power,
             "p_cross": p_cross.power, "cross_corr": r.r, "power_ratio": ratio,
             "transfer": np.sqrt(ratio), "n_modes": p_true.n_modes,
-            "k_nyquist": k_nyquist(true.shape[1:], box_size), "ndim": true.ndim - 1}
+            "k_nyquist": grid.k_nyquist, "ndim": true.ndim - 1}
 
 
 def one_point_pdf(values, edges) -> np.ndarray:

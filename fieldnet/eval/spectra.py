@@ -26,7 +26,9 @@ k_f = 2 pi / L to the Nyquist frequency k_N = pi N / L by default, one bin per k
 the reported k of a bin is the mean |k| of its modes (NaN P for empty bins of explicit
 edges). Modes with |k| beyond the last edge (the corners of the cube) are dropped.
 
-The box is a `fieldnet.grid.Grid`, or its side in Mpc/h (one for all axes or one per axis).
+Every function takes the fields' `fieldnet.grid.Grid` (cells and box lengths per axis, so
+a rectangular box keeps its own k spacing along each axis); make one from a box size with
+`Grid.box(shape, box_size)`.
 """
 
 from __future__ import annotations
@@ -36,9 +38,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fieldnet.grid import Grid, as_grid
+from fieldnet.grid import Grid, require_grid
 
-Box = Grid | float | Sequence[float]
 
 class PowerSpectrum(NamedTuple):
     """Binned spectrum: bin centres k [h/Mpc], power [(Mpc/h)^d], modes per bin."""
@@ -56,53 +57,25 @@ class CrossCorrelation(NamedTuple):
     n_modes: np.ndarray
 
 
-def _box_lengths(shape: Sequence[int], box_size: Box) -> np.ndarray:
-    if isinstance(box_size, Grid):
-        return np.asarray(as_grid(shape, box_size).lengths, np.float64)
-    lengths = np.broadcast_to(np.asarray(box_size, np.float64), (len(shape),)).copy()
-    if not np.all(lengths > 0):
-        raise ValueError(f"box_size must be positive, got {box_size}")
-    return lengths
-
-
-def grid_of(shape: Sequence[int], box_size: Box) -> Grid:
-    """The periodic `Grid` of a field of spatial `shape` in the box `box_size`.
-
-    Args:
-        shape: Cells per spatial axis.
-        box_size: A `Grid` (checked against `shape`), or the box side in Mpc/h, one for all
-            axes or one per axis.
-
-    Returns:
-        The grid, periodic along every axis.
-    """
-    if isinstance(box_size, Grid):
-        return as_grid(shape, box_size)
-    return Grid.box(tuple(shape), tuple(_box_lengths(shape, box_size)))
-
-
-def wavevectors(shape: Sequence[int], box_size: Box,
-                zero_nyquist: bool = False) -> list[np.ndarray]:
+def wavevectors(grid: Grid, zero_nyquist: bool = False) -> list[np.ndarray]:
     """Wave-vector components [h/Mpc] on the `rfftn` grid, each broadcastable to it.
 
     The last axis holds the non-negative half (as `numpy.fft.rfftn` returns it); the
     other axes hold the full `fftfreq` range.
 
     Args:
-        shape: Cells per spatial axis of the field.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The field's grid.
         zero_nyquist: Set the Nyquist entries to 0, as odd derivatives (ik) need: their
             sign is ambiguous, and without a partner mode they would put a spurious
             grid-scale oscillation into the real-space result.
 
     Returns:
-        One array per axis, of length `len(shape)`, shaped to broadcast against the rfftn
-        grid.
+        One array per axis of the grid, shaped to broadcast against the rfftn grid.
     """
-    lengths = _box_lengths(shape, box_size)
-    d = len(shape)
+    grid = require_grid(grid)
+    d = grid.ndim
     ks = []
-    for axis, (n, length) in enumerate(zip(shape, lengths, strict=True)):
+    for axis, (n, length) in enumerate(zip(grid.shape, grid.lengths, strict=True)):
         freq = np.fft.rfftfreq(n) if axis == d - 1 else np.fft.fftfreq(n)
         if zero_nyquist and n % 2 == 0:
             freq = np.where(np.abs(freq) == 0.5, 0.0, freq)
@@ -112,17 +85,16 @@ def wavevectors(shape: Sequence[int], box_size: Box,
     return ks
 
 
-def wavenumber(shape: Sequence[int], box_size: Box) -> np.ndarray:
-    """|k| [h/Mpc] on the `rfftn` grid of a field of `shape`.
+def wavenumber(grid: Grid) -> np.ndarray:
+    """|k| [h/Mpc] on the `rfftn` grid of a field on `grid`.
 
     Args:
-        shape: Cells per spatial axis of the field.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The field's grid.
 
     Returns:
         The wavenumber of every rfftn entry, the shape `numpy.fft.rfftn` returns.
     """
-    ks = wavevectors(shape, box_size)
+    ks = wavevectors(grid)
     return np.sqrt(sum(k**2 for k in ks))
 
 
@@ -136,22 +108,20 @@ def _rfft_mode_weights(shape: Sequence[int]) -> np.ndarray:
     return weights
 
 
-def default_edges(shape: Sequence[int], box_size: Box,
-                  n_bins: int | None = None) -> np.ndarray:
+def default_edges(grid: Grid, n_bins: int | None = None) -> np.ndarray:
     """Linear bin edges [h/Mpc] from the fundamental to the Nyquist frequency.
 
-    The smallest side sets k_f and k_N for unequal boxes.
+    For unequal sides k_f is that of the longest side and k_N the smallest over axes
+    (`Grid.k_fundamental`, `Grid.k_nyquist`).
 
     Args:
-        shape: Cells per spatial axis of the field.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The fields' grid.
         n_bins: Number of bins; None gives one bin per fundamental k_f, centred on k_f,
             2 k_f, ..., k_N: edges at (i + 1/2) k_f.
 
     Returns:
         The `n_bins + 1` increasing edges.
     """
-    grid = grid_of(shape, box_size)
     k_fund, k_nyq = grid.k_fundamental, grid.k_nyquist
     if n_bins is None:
         n_bins = max(1, int(round(k_nyq / k_fund)))
@@ -161,15 +131,16 @@ def default_edges(shape: Sequence[int], box_size: Box,
 class _Binning:
     """Which bin every rfftn mode falls in, and its multiplicity; reused across fields."""
 
-    def __init__(self, shape: Sequence[int], box_size, edges: np.ndarray | None,
-                 n_bins: int | None):
-        self.shape = tuple(int(s) for s in shape)
-        self.volume = grid_of(self.shape, box_size).volume
-        self.edges = (default_edges(self.shape, box_size, n_bins) if edges is None
+    def __init__(self, shape: tuple[int, ...], grid: Grid, edges: np.ndarray | None,
+                 n_bins: int | None, what: str = "field"):
+        grid = require_grid(grid, shape, what)
+        self.shape = grid.shape
+        self.volume = grid.volume
+        self.edges = (default_edges(grid, n_bins) if edges is None
                       else np.asarray(edges, np.float64))
         if self.edges.ndim != 1 or len(self.edges) < 2 or np.any(np.diff(self.edges) <= 0):
             raise ValueError(f"bin edges must be an increasing 1D array, got {edges}")
-        kmag = wavenumber(self.shape, box_size)
+        kmag = wavenumber(grid)
         weights = np.broadcast_to(_rfft_mode_weights(self.shape), kmag.shape)
         index = np.digitize(kmag, self.edges) - 1
         keep = (index >= 0) & (index < len(self.edges) - 1) & (kmag > 0)
@@ -208,13 +179,13 @@ def _spatial_shape(field, what: str = "field") -> tuple[int, ...]:
     return tuple(shape)
 
 
-def power_spectrum(field, box_size: Box, *, edges=None,
+def power_spectrum(field, grid: Grid, *, edges=None,
                    n_bins: int | None = None) -> PowerSpectrum:
     """Auto power spectrum P(k) [(Mpc/h)^d] of a periodic field (numpy or jax array).
 
     Args:
         field: One field, shape `(*spatial)` with 1 to 3 axes (no channel axis).
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The fields' `Grid` (shape and box lengths in Mpc/h).
         edges: Bin edges in h/Mpc; None gives `default_edges`.
         n_bins: Number of default bins when `edges` is None.
 
@@ -232,43 +203,44 @@ def power_spectrum(field, box_size: Box, *, edges=None,
 
         >>> import numpy as np
         >>> from fieldnet.eval.spectra import power_spectrum
+        >>> from fieldnet.grid import Grid
         >>> field = np.cos(2 * np.pi * 2 * np.arange(32) / 32)
-        >>> ps = power_spectrum(field, 25.0)
+        >>> ps = power_spectrum(field, Grid.box((32,), 25.0))
         >>> int(np.argmax(ps.power)), round(float(ps.k[1] / (2 * np.pi / 25.0)), 6)
         (1, 2.0)
     """
-    binning = _Binning(_spatial_shape(field), box_size, edges, n_bins)
+    binning = _Binning(_spatial_shape(field), grid, edges, n_bins)
     f_k = binning.fourier(field)
     return PowerSpectrum(binning.k, binning.cross(f_k, f_k), binning.n_modes)
 
 
-def cross_power_spectrum(field_a, field_b, box_size: Box, *, edges=None,
+def cross_power_spectrum(field_a, field_b, grid: Grid, *, edges=None,
                          n_bins: int | None = None) -> PowerSpectrum:
     """Cross power spectrum P_ab(k) = V <Re(a_k b_k*)> of two fields of the same shape.
 
     Args:
         field_a: The first field, shape `(*spatial)`.
         field_b: The second field, the same shape.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The fields' `Grid` (shape and box lengths in Mpc/h).
         edges: Bin edges in h/Mpc; None gives `default_edges`.
         n_bins: Number of default bins when `edges` is None.
 
     Returns:
         `PowerSpectrum(k, power, n_modes)` with the cross power in `power`.
     """
-    binning = _Binning(_spatial_shape(field_a), box_size, edges, n_bins)
+    binning = _Binning(_spatial_shape(field_a), grid, edges, n_bins)
     a_k, b_k = binning.fourier(field_a), binning.fourier(field_b)
     return PowerSpectrum(binning.k, binning.cross(a_k, b_k), binning.n_modes)
 
 
-def cross_correlation(field_a, field_b, box_size: Box, *, edges=None,
+def cross_correlation(field_a, field_b, grid: Grid, *, edges=None,
                       n_bins: int | None = None) -> CrossCorrelation:
     """r(k) = P_ab / sqrt(P_aa P_bb): 1 for identical fields, 0 for independent ones.
 
     Args:
         field_a: The first field, shape `(*spatial)`.
         field_b: The second field, the same shape.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The fields' `Grid` (shape and box lengths in Mpc/h).
         edges: Bin edges in h/Mpc; None gives `default_edges`.
         n_bins: Number of default bins when `edges` is None.
 
@@ -278,24 +250,27 @@ def cross_correlation(field_a, field_b, box_size: Box, *, edges=None,
     Examples:
         >>> import numpy as np
         >>> from fieldnet.eval.spectra import cross_correlation
+        >>> from fieldnet.grid import Grid
         >>> field = np.random.default_rng(0).normal(size=(16, 16))
-        >>> bool(np.allclose(cross_correlation(field, field, 25.0).r, 1.0))
+        >>> grid = Grid.box(field.shape, 25.0)
+        >>> bool(np.allclose(cross_correlation(field, field, grid).r, 1.0))
         True
-        >>> bool(np.allclose(cross_correlation(field, -field, 25.0).r, -1.0))
+        >>> bool(np.allclose(cross_correlation(field, -field, grid).r, -1.0))
         True
     """
     return average_cross_correlation(np.asarray(field_a)[None], np.asarray(field_b)[None],
-                                     box_size, edges=edges, n_bins=n_bins)
+                                     grid, edges=edges, n_bins=n_bins)
 
 
-def _stack_sums(fields_a, fields_b, box_size, edges, n_bins):
+def _stack_sums(fields_a, fields_b, grid, edges, n_bins):
     """Sums over a stack of P_aa, P_bb, P_ab (the loop keeps one FFT in memory at a time)."""
     if np.shape(fields_a) != np.shape(fields_b):
         raise ValueError(f"the two stacks must have the same shape, got {np.shape(fields_a)} "
                          f"and {np.shape(fields_b)}")
     if np.ndim(fields_a) < 2 or len(fields_a) == 0:
         raise ValueError(f"expected a non-empty stack (N, *spatial), got {np.shape(fields_a)}")
-    binning = _Binning(_spatial_shape(fields_a[0], "each field"), box_size, edges, n_bins)
+    binning = _Binning(_spatial_shape(fields_a[0], "each field"), grid, edges, n_bins,
+                       "each field")
     p_aa = p_bb = p_ab = 0.0
     for a, b in zip(fields_a, fields_b, strict=True):
         a_k, b_k = binning.fourier(a), binning.fourier(b)
@@ -305,13 +280,13 @@ def _stack_sums(fields_a, fields_b, box_size, edges, n_bins):
     return binning, p_aa, p_bb, p_ab
 
 
-def average_power_spectrum(fields, box_size: Box, *, fields_b=None,
+def average_power_spectrum(fields, grid: Grid, *, fields_b=None,
                            edges=None, n_bins: int | None = None) -> PowerSpectrum:
     """Mean P(k) over a stack `(N, *spatial)` of fields; the cross spectrum with `fields_b`.
 
     Args:
         fields: A stack `(N, *spatial)`, N ≥ 1.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The fields' `Grid` (shape and box lengths in Mpc/h).
         fields_b: A second stack of the same shape for the mean cross spectrum; None for
             the auto spectrum.
         edges: Bin edges in h/Mpc; None gives `default_edges`.
@@ -323,49 +298,48 @@ def average_power_spectrum(fields, box_size: Box, *, fields_b=None,
         independent.
     """
     fields_b = fields if fields_b is None else fields_b
-    binning, _, _, p_ab = _stack_sums(fields, fields_b, box_size, edges, n_bins)
+    binning, _, _, p_ab = _stack_sums(fields, fields_b, grid, edges, n_bins)
     n = len(fields)
     return PowerSpectrum(binning.k, p_ab / n, binning.n_modes * n)
 
 
-def average_cross_correlation(fields_a, fields_b, box_size: Box, *,
+def average_cross_correlation(fields_a, fields_b, grid: Grid, *,
                               edges=None, n_bins: int | None = None) -> CrossCorrelation:
     """r(k) of two stacks `(N, *spatial)`: sum P_ab / sqrt(sum P_aa * sum P_bb).
 
     Args:
         fields_a: A stack `(N, *spatial)`, N ≥ 1.
         fields_b: A stack of the same shape.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The fields' `Grid` (shape and box lengths in Mpc/h).
         edges: Bin edges in h/Mpc; None gives `default_edges`.
         n_bins: Number of default bins when `edges` is None.
 
     Returns:
         `CrossCorrelation(k, r, n_modes)`, `n_modes` totalled over the stack.
     """
-    binning, p_aa, p_bb, p_ab = _stack_sums(fields_a, fields_b, box_size, edges, n_bins)
+    binning, p_aa, p_bb, p_ab = _stack_sums(fields_a, fields_b, grid, edges, n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = p_ab / np.sqrt(p_aa * p_bb)
     return CrossCorrelation(binning.k, r, binning.n_modes * len(fields_a))
 
 
-def mode_average(function: Callable[[np.ndarray], np.ndarray], shape: Sequence[int],
-                 box_size: Box, *, edges=None,
+def mode_average(function: Callable[[np.ndarray], np.ndarray], grid: Grid, *, edges=None,
                  n_bins: int | None = None) -> np.ndarray:
     """Average of `function(|k|)` over the modes of each bin: the theory curve to compare a
     measured spectrum with (better than evaluating at the bin centre where P curves).
 
     Args:
         function: Maps an array of |k| [h/Mpc] to values (e.g. a linear P(k)).
-        shape: Cells per spatial axis of the measured fields.
-        box_size: A `Grid`, or the box side in Mpc/h (one, or one per axis).
+        grid: The measured fields' `Grid` (shape and box lengths in Mpc/h).
         edges: Bin edges in h/Mpc; None gives `default_edges`.
         n_bins: Number of default bins when `edges` is None.
 
     Returns:
         The mode-weighted mean of `function` in each bin (NaN for empty bins).
     """
-    binning = _Binning(tuple(shape), box_size, edges, n_bins)
-    kmag = wavenumber(binning.shape, box_size)
+    grid = require_grid(grid)
+    binning = _Binning(grid.shape, grid, edges, n_bins)
+    kmag = wavenumber(grid)
     values = np.zeros(kmag.shape)
     positive = kmag > 0
     values[positive] = function(kmag[positive])

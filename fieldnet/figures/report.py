@@ -23,6 +23,7 @@ from fieldnet import rundir
 from fieldnet.data.transforms import TRANSFORMS
 from fieldnet.eval import metrics
 from fieldnet.files import atomic_output
+from fieldnet.grid import Grid
 
 DPI = 120
 FIGURE_NAMES = {"maps": "maps.png", "power": "power.png", "cross_corr": "cross_corr.png",
@@ -112,9 +113,10 @@ def central_slice(field: np.ndarray) -> np.ndarray:
 
 def maps_panel(density, true_t, pred_t, path, baseline_t=None, *,
                target: FieldLabel = TEMPERATURE, density_units: str = "",
-               box_size: float | None = None, n_samples: int = 3) -> Path:
+               grid: Grid | None = None, n_samples: int = 3) -> Path:
     """Rows of held-out samples: log10 rho, true / predicted (/ baseline) log10 T, and the
-    residuals pred - true (and baseline - true) in dex.
+    residuals pred - true (and baseline - true) in dex; axes in Mpc/h on the fields'
+    `grid` when given.
 
     All T panels share one colour scale and all residual panels one symmetric scale (one
     colour bar each column), so the eye compares like with like. 3D fields show their
@@ -139,27 +141,38 @@ def maps_panel(density, true_t, pred_t, path, baseline_t=None, *,
                           [b - t for b, t in zip(t_base, t_true, strict=True)]))
     res_max = max(float(np.abs(r).max()) for _, maps in residuals for r in maps) or 1.0
     columns += [(title, "RdBu_r", (-res_max, res_max), maps) for title, maps in residuals]
-    return map_grid(columns, n_rows, path, box_size=box_size)
+    return map_grid(columns, n_rows, path, grid=grid)
 
 
-def map_grid(columns, n_rows: int, path, *, box_size: float | None = None) -> Path | Figure:
+def map_extent(grid: Grid | None) -> tuple[float, float, float, float] | None:
+    """The imshow extent [Mpc/h] of a map of a field on `grid` (`central_slice`, drawn
+    transposed: its first axis across), the last two axes' lengths; None without a grid."""
+    if grid is None:
+        return None
+    if grid.ndim < 2:
+        raise ValueError(f"maps need 2D or 3D fields, got a grid of shape {grid.shape}")
+    across, up = grid.lengths[-2:]
+    return (0.0, across, 0.0, up)
+
+
+def map_grid(columns, n_rows: int, path, *, grid: Grid | None = None) -> Path | Figure:
     """Maps in rows, one column per (title, colormap, (vmin, vmax), list of 2D maps), each
-    column with its colour bar; axes in Mpc/h when `box_size` is given."""
+    column with its colour bar; axes in Mpc/h when the fields' `grid` is given."""
     fig = Figure(figsize=(2.6 * len(columns), 2.5 * n_rows + 0.8), layout="constrained")
     axes = fig.subplots(n_rows, len(columns), squeeze=False, sharex=True, sharey=True)
-    extent = None if box_size is None else (0, box_size, 0, box_size)
+    extent = map_extent(grid)
     for j, (title, cmap, (vmin, vmax), maps) in enumerate(columns):
         for i, image in enumerate(maps):
             ax = axes[i, j]
             im = ax.imshow(image.T, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
                            extent=extent)
             ax.tick_params(labelsize=7)
-            if box_size is None:
+            if extent is None:
                 ax.set_xticks([])
                 ax.set_yticks([])
         axes[0, j].set_title(title, fontsize=9)
         fig.colorbar(im, ax=axes[:, j], location="bottom", shrink=0.9)
-    if box_size is not None:
+    if extent is not None:
         for ax in axes[-1]:
             ax.set_xlabel("[Mpc/$h$]", fontsize=8)
     return save_figure(fig, path)
@@ -394,15 +407,16 @@ def training_curves(metrics_jsonl_paths, path, *, labels: Sequence[str] | None =
 
 def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
               spec_model: dict, spec_baseline: dict, metrics_jsonl=None,
-              density_units: str = "", box_size: float | None = None, n_maps: int = 3,
+              density_units: str = "", grid: Grid | None = None, n_maps: int = 3,
               summary: dict | None = None,
               target: FieldLabel = TEMPERATURE) -> dict[str, Path]:
     """Writes every figure under `figures_dir` with the fixed names of `FIGURE_NAMES`.
 
     The stacks are the test set as log10 fields; the spectra come from
     `metrics.spectral_comparison` of (pred, true) and (baseline, true). maps.png shows
-    the first `n_maps` test samples and is written for 2D and 3D fields (there are no maps
-    of 1D ones), per_box.png when `summary` (eval.json's "test" block) holds "per_box",
+    the first `n_maps` test samples, axes in Mpc/h on the fields' `grid`, and is written for
+    2D and 3D fields (there are no maps of 1D ones), per_box.png when `summary` (eval.json's
+    "test" block) holds "per_box",
     training.png when `metrics_jsonl` exists (with the summary's baseline MSE as the level
     to beat). Returns {figure: path}. (A generative run's sample figures:
     `fieldnet.figures.samples.write_all`.)
@@ -412,7 +426,7 @@ def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
     if metrics.as_stack(true_log_t).ndim > 2:
         paths["maps"] = maps_panel(log_rho, true_log_t, pred_log_t, out / FIGURE_NAMES["maps"],
                                    baseline_log_t, target=target,
-                                   density_units=density_units, box_size=box_size,
+                                   density_units=density_units, grid=grid,
                                    n_samples=n_maps)
     paths.update({
         "power": power_figure(spec_model, spec_baseline, out / FIGURE_NAMES["power"],

@@ -18,7 +18,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fieldnet.eval import metrics
-from fieldnet.eval.spectra import Box
 from fieldnet.figures.report import (
     COLORS,
     LOG_T_LABEL,
@@ -30,6 +29,7 @@ from fieldnet.figures.report import (
     save_figure,
     value_range,
 )
+from fieldnet.grid import Grid
 
 # Beside `report.FIGURE_NAMES`, in the same figures/ folder.
 FIGURE_NAMES = {"samples": "samples.png", "samples_std": "samples_std.png",
@@ -60,7 +60,7 @@ def _check_regression(true: np.ndarray, regression_log_t) -> np.ndarray | None:
 
 
 def samples_panel(density, true_log_t, samples_log_t, path, *, n_maps: int = 3,
-                  n_shown: int = 3, density_units: str = "", box_size: float | None = None,
+                  n_shown: int = 3, density_units: str = "", grid: Grid | None = None,
                   regression_log_t=None):
     """Rows of test maps: log10 rho, the true log10 T, (a regression's prediction,) the
     samples' mean and `n_shown` samples, all T maps on one colour scale (the mean is
@@ -82,11 +82,11 @@ def samples_panel(density, true_log_t, samples_log_t, path, *, n_maps: int = 3,
         columns.append(("regression", "inferno", t_range, t_regression))
     columns.append((f"mean of {samples.shape[1]} samples", "inferno", t_range, t_mean))
     columns += [(f"sample {j + 1}", "inferno", t_range, maps) for j, maps in enumerate(t_samples)]
-    return map_grid(columns, rows, path, box_size=box_size)
+    return map_grid(columns, rows, path, grid=grid)
 
 
 def std_figure(true_log_t, samples_log_t, path, *, n_maps: int = 3,
-               box_size: float | None = None, regression_log_t=None):
+               grid: Grid | None = None, regression_log_t=None):
     """Per row, the samples' per-pixel standard deviation of log10 T and the error of their
     mean |mean - true| (and of a regression's prediction), on one colour scale [dex]: where
     the model is unsure, it should be wrong by about as much."""
@@ -104,22 +104,23 @@ def std_figure(true_log_t, samples_log_t, path, *, n_maps: int = 3,
                       1e-6))
     columns = [("std of samples [dex]", "magma", scale, std)]
     columns += [(title, "magma", scale, maps) for title, maps in errors]
-    return map_grid(columns, rows, path, box_size=box_size)
+    return map_grid(columns, rows, path, grid=grid)
 
 
-def samples_power_figure(true_log_t, samples_log_t, box: Box, path, *, regression_log_t=None):
+def samples_power_figure(true_log_t, samples_log_t, grid: Grid, path, *,
+                         regression_log_t=None):
     """Top: P(k) of log10 T fluctuations of the truth, of each sample (up to 16, faint), of
     the samples' mean (and of a regression's prediction). Bottom: P / P_true of each: samples
     that keep the small-scale power stay near 1 where the mean (like a regression) falls."""
     true, samples = _check(true_log_t, samples_log_t)
     regression = _check_regression(true, regression_log_t)
-    mean = metrics.spectral_comparison(samples.mean(axis=1), true, box)
+    mean = metrics.spectral_comparison(samples.mean(axis=1), true, grid)
     k = mean["k"]
     fig = Figure(figsize=(5.5, 5.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     top.loglog(k, positive_or_nan(mean["p_true"]), color=COLORS["true"], label="true", zorder=3)
     for j in range(min(samples.shape[1], MAX_SPECTRA_SHOWN)):
-        spec = metrics.spectral_comparison(samples[:, j], true, box)
+        spec = metrics.spectral_comparison(samples[:, j], true, grid)
         label = "samples" if j == 0 else None
         top.loglog(k, positive_or_nan(spec["p_pred"]), color=COLORS["model"], alpha=0.3, lw=0.8,
                    label=label)
@@ -128,7 +129,7 @@ def samples_power_figure(true_log_t, samples_log_t, box: Box, path, *, regressio
                label="mean of samples")
     bottom.semilogx(k, mean["power_ratio"], color="tab:green", ls="--")
     if regression is not None:
-        spec = metrics.spectral_comparison(regression, true, box)
+        spec = metrics.spectral_comparison(regression, true, grid)
         top.loglog(k, positive_or_nan(spec["p_pred"]), label="regression", **REGRESSION_STYLE)
         bottom.semilogx(k, spec["power_ratio"], **REGRESSION_STYLE)
     bottom.axhline(1.0, color="gray", lw=0.8)
@@ -165,23 +166,22 @@ def calibration_figure(true_log_t, samples_log_t, path):
     return save_figure(fig, path)
 
 
-def write_all(figures_dir, *, log_rho, true_log_t, samples_log_t, box: Box,
-              density_units: str = "", box_size: float | None = None,
-              n_maps: int = 3) -> dict[str, Path]:
+def write_all(figures_dir, *, log_rho, true_log_t, samples_log_t, grid: Grid,
+              density_units: str = "", n_maps: int = 3) -> dict[str, Path]:
     """Writes the sample figures under `figures_dir` with the names of `FIGURE_NAMES`:
-    samples.png and samples_std.png (maps, for 2D and 3D fields),
-    samples_power.png (spectra on `box`, the test fields' `Grid`) and calibration.png.
+    samples.png and samples_std.png (maps in Mpc/h, for 2D and 3D fields),
+    samples_power.png (spectra on `grid`, the test fields' `Grid`) and calibration.png.
     Returns {figure: path}."""
     out = Path(figures_dir)
     paths = {}
     if metrics.as_stack(true_log_t).ndim > 2:
         paths["samples"] = samples_panel(log_rho, true_log_t, samples_log_t,
                                          out / FIGURE_NAMES["samples"], n_maps=n_maps,
-                                         density_units=density_units, box_size=box_size)
+                                         density_units=density_units, grid=grid)
         paths["samples_std"] = std_figure(true_log_t, samples_log_t,
                                           out / FIGURE_NAMES["samples_std"], n_maps=n_maps,
-                                          box_size=box_size)
-    paths["samples_power"] = samples_power_figure(true_log_t, samples_log_t, box,
+                                          grid=grid)
+    paths["samples_power"] = samples_power_figure(true_log_t, samples_log_t, grid,
                                                   out / FIGURE_NAMES["samples_power"])
     paths["calibration"] = calibration_figure(true_log_t, samples_log_t,
                                               out / FIGURE_NAMES["calibration"])
