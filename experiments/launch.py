@@ -25,6 +25,8 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a mul
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in the run.")
 
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
+# The library names the run folder by its argument; the command line by this flag.
+ARGUMENT_FLAGS = {"workdir": "--workdir"}
 
 
 def print_help(doc: str | None) -> None:
@@ -137,7 +139,7 @@ def run(work: Callable[[], Callable], argv) -> None:
         cli.fail(f"unexpected arguments {argv[1:]}")
     # Orbax reports every save at INFO; keep the terminal for the progress bar.
     logging.set_verbosity(logging.WARNING)
-    with cli.user_errors():
+    with cli.user_errors(ARGUMENT_FLAGS):
         config = load_config()
         initialize_distributed()
         report = work()(config, _WORKDIR.value)

@@ -25,11 +25,11 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 
-from fieldnet.errors import FieldnetError, Stopped
+from fieldnet.errors import ArgumentError, FieldnetError, Stopped
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -109,9 +109,13 @@ def flush_stdout() -> None:
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
     """Turns user errors, stops and Ctrl-C inside the block into one line and an exit, and
-    a closed stdout into a quiet exit 141 (`output_closed`)."""
+    a closed stdout into a quiet exit 141 (`output_closed`).
+
+    `flags` maps argument names to the command line's flags for them: an `ArgumentError`
+    of such an argument (the library's `workdir`) names the flag (`--workdir`).
+    """
     try:
         try:
             yield
@@ -124,6 +128,9 @@ def user_errors() -> Iterator[None]:
     except Stopped as stop:
         print(stop, file=sys.stderr)
         sys.exit(stop.exit_code)
+    except ArgumentError as err:
+        fail(one_line(err.renamed(flags[err.argument]) if err.argument in (flags or {})
+                      else err))
     except (FieldnetError, OSError) as err:
         fail(one_line(err))
     except KeyboardInterrupt:

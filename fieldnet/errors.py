@@ -1,8 +1,30 @@
 """Errors that the command lines turn into one-line messages."""
 
+from __future__ import annotations
+
 
 class FieldnetError(ValueError):
     """A problem with user input (a file, a dataset, a config value), stated in one line."""
+
+
+class ArgumentError(FieldnetError):
+    """A bad value of a named function argument or config key: `<argument> <value>: <reason>`.
+
+    The code that finds it names the argument as its callers know it (`workdir`); a
+    command line that takes the value as a flag reports it under the flag's name instead
+    (`fieldnet.cli.user_errors(flags={"workdir": "--workdir"})`).
+    """
+
+    def __init__(self, argument: str, value, reason: str):
+        super().__init__(f"{argument} {value}: {reason}")
+        self.argument, self.value, self.reason = argument, value, reason
+
+    def renamed(self, argument: str) -> ArgumentError:
+        """The same error, naming the value `argument` (a command-line flag)."""
+        return ArgumentError(argument, self.value, self.reason)
+
+    def __reduce__(self):
+        return ArgumentError, (self.argument, self.value, self.reason)
 
 
 class Stopped(Exception):  # noqa: N818 - a stop, not an error

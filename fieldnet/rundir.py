@@ -22,7 +22,7 @@ from pathlib import Path
 
 import ml_collections
 
-from fieldnet.errors import FieldnetError
+from fieldnet.errors import ArgumentError, FieldnetError
 from fieldnet.files import write_json
 from fieldnet.records import flatten
 
@@ -94,21 +94,22 @@ def figures(workdir: PathLike) -> Path:
 
 
 def default_workdir(config_name: str) -> Path:
-    """Where a run goes when no --workdir is given: runs/<config.name>."""
+    """Where a run goes when no workdir is given: runs/<config.name>."""
     return Path("runs") / config_name
 
 
 def check_creatable(workdir: PathLike) -> Path:
     """Checks, without creating anything, that `workdir` is a folder or can be made one
-    (so that a bad --workdir fails before minutes of data making, not after)."""
+    (so that a bad workdir fails before minutes of data making, not after); else an
+    `ArgumentError` naming the argument `workdir`."""
     workdir = Path(workdir)
     existing = workdir
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise FieldnetError(f"--workdir {workdir}: {existing} is a file, not a folder")
+        raise ArgumentError("workdir", workdir, f"{existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise FieldnetError(f"--workdir {workdir}: {existing} is not writable")
+        raise ArgumentError("workdir", workdir, f"{existing} is not writable")
     return workdir
 
 
@@ -187,10 +188,10 @@ def has_trained(workdir: PathLike) -> bool:
 def prepare(run_config: ml_collections.ConfigDict, workdir: PathLike | None) -> Path:
     """Creates the workdir and records the config in it.
 
-    A workdir that holds a trained run of a different config is refused (`FieldnetError`
-    naming the differing keys). One where nothing was trained yet (a start that failed on
-    bad data, say) is taken over: its config is replaced and the files derived from the
-    old one (normalizer, model_io) are removed.
+    A workdir that holds a trained run of a different config is refused (an
+    `ArgumentError` of `workdir`, naming the differing keys). One where nothing was
+    trained yet (a start that failed on bad data, say) is taken over: its config is
+    replaced and the files derived from the old one (normalizer, model_io) are removed.
     """
     workdir = Path(workdir) if workdir else default_workdir(run_config.name)
     check_creatable(workdir)
@@ -202,8 +203,8 @@ def prepare(run_config: ml_collections.ConfigDict, workdir: PathLike | None) -> 
         if not changed:
             return workdir
         if has_trained(workdir):
-            raise FieldnetError(f"{workdir} holds a run with a different config (differs in "
-                                f"{', '.join(changed[:6])}); choose another --workdir")
+            raise ArgumentError("workdir", workdir, "holds a run with a different config "
+                                f"(differs in {', '.join(changed[:6])}); choose another")
         for stale in (normalizer(workdir), model_io(workdir)):
             stale.unlink(missing_ok=True)
     write_json(saved, new)

@@ -87,7 +87,8 @@ def test_workdir_under_a_file_is_one_line_before_simulating(tmp_path):
     (tmp_path / "file").write_text("")
     proc = command("experiments.density_to_temp", "--config", CONFIG,
                    f"--config.data.path={tmp_path}/absent.h5", f"--workdir={tmp_path}/file/run")
-    assert "is a file, not a folder" in one_error_line(proc)
+    assert one_error_line(proc) == (f"error: --workdir {tmp_path}/file/run: {tmp_path}/file is "
+                                    "a file, not a folder")
     assert not (tmp_path / "absent.h5").exists()
 
 

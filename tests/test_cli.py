@@ -113,6 +113,23 @@ def test_run_keeps_its_exit_code_and_other_errors_their_line(capsys):
     assert capsys.readouterr().err == "error: bad thing\n"
 
 
+def test_the_library_names_the_workdir_argument_and_a_study_its_flag(tmp_path, capsys):
+    from fieldnet import rundir
+    from fieldnet.errors import ArgumentError
+
+    (tmp_path / "file").write_text("")
+    bad = tmp_path / "file" / "run"
+    with pytest.raises(ArgumentError) as info:
+        rundir.check_creatable(bad)
+    reason = f"{tmp_path / 'file'} is a file, not a folder"
+    assert str(info.value) == f"workdir {bad}: {reason}"
+    for flags, name in ((launch.ARGUMENT_FLAGS, "--workdir"), (None, "workdir")):
+        with pytest.raises(SystemExit) as exit_info, cli.user_errors(flags):
+            raise info.value
+        assert exit_info.value.code == cli.EXIT_BAD_INPUT
+        assert capsys.readouterr().err == f"error: {name} {bad}: {reason}\n"
+
+
 USER_FILES = {  # name: (source, the message's expected start after the path)
     "syntax": ("x = 1\ndef get_config(:\n    pass\n", ":2: SyntaxError: "),
     "import": ("import fieldnet_no_such_module\n", ":1: ModuleNotFoundError: No module named"),
