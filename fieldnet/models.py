@@ -119,9 +119,41 @@ def check_cond(cond, cond_dim: int, batch: int):
     return cond
 
 
+# How many fewer ×2 downsamplings than its depth a model makes (the ResNet's first stage
+# keeps the resolution): its total stride is 2**(depth - offset). Models not named here
+# downsample once per level, as the U-Net does.
+DOWNSAMPLING_OFFSET = {"unet": 0, "resnet": 1}
+
+
+def total_stride(name: str, depth: int) -> int:
+    """The total stride of the model registered as `name` at `depth`: the one formula that
+    `stride_of` and the models' `stride` use.
+
+    Args:
+        name: A registered model name ("unet", "resnet", ...).
+        depth: Its depth, an integer ≥ 0.
+
+    Returns:
+        2**depth for the U-Net, 2**(depth - 1) for the ResNet (at least 1).
+
+    Examples:
+        >>> from fieldnet import models
+        >>> models.total_stride("unet", 3), models.total_stride("resnet", 3)
+        (8, 4)
+    """
+    return 2 ** max(depth - DOWNSAMPLING_OFFSET.get(name, 0), 0)
+
+
+def stride_formula(name: str) -> str:
+    """How the total stride of the model registered as `name` follows from its config, as
+    messages show it ("2**model.depth", "2**(model.depth - 1)")."""
+    offset = DOWNSAMPLING_OFFSET.get(name, 0)
+    return "2**model.depth" if offset == 0 else f"2**(model.depth - {offset})"
+
+
 def stride_of(config: ml_collections.ConfigDict) -> int:
     """The total stride of the model a config builds, without building it: spatial sizes
-    must be multiples of it.
+    must be multiples of it (`total_stride`).
 
     Args:
         config: A model config (`config.model` of a study): `name` and `depth` are read.
@@ -142,7 +174,7 @@ def stride_of(config: ml_collections.ConfigDict) -> int:
         depth = layers.check_non_negative("model.depth", config.depth)
     except ValueError as err:
         raise FieldnetError(str(err)) from None
-    return 2 ** max(depth - 1, 0) if config.get("name", "unet") == "resnet" else 2 ** depth
+    return total_stride(config.get("name", "unet"), depth)
 
 
 def _blocks(n, cin, cout, block):
@@ -254,7 +286,7 @@ class UNet(nnx.Module):
 
     @property
     def stride(self) -> int:
-        return 2**self.depth
+        return total_stride("unet", self.depth)
 
     def __call__(self, x, cond=None):
         check_input(x, ndim=self.ndim, channels=self.in_channels, multiple=self.stride)
@@ -377,7 +409,7 @@ class ResNet(nnx.Module):
 
     @property
     def stride(self) -> int:
-        return 2 ** (self.depth - 1)
+        return total_stride("resnet", self.depth)
 
     def features(self, x, cond=None):
         """Globally pooled features, (batch, channels)."""

@@ -1,17 +1,20 @@
-"""The small base pieces: the Grid, atomic writes, JSON records and the run folder."""
+"""The small base pieces: the Grid, the model stride, atomic writes, JSON records and the run
+folder."""
 
 import json
 import math
+import re
 
 import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
 
-from fieldnet import rundir
+from fieldnet import models, rundir
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import spectra
 from fieldnet.files import atomic_output, write_json
-from fieldnet.grid import Grid, require_grid
+from fieldnet.grid import Grid, check_divisible, require_grid
 from fieldnet.records import flatten
 
 
@@ -105,3 +108,19 @@ def test_require_names_what_is_missing(tmp_path):
     (tmp_path / rundir.EVAL).write_text("{broken")
     with pytest.raises(FieldnetError, match="not valid JSON"):
         rundir.read_eval(tmp_path)
+
+
+@pytest.mark.parametrize("name, formula", [("unet", "2**model.depth"),
+                                           ("resnet", "2**(model.depth - 1)")])
+def test_stride_has_one_formula_for_config_model_and_message(name, formula):
+    sizes = {"unet": {"out_channels": 1}, "resnet": {"num_classes": 2}}[name]
+    for depth in (1, 2, 3):
+        config = ml_collections.ConfigDict({"name": name, "depth": depth, "width": 2})
+        model = models.build(config, rngs=nnx.Rngs(0), in_channels=1, ndim=2, **sizes)
+        assert models.stride_of(config) == model.stride == models.total_stride(name, depth)
+    assert models.total_stride(name, 3) == {"unet": 8, "resnet": 4}[name]
+    assert models.stride_formula(name) == formula
+    with pytest.raises(FieldnetError, match=rf"total stride 4 \({re.escape(formula)}\)"):
+        check_divisible([6], 4, "data.crop_size", models.stride_formula(name))
+    with pytest.raises(FieldnetError, match=r"total stride 4; use"):
+        check_divisible([6, 8], 4, "the field")

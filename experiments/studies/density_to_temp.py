@@ -33,10 +33,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     evaluation.check_config(config.eval)
     objectives.check_config(config)
     stride = models.stride_of(config.model)
-    check_divisible([config.data.crop_size], stride, "data.crop_size")
+    formula = models.stride_formula(config.model.get("name", "unet"))
+    check_divisible([config.data.crop_size], stride, "data.crop_size", formula)
     sim = config.get("simulate")
     if sim is not None and sim.enabled and not Path(config.data.path).exists():
-        check_divisible([sim.grid], stride, "simulate.grid (the size of the maps to be made)")
+        check_divisible([sim.grid], stride, "simulate.grid (the size of the maps to be made)",
+                        formula)
 
 
 def check_field_sizes(ds: data.FieldDataset, stride: int) -> None:

@@ -119,7 +119,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     sizes = list(d.lattice_sizes)
     if not sizes or any(not isinstance(L, int) or L < 2 for L in sizes):
         raise FieldnetError(f"data.lattice_sizes must be integers ≥ 2, got {sizes}")
-    check_divisible(sizes, models.stride_of(config.model), "data.lattice_sizes")
+    check_divisible(sizes, models.stride_of(config.model), "data.lattice_sizes",
+                    models.stride_formula(config.model.get("name", "unet")))
     member_seeds(config)
     an = config.analysis
     if not isinstance(an.batch_size, int) or an.batch_size < 1 or an.n_bootstrap < 1:
