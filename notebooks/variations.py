@@ -58,7 +58,7 @@ Markdown(table)
 # variation of the model.
 
 # %%
-numbers = {"variations": {r["variation"]: {k: r[k] for k in sweep.COLUMNS[2:]} for r in rows}}
+numbers = {"variations": {r["variation"]: {k: r[k] for k in sweep.columns()[2:]} for r in rows}}
 fig = sweep_figures.variations_figure(rows)
 best = min(rows, key=lambda r: r["mse"])
 output.title(fig, f"{len(rows)} variations; lowest test MSE: {best['variation']} "

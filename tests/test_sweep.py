@@ -13,7 +13,7 @@ from fieldnet.errors import FieldnetError
 from fieldnet.eval import statistics
 from fieldnet.files import write_json
 from fieldnet.grid import Grid
-from notebooks.lib import sweep_figures
+from notebooks.lib import recompute, sweep_figures
 
 
 def eval_test_block(sim_index, seed, statistic_names=None):
@@ -59,7 +59,7 @@ def test_table_csv_holds_the_errors_as_numbers(swept):
     out, _, blocks = swept
     with open(out / rundir.TABLE_CSV, newline="") as f:
         table = {r["variation"]: r for r in csv.DictReader(f)}
-    assert tuple(table["reference"]) == sweep.COLUMNS
+    assert tuple(table["reference"]) == sweep.columns()
     reference = blocks[8]
     for key in ("mse", "mse_err", "baseline_mse", "baseline_mse_err"):
         assert float(table["reference"][key]) == reference[key]
@@ -90,7 +90,7 @@ def test_notebook_rows_check_the_table_against_eval_json(swept):
     out, rows, _ = swept
     read = sweep_figures.sweep_rows(out)
     for mine, theirs in zip(rows, read, strict=True):
-        assert {c: theirs[c] for c in sweep.COLUMNS} == mine
+        assert {c: theirs[c] for c in sweep.columns()} == mine
     assert sweep_figures.variations_figure(read).axes
     csv_path = out / rundir.TABLE_CSV
     text = csv_path.read_text()
@@ -209,7 +209,7 @@ def test_regression_and_flow_runs_share_one_table(tmp_path):
         table = {r["variation"]: r for r in csv.DictReader(f)}
     assert table["regression"]["objective"] == "regression"
     assert table["flow"]["objective"] == "flow"
-    for column in sweep.SAMPLE_COLUMNS:
+    for column in statistics.SAMPLE_COLUMNS:
         assert table["regression"][column] == ""
         assert float(table["flow"][column]) == flow["samples"][column]
     assert float(table["flow"]["pdf_w1"]) == flow["samples"]["pdf_w1"] != flow["pdf_w1"]
@@ -239,3 +239,48 @@ def test_another_config_file_becomes_a_variation_of_the_base():
     extra.model.novel = 1
     with pytest.raises(FieldnetError, match="lacks: model.novel"):
         sweep.overrides_between(default, extra)
+
+
+def test_a_registered_statistic_reaches_eval_json_the_sweep_table_and_the_check(tmp_path):
+    """One function and its columns: the statistic fills the test block when named, is a
+    column of the sweep's table and of its rows, and the notebooks' recomputation check
+    compares it with eval.json."""
+
+    @statistics.register_statistic("test_spread_ratio", columns=("spread_ratio",))
+    def spread_ratio(c):
+        return {"spread_ratio": float(np.std(c.pred_log) / np.std(c.true_log))}
+
+    try:
+        block = eval_test_block([3, 3, 5, 5], seed=0, statistic_names="test_spread_ratio")
+        without = eval_test_block([3, 3, 5, 5], seed=0)
+        assert "spread_ratio" in block and "spread_ratio" not in without
+        assert "spread_ratio" in statistics.columns() and "spread_ratio" in sweep.columns()
+        base = ml_collections.ConfigDict({"name": "fake", "model": {"width": 8}})
+        rows = sweep.run_sweep(base, {"with": {}, "without": {"model.width": 16}}, tmp_path,
+                               fake_study({8: block, 16: without}))
+        assert rows[0]["spread_ratio"] == block["spread_ratio"]
+        assert rows[1]["spread_ratio"] is None
+        with open(tmp_path / rundir.TABLE_CSV, newline="") as f:
+            table = {r["variation"]: r for r in csv.DictReader(f)}
+        assert float(table["with"]["spread_ratio"]) == block["spread_ratio"]
+        assert table["without"]["spread_ratio"] == ""
+        assert [r["spread_ratio"] for r in sweep_figures.sweep_rows(tmp_path)] == [
+            block["spread_ratio"], None]
+        checked = recompute.check_against_eval(block, {"test": block})
+        assert checked["spread_ratio"] == (block["spread_ratio"], block["spread_ratio"], 0.0)
+        assert {"mse", "mean_r_to_half_nyquist", "mse_err"} < set(checked)
+        changed = {**block, "spread_ratio": 1.1 * block["spread_ratio"]}
+        with pytest.raises(FieldnetError, match="spread_ratio"):
+            recompute.check_against_eval(changed, {"test": block})
+    finally:
+        statistics.STATISTICS.unregister("test_spread_ratio")
+    assert "spread_ratio" not in sweep.columns()
+
+
+def test_the_check_of_a_recomputation_takes_null_errors_as_equal():
+    block = eval_test_block([1, 1], seed=3)       # one test box: null errors
+    assert block["mse_err"] is None
+    checked = recompute.check_against_eval(block, {"test": block})
+    assert checked["mse_err"] == (None, None, 0.0)
+    with pytest.raises(FieldnetError, match="mse_err"):
+        recompute.check_against_eval({**block, "mse_err": 0.1}, {"test": block})

@@ -1,4 +1,12 @@
-"""Runs one study under several config overrides and tabulates the test metrics."""
+"""Runs one study under several config overrides and tabulates the test metrics.
+
+The table's metric columns are the registered statistics' (`fieldnet.eval.statistics.columns`,
+read back from each run's eval.json by `statistics.summarize`), so a new statistic shows up in
+the table with no change here. A generative run's row compares with a regression's: its mse,
+pixel_corr and r(k) are of the samples' mean, its pdf_w1 and power ratio (the range over
+k <= k_Nyq/2) of the samples themselves, which a regression's are of its prediction; coverage
+and CRPS are the samples' own (empty for a regression).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ml_collections
-import numpy as np
 
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError
+from fieldnet.eval import statistics
 from fieldnet.files import write_text
 from fieldnet.records import flatten
 
-COLUMNS = ("variation", "overrides", "mse", "mse_err", "baseline_mse", "baseline_mse_err",
-           "pixel_corr", "mean_r_to_half_nyquist", "baseline_mean_r_to_half_nyquist",
-           "n_test_boxes", "n_train_sims", "train_steps", "checkpoint_step",
-           "objective", "pdf_w1", "baseline_pdf_w1", "power_ratio_min", "power_ratio_max",
-           "coverage_68", "coverage_95", "crps")
-# A generative run's row compares with a regression's: its mse, pixel_corr and r(k) are of
-# the samples' mean, its pdf_w1 and power ratio (the range over k <= k_Nyq/2) of the
-# samples themselves, which a regression's are of its prediction; coverage and CRPS are
-# the samples' own (empty for a regression).
-SAMPLE_COLUMNS = ("coverage_68", "coverage_95", "crps")
+# The columns that name a row and describe its run, around the statistics' columns.
+NAME_COLUMNS = ("variation", "overrides")
+RUN_COLUMNS = ("n_train_sims", "train_steps", "checkpoint_step", "objective")
 # table.md writes an error beside its mean ("0.1710 ± 0.0123"); table.csv keeps both numeric.
 ERRORS = {"mse": "mse_err", "baseline_mse": "baseline_mse_err"}
 
@@ -51,33 +52,23 @@ def overrides_between(base: ml_collections.ConfigDict,
     return {k: v for k, v in new.items() if k != "name" and v != old[k]}
 
 
+def columns() -> tuple[str, ...]:
+    """The table's columns: the variation and its overrides, every registered statistic's
+    columns (`statistics.columns`), then what describes the run."""
+    return (*NAME_COLUMNS, *statistics.columns(), *RUN_COLUMNS)
+
+
 def table_row(name: str, overrides: dict, report: dict) -> dict:
-    """One variation's row from its eval.json. The errors over test boxes are None with one
-    test box, and in an eval.json written before they were reported; so is a column whose
-    key the eval.json lacks (`pdf_w1` without eval.statistics "pdf")."""
+    """One variation's row from its eval.json: `statistics.summarize` of its test block. A
+    column whose statistic the eval.json lacks is None (`pdf_w1` without eval.statistics
+    "pdf", coverage of a regression run, the errors over test boxes of an eval.json written
+    before they were reported); so are those errors with one test box."""
     test = report["test"]
-    samples = test.get("samples")
-    fields = samples or test          # what is compared with the truth as a field
-    k = np.asarray(test["k"], float)
-    within = k <= test["k_nyquist"] / 2
-
-    def mean_r(key):
-        return float(np.nanmean(np.asarray(test[key], float)[within]))
-
-    power = np.asarray(fields["power_ratio"], float)[within]
-
     return {"variation": name, "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
-            "mse": test["mse"], "mse_err": test.get("mse_err"),
-            "baseline_mse": test["baseline_mse"],
-            "baseline_mse_err": test.get("baseline_mse_err"),
-            "pixel_corr": test["pixel_corr"], "mean_r_to_half_nyquist": mean_r("cross_corr"),
-            "baseline_mean_r_to_half_nyquist": mean_r("baseline_cross_corr"),
-            "n_test_boxes": test.get("n_test_boxes"), "n_train_sims": report.get("n_train_sims"),
-            "train_steps": report["train_steps"], "checkpoint_step": report.get("checkpoint_step"),
-            "objective": "flow" if samples else "regression", "pdf_w1": fields.get("pdf_w1"),
-            "baseline_pdf_w1": test.get("baseline_pdf_w1"),
-            "power_ratio_min": float(np.nanmin(power)), "power_ratio_max": float(np.nanmax(power)),
-            **{c: samples[c] if samples else None for c in SAMPLE_COLUMNS}}
+            **dict.fromkeys(statistics.columns()), **statistics.summarize(test),
+            "n_train_sims": report.get("n_train_sims"), "train_steps": report["train_steps"],
+            "checkpoint_step": report.get("checkpoint_step"),
+            "objective": "flow" if "samples" in test else "regression"}
 
 
 def run_sweep(base: ml_collections.ConfigDict, variations: dict[str, dict], out: str | Path,
@@ -102,14 +93,15 @@ def _cell(value) -> str:
 
 
 def write_tables(rows: list[dict], out: Path) -> None:
-    """table.csv: every column of `COLUMNS`, numbers as numbers (a missing error is an empty
+    """table.csv: every column of `columns()`, numbers as numbers (a missing error is an empty
     cell); table.md: the same rows for reading, each mean with its error as "mean ± err"."""
+    every = columns()
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=every)
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / rundir.TABLE_CSV, buffer.getvalue())
-    shown = [c for c in COLUMNS if c not in ERRORS.values()]
+    shown = [c for c in every if c not in ERRORS.values()]
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for r in rows:
         cells = []

@@ -3,10 +3,15 @@
 A statistic is a function of a `Comparison` (a test split's truth, the model's prediction
 and the local baseline's, in normalized and in log space, on their `Grid`) that returns a
 dict of JSON keys. `config.eval.statistics` names the ones a run computes, besides the
-`REQUIRED` ones that every eval.json holds (docs/reference/run-folder.md). Adding one is one
-function (docs/guides/add-a-statistic.md):
+`REQUIRED` ones that every eval.json holds (docs/reference/run-folder.md).
 
-    @register_statistic("variance_ratio")
+At registration a statistic also declares its `columns`: the scalars that summarize it, read
+back from an eval.json "test" block by `summarize`. They are the sweep table's columns
+(`experiments.studies.sweep`) and what the notebooks check a recomputation against
+(`notebooks.lib.recompute.check_against_eval`), so adding a statistic is one function
+(docs/guides/add-a-statistic.md):
+
+    @register_statistic("variance_ratio", columns=("variance_ratio",))
     def variance_ratio(c):
         return {"variance_ratio": float(c.pred_log.var() / c.true_log.var())}
 
@@ -16,7 +21,7 @@ and one config entry: `config.eval.statistics = "pdf,variance_ratio"`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,9 +76,90 @@ class Comparison:
         return metrics.spectral_comparison(self.baseline_log, self.true_log, self.grid)
 
 
-Statistic = Callable[[Comparison], dict]
+Summary = Callable[[dict], dict]
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """A registered statistic: called on a `Comparison`, it returns its keys of the "test"
+    block.
+
+    Attributes:
+      compute: The function registered, `Comparison` -> {key: JSON value}.
+      columns: The names of the scalars that summarize it (sweep table columns, checked
+        keys of a recomputation), in order.
+      summarize: "test" block -> {column: value} of the columns it can give (none of a block
+        without its keys); None takes each column as the block's key of that name.
+    """
+
+    compute: Callable[[Comparison], dict]
+    columns: tuple[str, ...] = ()
+    summarize: Summary | None = None
+
+    def __call__(self, comparison: Comparison) -> dict:
+        return self.compute(comparison)
+
+    def summary(self, block: dict) -> dict:
+        """{column: value} of its columns that the "test" block `block` holds."""
+        if self.summarize is not None:
+            return self.summarize(block)
+        return {c: block[c] for c in self.columns if c in block}
+
+
 STATISTICS: Registry[Statistic] = Registry("statistic", "eval.statistics")
-register_statistic = STATISTICS.register
+
+
+def register_statistic(name: str, *, columns: Sequence[str] = (),
+                       summary: Summary | None = None) -> Callable:
+    """Decorator that registers a function `Comparison` -> dict as the statistic `name`.
+
+    Args:
+        name: The name `config.eval.statistics` gives to choose it.
+        columns: The scalars that summarize it in a sweep's table and that a recomputation
+            is checked on, each a key of its dict unless `summary` computes them.
+        summary: "test" block -> {column: value}, for columns that are not keys of the
+            block (say the range of an array); it leaves out the columns the block cannot
+            give.
+
+    Returns:
+        The decorator; it returns the function unchanged.
+
+    Raises:
+        ValueError: (when decorating) If `name` is already registered.
+    """
+
+    def register(fn: Callable[[Comparison], dict]) -> Callable[[Comparison], dict]:
+        STATISTICS.register(name)(Statistic(fn, tuple(columns), summary))
+        return fn
+
+    return register
+
+
+def columns() -> list[str]:
+    """Every registered statistic's columns, each once, in the order of registration: the
+    sweep table's metric columns."""
+    return list(dict.fromkeys(c for name in STATISTICS.names()
+                              for c in STATISTICS.get(name).columns))
+
+
+def summarize(block: dict) -> dict:
+    """The columns of every registered statistic that an eval.json "test" block holds.
+
+    Where two statistics give one column, the later registered wins: a generative run's
+    "samples" gives `pdf_w1` and the power-ratio range of its samples, which replace those
+    of its prediction (the mean of the samples).
+
+    Args:
+        block: An eval.json "test" block (or `statistics.evaluate`'s).
+
+    Returns:
+        {column: value}, in the order of `columns()`; a column no statistic gives from the
+        block is absent.
+    """
+    found = {}
+    for name in STATISTICS.names():
+        found.update(STATISTICS.get(name).summary(block))
+    return {c: found[c] for c in columns() if c in found}
 
 
 def selected(names: str | Iterable[str] | None) -> list[str]:
@@ -112,7 +198,7 @@ def evaluate(comparison: Comparison, names: str | Iterable[str] | None = None) -
     return to_json_value(block)
 
 
-@register_statistic("pixels")
+@register_statistic("pixels", columns=("mse", "baseline_mse", "pixel_corr"))
 def pixels(c: Comparison) -> dict:
     """MSE (normalized space) and Pearson r of log10 T, model and baseline.
 
@@ -128,7 +214,37 @@ def pixels(c: Comparison) -> dict:
             "baseline_pixel_corr": metrics.pixel_correlation(c.baseline_log, c.true_log)}
 
 
-@register_statistic("spectra")
+def within_half_nyquist(block: dict) -> np.ndarray:
+    """Which k bins of a "test" block lie at k ≤ k_Nyq / 2, where the grid resolves the
+    field well: the range the spectra's summaries average over."""
+    return np.asarray(block["k"], float) <= block["k_nyquist"] / 2
+
+
+def power_ratio_range(power_ratio, block: dict) -> dict:
+    """`power_ratio_min`, `power_ratio_max` of P/P_true over the bins `within_half_nyquist`."""
+    power = np.asarray(power_ratio, float)[within_half_nyquist(block)]
+    return {"power_ratio_min": float(np.nanmin(power)),
+            "power_ratio_max": float(np.nanmax(power))}
+
+
+def spectra_summary(block: dict) -> dict:
+    """r(k) of the model and of the baseline averaged over the bins up to k_Nyq / 2, and the
+    range of the model's power ratio there."""
+    if "k" not in block:
+        return {}
+    within = within_half_nyquist(block)
+
+    def mean_r(key):
+        return float(np.nanmean(np.asarray(block[key], float)[within]))
+
+    return {"mean_r_to_half_nyquist": mean_r("cross_corr"),
+            "baseline_mean_r_to_half_nyquist": mean_r("baseline_cross_corr"),
+            **power_ratio_range(block["power_ratio"], block)}
+
+
+@register_statistic("spectra", summary=spectra_summary,
+                    columns=("mean_r_to_half_nyquist", "baseline_mean_r_to_half_nyquist",
+                             "power_ratio_min", "power_ratio_max"))
 def spectra(c: Comparison) -> dict:
     """r(k), P_pred/P_true and the transfer function of log10 T fluctuations, per k bin.
 
@@ -147,7 +263,7 @@ def spectra(c: Comparison) -> dict:
             "n_modes": model["n_modes"].astype(np.int64), "k_nyquist": model["k_nyquist"]}
 
 
-@register_statistic("pdf")
+@register_statistic("pdf", columns=("pdf_w1", "baseline_pdf_w1"))
 def pdf(c: Comparison) -> dict:
     """Wasserstein-1 distance [dex] between the one-point PDFs of log10 T, predicted vs
     true over all test pixels (0 for identical distributions), model and baseline.
@@ -163,7 +279,7 @@ def pdf(c: Comparison) -> dict:
             "baseline_pdf_w1": float(wasserstein_distance(np.ravel(c.baseline_log), truth))}
 
 
-@register_statistic("boxes")
+@register_statistic("boxes", columns=("mse_err", "baseline_mse_err", "n_test_boxes"))
 def boxes(c: Comparison) -> dict:
     """The pixel statistics per test simulation (box), and how much the means scatter
     between boxes.
@@ -201,7 +317,21 @@ def boxes(c: Comparison) -> dict:
 COVERAGE_LEVELS = (0.68, 0.95)
 
 
-@register_statistic("samples")
+SAMPLE_COLUMNS = ("coverage_68", "coverage_95", "crps")
+
+
+def samples_summary(block: dict) -> dict:
+    """A generative run's coverage and CRPS, and the `pdf_w1` and power-ratio range (up to
+    k_Nyq / 2) of its samples themselves, where a regression's are of its prediction."""
+    drawn = block.get("samples")
+    if drawn is None:
+        return {}
+    return {"pdf_w1": drawn["pdf_w1"], **power_ratio_range(drawn["power_ratio"], block),
+            **{c: drawn[c] for c in SAMPLE_COLUMNS}}
+
+
+@register_statistic("samples", summary=samples_summary,
+                    columns=("pdf_w1", "power_ratio_min", "power_ratio_max", *SAMPLE_COLUMNS))
 def samples(c: Comparison) -> dict:
     """How a generative model's samples match the truth, as eval.json's `samples` block.
 

@@ -10,13 +10,12 @@ import numpy as np
 
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError
+from fieldnet.eval import statistics
 from notebooks.lib.runs import ROOT
 
 # Recomputed test metrics that differ from eval.json by more than this (relative) mean
 # the checkpoint or the data changed since the run was evaluated.
 RECOMPUTE_RTOL = 1e-2
-# The scalar keys of a generative run's samples block, checked the same way.
-SAMPLE_KEYS = ("coverage_68", "coverage_95", "crps", "mse_of_mean", "pdf_w1")
 # Two runs' true log10 T [dex] of the same test maps differ by float rounding only (each
 # run standardized them with its own normalizer).
 SAME_TRUTH_ATOL = 1e-4
@@ -35,17 +34,22 @@ def held_out(workdir):
                                       run.objective.saved_samples(workdir, ds))
 
 
-def check_against_eval(summary: dict, evaluation: dict,
-                       keys: Sequence[str] = ("mse", "baseline_mse", "pixel_corr")) -> dict:
-    """{key: (eval.json, recomputed, relative difference)}, with a generative run's
-    `SAMPLE_KEYS` of its samples block as "samples.<key>"; raises when they disagree by
-    more than `RECOMPUTE_RTOL` (a run evaluated on another device may differ by rounding)."""
-    pairs = {key: (evaluation["test"][key], summary[key]) for key in keys}
-    if "samples" in evaluation["test"]:
-        pairs.update({f"samples.{key}": (evaluation["test"]["samples"][key],
-                                         summary["samples"][key]) for key in SAMPLE_KEYS})
-    rows = {key: (saved, again, abs(again - saved) / max(abs(saved), 1e-12))
-            for key, (saved, again) in pairs.items()}
+def check_against_eval(summary: dict, evaluation: dict) -> dict:
+    """{column: (eval.json, recomputed, relative difference)} of every registered
+    statistic's columns that eval.json's test block gives (`statistics.summarize`: the
+    numbers of a sweep's table); raises when they disagree by more than `RECOMPUTE_RTOL` (a
+    run evaluated on another device may differ by rounding). A column null in both (the
+    error over one test box) agrees."""
+    saved, again = statistics.summarize(evaluation["test"]), statistics.summarize(summary)
+
+    def difference(a, b):
+        a, b = (None if v is None or v != v else v for v in (a, b))   # NaN as None
+        if a is None or b is None:
+            return 0.0 if a is None and b is None else float("inf")
+        return abs(b - a) / max(abs(a), 1e-12)
+
+    rows = {key: (value, again.get(key), difference(value, again.get(key)))
+            for key, value in saved.items()}
     bad = {k: v for k, v in rows.items() if not v[2] <= RECOMPUTE_RTOL}
     if bad:
         raise FieldnetError("the checkpoint's test metrics differ from eval.json "

@@ -58,7 +58,7 @@ def sweep_rows(sweep_dir) -> list[dict]:
         evaluation = rundir.read_eval(rundir.require(sweep_dir / name, rundir.EVAL))
         row = sweep.table_row(name, {}, evaluation)
         row["overrides"] = r["overrides"]
-        for column in sweep.COLUMNS[2:]:
+        for column in sweep.columns()[2:]:
             if not _same_cell(r.get(column), row[column]):
                 raise FieldnetError(f"{table_csv}: {name} {column} = {r.get(column)} "
                                     f"but its {rundir.EVAL} gives {row[column]}; rerun the sweep")
