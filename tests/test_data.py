@@ -115,6 +115,42 @@ def test_augmentation_is_identical_for_input_and_target(file2d, ds2d):
     np.testing.assert_array_equal(val["x"], val_plain["x"])
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_batch_transform_is_each_samples_own_transform(ndim):
+    """`transform_batch` (one transform per distinct element) gives exactly what
+    `transform_fields` gives sample by sample, a vector field's components included."""
+    from fieldnet.data.dataset import transform_batch, transform_fields
+    from fieldnet.data.source import Field
+
+    rng = np.random.default_rng(ndim)
+    fields = [Field("rho", ("rho",), "1", None, False),
+              Field("v", tuple(f"v_{a}" for a in "xyz"[:ndim]), "km/s", None, True)]
+    values = rng.normal(size=(40, *[5] * ndim, 1 + ndim)).astype(np.float32)
+    group = symmetry.group_elements(ndim)
+    elements = rng.integers(len(group), size=len(values))
+    moved = transform_batch(values, elements, fields)
+    assert moved.dtype == values.dtype and moved.flags.c_contiguous
+    for x, e, y in zip(values, elements, moved, strict=True):
+        np.testing.assert_array_equal(transform_fields(x, fields, group[e]), y)
+    scalars = transform_batch(values, elements)
+    for x, e, y in zip(values, elements, scalars, strict=True):
+        np.testing.assert_array_equal(symmetry.apply(x, group[e], 0), y)
+
+
+@pytest.mark.parametrize("ndim,size", [(1, 4), (2, 3), (2, 7), (3, 5)])
+def test_periodic_crops_are_windows_of_the_rolled_samples(ndim, size):
+    from fieldnet.data.dataset import periodic_crops
+
+    rng = np.random.default_rng(size)
+    values = rng.normal(size=(6, *[7] * ndim, 2)).astype(np.float32)
+    starts = rng.integers(7, size=(6, ndim))
+    crops = periodic_crops(values, starts, size)
+    assert crops.shape == (6, *[size] * ndim, 2)
+    for x, start, crop in zip(values, starts, crops, strict=True):
+        rolled = np.roll(x, tuple(-start), axis=tuple(range(ndim)))
+        np.testing.assert_array_equal(rolled[(slice(size),) * ndim], crop)
+
+
 def central_gradient(phi):
     """Periodic central differences: components last, one per spatial axis."""
     axes = range(1, phi.ndim)

@@ -196,6 +196,37 @@ def transform_fields(values: np.ndarray, fields: list[Field], g: symmetry.Elemen
     return np.ascontiguousarray(np.concatenate(parts, axis=-1))
 
 
+def transform_batch(values: np.ndarray, elements: np.ndarray,
+                    fields: list[Field] | None = None) -> np.ndarray:
+    """Group element `symmetry.group_elements(d)[elements[i]]` on sample i of a batch
+    (b, *spatial, C) of cubic samples, as `transform_fields` does (`fields` None: every
+    channel a scalar field). Vectorized over the batch: one transform per distinct element
+    (at most 8 in 2D, 48 in 3D), whatever the batch size."""
+    group = symmetry.group_elements(values.ndim - 2)
+    elements = np.asarray(elements)
+    out = np.empty_like(values)
+    for e in np.unique(elements):
+        chosen = elements == e
+        out[chosen] = (symmetry.apply(values[chosen], group[e]) if fields is None
+                       else transform_fields(values[chosen], fields, group[e], 1))
+    return out
+
+
+def periodic_crops(values: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+    """Crops of `size` per spatial side of a batch (b, *spatial, C) of periodic samples, the
+    crop of sample i starting at `starts[i]` (b, d) and wrapping around each axis, as the
+    training crops of a file do; with `size` the whole side, a random periodic translation.
+    One gather for the whole batch."""
+    starts = np.asarray(starts)
+    spatial = values.shape[1:-1]
+    ndim = len(spatial)
+    index = [np.arange(len(values)).reshape(-1, *[1] * ndim)]
+    for axis, n in enumerate(spatial):
+        shape = [-1] + [size if a == axis else 1 for a in range(ndim)]
+        index.append(((starts[:, axis:axis + 1] + np.arange(size)) % n).reshape(shape))
+    return values[tuple(index)]
+
+
 class FieldDataset:
     """Input/target fields of one file, split, normalized, served as crops or whole samples.
 
@@ -283,7 +314,7 @@ class FieldDataset:
         except BaseException:
             self.close()
             raise
-        self._group = symmetry.group_elements(self.ndim)
+        self._group_size = len(symmetry.group_elements(self.ndim))
 
     # --- metadata ---------------------------------------------------------------------------
 
@@ -450,9 +481,13 @@ class FieldDataset:
         first = self.process_index * local
         items = [self._item(split, seed, step * batch_size + j, step, j)
                  for j in range(first, first + local)]
-        batch = {"x": np.stack([x for x, _, _ in items]), "y": np.stack([y for _, y, _ in items])}
+        x, y, cond, elements = (list(column) for column in zip(*items, strict=True))
+        batch = {"x": np.stack(x), "y": np.stack(y)}
+        if split == "train" and self.config.augment:
+            batch["x"] = transform_batch(batch["x"], np.array(elements), self.inputs)
+            batch["y"] = transform_batch(batch["y"], np.array(elements), self.targets)
         if self.condition_names:
-            batch["cond"] = np.stack([c for _, _, c in items])
+            batch["cond"] = np.stack(cond)
         return batch
 
     def batches(self, split: str, batch_size: int, seed: int, start_step: int = 0,
@@ -470,7 +505,9 @@ class FieldDataset:
                             prefetch=int(self.config.prefetch))
 
     def _item(self, split: str, seed: int, position: int, step: int,
-              slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+              slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+        """(x, y, cond, the index of its symmetry element) of one batch item; the element
+        is drawn for every training crop, and applied to the batch by `batch`."""
         regions = self.splits[split]
         split_id = SPLITS.index(split)
         epoch, offset = divmod(position, len(regions))
@@ -481,14 +518,14 @@ class FieldDataset:
             starts[0] = int(rng.integers(region.lo, region.hi - self.crop_size + 1))
         y = self._window(self.targets, region.sample, starts, self.crop_size)
         x = self._window(self.inputs, region.sample, starts, self.crop_size)
+        element = 0  # the identity
         if split == "train" and self.config.augment:
-            g = self._group[int(rng.integers(len(self._group)))]
-            x, y = transform_fields(x, self.inputs, g), transform_fields(y, self.targets, g)
+            element = int(rng.integers(self._group_size))
         cond = self.condition(region.sample)
         noise = float(self.config.get("condition_noise", 0.0))
         if split == "train" and cond is not None and noise > 0:
             cond = (cond + noise * rng.standard_normal(cond.shape)).astype(np.float32)
-        return x, y, cond
+        return x, y, cond, element
 
     def _window(self, fields: list[Field], sample: int, starts: list[int],
                 size: int) -> np.ndarray:
