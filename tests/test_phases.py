@@ -109,6 +109,29 @@ def test_member_seeds_are_disjoint_between_runs():
     assert phase_study.member_seeds(c) == [5]
 
 
+def test_ising_batches_augment_by_lattice_symmetries_and_periodic_translations(tmp_path):
+    """Every augmented configuration is a translated and D4-transformed copy of the one the
+    plain batch of the same step holds (the same configuration is drawn either way)."""
+    from data_tools import ising as ising_data
+    from fieldnet import symmetry
+
+    c = tiny_study_config(tmp_path)
+    c.data.lattice_sizes = (6,)
+    lattices = ising_data.generate([6], [1.5, 3.0], samples=4, seed=2, chains=4,
+                                   progress=False)
+    ising_data.write(c.data.path, lattices, seed=2)
+    data = phase_study.IsingData(c)
+    plain, augmented = data.batch(3, 24, seed=1, augment=False), data.batch(3, 24, seed=1)
+    np.testing.assert_array_equal(plain["label"], augmented["label"])
+    assert augmented["x"].shape == plain["x"].shape == (24, 6, 6, 1)
+    assert not np.array_equal(plain["x"], augmented["x"])
+    images = [[symmetry.apply(np.roll(x, (i, j), (0, 1)), g, 0) for g in
+               symmetry.group_elements(2) for i in range(6) for j in range(6)]
+              for x in plain["x"]]
+    for moved, orbit in zip(augmented["x"], images, strict=True):
+        assert any(np.array_equal(moved, image) for image in orbit)
+
+
 def tiny_study_config(tmp_path):
     """The quick Ising config shrunk further (L = 8, 12; 30 steps), data under tmp_path."""
     c = ising.get_config("quick")

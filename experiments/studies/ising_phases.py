@@ -26,6 +26,7 @@ from flax import nnx
 from scipy.special import softmax
 
 from fieldnet import models, rundir, symmetry, train
+from fieldnet.data.dataset import periodic_crops, transform_batch
 from fieldnet.data.ising import read_ising
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import phases
@@ -66,15 +67,17 @@ class IsingData:
                         DISORDERED).astype(np.int32)
 
     def batch(self, step: int, batch_size: int, seed: int, augment: bool = True) -> dict:
-        """Lattice sizes take turns by step; each sample gets a random lattice symmetry."""
+        """Lattice sizes take turns by step; with `augment`, each configuration gets a random
+        periodic translation and lattice symmetry, the field dataset's augmentation
+        (`periodic_crops` of the whole lattice, `transform_batch`)."""
         L = self.sizes[step % len(self.sizes)]
         rng = np.random.default_rng([seed, step])
         idx = rng.choice(self.train_idx[L], size=batch_size)
         x = self.spins[L][idx][..., None]
         if augment:
-            elements = symmetry.group_elements(2)
-            x = np.concatenate([symmetry.apply(x[i:i + 1], elements[g])
-                                for i, g in enumerate(rng.integers(len(elements), size=len(x)))])
+            starts = rng.integers(L, size=(batch_size, 2))
+            elements = rng.integers(len(symmetry.group_elements(2)), size=batch_size)
+            x = transform_batch(periodic_crops(x, starts, L), elements)
         return {"x": np.ascontiguousarray(x), "label": self.labels(L, idx)}
 
     def validation(self, batch_size: int, seed: int) -> list[dict]:
