@@ -27,14 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from fieldnet import models, receptive, records, registry, symmetry
+from fieldnet import models, objectives, receptive, records, registry, symmetry
 from fieldnet.data import dataset, h5format
 from fieldnet.eval import inference, metrics, phases, sampling, spectra
 from fieldnet.nn import flow, kernels, layers
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCTEST_MODULES = (models, layers, inference, dataset, receptive, registry, spectra, metrics,
-                   symmetry, h5format, sampling, records, flow, kernels, phases)
+                   symmetry, h5format, sampling, records, flow, kernels, phases, objectives)
 DOCUMENTED = (models.UNet, models.ResNet, layers.Conv, layers.ConvTranspose,
               inference.predict_field, dataset.FieldDataset, models.build,
               receptive.receptive_field, spectra.power_spectrum, metrics.mse, models.stride_of)

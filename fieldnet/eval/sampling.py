@@ -139,7 +139,7 @@ def sample_stack(model: nnx.Module, x: ArrayLike, noise: ArrayLike, *, steps: in
     """Samples for a stack of whole fields, integrated a batch of trajectories at a time.
 
     Args:
-        model: The velocity network (`models.build` with objective "flow").
+        model: The velocity network (`objectives.build` with objective "flow").
         x: Inputs (N, *spatial, C_x), normalized.
         noise: Starting noise (N, S, *spatial, C_y): S samples of each field.
         steps: Heun steps from t = 0 to 1.

@@ -85,7 +85,7 @@ def flow_matching(model: nnx.Module, batch: dict) -> jax.Array:
     at x_t = (1 - t) z + t y against y - z, in float32.
 
     Args:
-        model: The velocity network of `models.build` with objective "flow".
+        model: The velocity network (`objectives.build` with objective "flow").
         batch: The batch dict, with "key" for the draws of t and z.
 
     Returns:
