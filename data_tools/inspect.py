@@ -91,8 +91,9 @@ def format_summary(summary: dict) -> str:
     if "fieldnet" in summary:
         fn = summary["fieldnet"]
         grid = "x".join(map(str, fn["grid"]))
+        box = "x".join(f"{length:g}" for length in np.atleast_1d(fn["box_size"]))
         lines.append(f"  fieldnet format: {fn['samples']} samples from {fn['simulations']} "
-                     f"simulations, grid {grid}, box {fn['box_size']:g} Mpc/h, "
+                     f"simulations, grid {grid}, box {box} Mpc/h, "
                      f"fields {fn['fields']}, params {fn['params']}")
     if "ising" in summary:
         counts = ", ".join(f"L={L}: {n}" for L, n in summary["ising"]["configurations"].items())

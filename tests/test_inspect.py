@@ -39,6 +39,15 @@ def test_fieldnet_file_summary(fieldnet_file, capsys):
     assert "fields/temperature  float32 (4, 8, 8)  [K]" in printed
 
 
+def test_rectangular_box_shows_each_side(tmp_path):
+    path = h5format.write_arrays(tmp_path / "r.h5", {"density": np.ones((1, 8, 4))}, ndim=2,
+                                 box_size=(20.0, 10.0), source="test", sim_index=[0],
+                                 units={"density": "1"})
+    summary = inspect.summarize(path)
+    assert list(summary["fieldnet"]["box_size"]) == [20.0, 10.0]
+    assert "grid 8x4, box 20x10 Mpc/h" in inspect.format_summary(summary)
+
+
 def test_any_hdf5_with_nan_inf_and_blocks(tmp_path, monkeypatch, capsys):
     path = tmp_path / "raw.h5"
     values = np.arange(1000, dtype=np.float64).reshape(100, 10)
