@@ -209,3 +209,34 @@ def test_few_data_config_trains_on_few_crops():
     path = "experiments/configs/density_to_temp_flow_few.py"
     module = cli.import_user_file(path, "get_config")
     assert cli.call_user(path, module.get_config).name == config.name
+
+
+def test_benchmark_picks_validation_maps_from_every_box():
+    from benchmarks.calibration import spread_maps
+
+    sims = np.repeat([3, 7, 9], 4)
+    chosen = spread_maps(sims, 5)
+    assert len(chosen) == 5 and set(sims[chosen]) == {3, 7, 9}
+    assert (np.diff(chosen) > 0).all()
+    np.testing.assert_array_equal(spread_maps(sims, None), np.arange(12))
+
+
+def test_benchmark_scores_per_box_with_errors():
+    from benchmarks.calibration import scores
+    from fieldnet.grid import Grid
+
+    samples, truth, _ = gaussian_ensemble(0.5)
+    sims = np.repeat(np.arange(4), N_MAPS // 4)
+    grid = Grid.box((SIZE, SIZE), 10.0)
+    block = scores(samples, truth, samples, truth, sims, grid)
+    raw = metrics.interval_coverage(samples, truth, calibration.REPORT_LEVELS)
+    assert (block["coverage_68"], block["coverage_95"]) == pytest.approx(tuple(raw))
+    assert [b["sim"] for b in block["per_box"]] == [0, 1, 2, 3]
+    assert np.mean([b["coverage_68"] for b in block["per_box"]]) == \
+        pytest.approx(block["coverage_68"])
+    assert 0 < block["coverage_68_err"] < 0.05
+    assert block["mse_of_mean"] == pytest.approx(metrics.mse(samples.mean(axis=1), truth))
+    # white noise: the samples' variance mu + 0.5 e is (1 + 0.25) / 2 of the truth's mu + e
+    assert np.median(block["power_ratio"]) == pytest.approx(1.25 / 2, rel=0.1)
+    lo, hi = block["power_ratio_range"]
+    assert lo <= hi and block["max_log_power_error"] >= max(abs(np.log(lo)), abs(np.log(hi)))
