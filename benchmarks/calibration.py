@@ -120,10 +120,12 @@ def scores(samples_norm: np.ndarray, true_norm: np.ndarray, samples_log: np.ndar
 
 def measure(workdir, *, max_val_maps: int | None = None, n_samples: int | None = None,
             steps: int | None = None, batch: int | None = None, data_root=None,
-            figure=None, val_samples_path=None) -> dict:
+            figure=None, val_samples_path=None,
+            levels: tuple[float, ...] = calibration.FIT_LEVELS) -> dict:
     """Fits the spread on the run's validation maps and scores its test maps (see the
     module's docstring); `figure`: a PNG path for the test maps' calibration figure;
-    `val_samples_path`: an .npz that keeps the validation samples between calls."""
+    `val_samples_path`: an .npz that keeps the validation samples between calls; `levels`:
+    the nominal levels the fit calibrates."""
     run = open_run(workdir)
     if not run.objective.generative:
         raise FieldnetError(f"{workdir}: a {run.objective.name} run; calibration needs a "
@@ -162,7 +164,7 @@ def measure(workdir, *, max_val_maps: int | None = None, n_samples: int | None =
             test_samples = draw(model, test, n_samples, steps, config.seed, batch)
             seconds["test_samples"] = time.perf_counter() - start
     start = time.perf_counter()
-    cal = calibration.fit(val_samples[..., 0], val["y"][..., 0])
+    cal = calibration.fit(val_samples[..., 0], val["y"][..., 0], levels)
     seconds["fit"] = time.perf_counter() - start
     raw, true = test_samples[..., 0], test["y"][..., 0]
     calibrated = calibration.apply(cal, raw)
@@ -196,15 +198,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-samples", default=None,
                         help="an .npz that keeps the validation samples: read where it holds "
                              "the same maps, samples, steps and seed, else drawn and written")
+    parser.add_argument("--levels", default=None,
+                        help="comma-separated nominal levels to calibrate (default: 0.05, "
+                             "0.10, ..., 0.95)")
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
     parser.add_argument("--figure", default=None,
                         help="write the test maps' calibration figure to this PNG")
     args = parser.parse_args(argv)
     if args.samples is not None and args.samples < 2:
         cli.fail("--samples must be at least 2")
+    try:
+        levels = (calibration.FIT_LEVELS if args.levels is None
+                  else tuple(float(p) for p in args.levels.split(",")))
+    except ValueError:
+        cli.fail(f"--levels must be comma-separated numbers, got {args.levels!r}")
+    if not levels or not all(0 < p < 1 for p in levels):
+        cli.fail(f"--levels must be nominal levels in (0, 1), got {args.levels!r}")
     result = measure(args.workdir, max_val_maps=args.max_val_maps, n_samples=args.samples,
                      steps=args.steps, batch=args.batch, data_root=args.data_root,
-                     figure=args.figure, val_samples_path=args.val_samples)
+                     figure=args.figure, val_samples_path=args.val_samples, levels=levels)
     if args.out:
         write_json(args.out, result)
     print(json.dumps(to_json_value(result), indent=1, allow_nan=False))
