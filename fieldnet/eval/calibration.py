@@ -57,15 +57,15 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from fieldnet.errors import FieldnetError
-from fieldnet.eval import metrics
+from fieldnet.eval import metrics, statistics
 from fieldnet.files import write_json
 
 METHOD = "spread"
 # Nominal levels whose coverage the fit matches: the whole curve, so that α is not tuned
 # to the two levels eval.json reports.
 FIT_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
-# The levels eval.json reports (as `statistics.COVERAGE_LEVELS`).
-REPORT_LEVELS = (0.68, 0.95)
+# The levels eval.json reports.
+REPORT_LEVELS = statistics.COVERAGE_LEVELS
 # The search interval of α: beyond a factor 10 the model's spread carries no information.
 SPREAD_BOUNDS = (0.1, 10.0)
 # Coarse grid of log α before the bounded refinement, so that a flat stretch of the
