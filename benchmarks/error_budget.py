@@ -7,8 +7,9 @@ and (a conditioned run) averaged over the parameters of its training simulations
         --runs $S/baseline,$S/width_24,$S/dropout_0.1,$S/weight_decay_0.05,$S/depth_2
 
 A run's relative data.path is taken in the working directory (run this from the repository
-root, as the runs' commands ran). Prints one JSON object; every number is a test MSE of log10 T over the local baseline's,
-both in dex² (so runs with different normalizers compare), on the runs' common test maps:
+root, as the runs' commands ran). Prints one JSON object; every number is a test MSE of
+log10 T over the local baseline's, both in dex² (so runs with different normalizers
+compare), on the runs' common test maps:
 
 - `runs`: each run's own prediction (its eval.json's ratio, to rounding);
 - `ensemble`: the mean prediction of the first 1, 2, ... runs. If it barely falls below

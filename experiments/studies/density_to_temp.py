@@ -23,6 +23,7 @@ from fieldnet.eval import held_out
 from fieldnet.figures import report, samples
 from fieldnet.files import write_json
 from fieldnet.grid import check_divisible
+from fieldnet.inference import open_run
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -159,6 +160,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             lambda start: ds.batches("train", tc.batch_size, config.seed, start_step=start,
                                      num_steps=tc.num_steps - start),
             val, tc, workdir, loss_fn=objectives.of(config.model).loss(tc), seed=config.seed)
-        step = train.restore_params(model, workdir, tc, best=True)
-        return evaluate_run(model, ds, config, workdir, train_steps=result.final_step,
-                            checkpoint_step=step)
+        run = open_run(workdir)   # the best checkpoint, as inference opens the run
+        return evaluate_run(run.model, ds, config, workdir, train_steps=result.final_step,
+                            checkpoint_step=run.checkpoint_step)
