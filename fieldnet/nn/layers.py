@@ -35,7 +35,17 @@ _orbit_index = functools.lru_cache(maxsize=None)(orbit_index)
 
 
 def check_ndim(ndim: int) -> int:
-    """`ndim`, checked to be 1, 2 or 3 (else a ValueError)."""
+    """Checks a number of spatial axes.
+
+    Args:
+        ndim: Number of spatial axes.
+
+    Returns:
+        `ndim` itself.
+
+    Raises:
+        ValueError: If `ndim` is not 1, 2 or 3.
+    """
     if ndim not in (1, 2, 3):
         raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
     return ndim
@@ -46,15 +56,37 @@ def _is_integer(value, minimum: int) -> bool:
 
 
 def check_positive(name: str, value) -> int:
-    """`value` as an int; a ValueError naming `name` unless it is an integer ≥ 1."""
+    """Checks that a value is an integer ≥ 1.
+
+    Args:
+        name: Name of the value, for the error message.
+        value: The value to check (a bool is not an integer here).
+
+    Returns:
+        `value` as an int.
+
+    Raises:
+        ValueError: Naming `name`, unless `value` is an integer ≥ 1.
+    """
     if not _is_integer(value, 1):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def check_non_negative(name: str, value, meaning: str = "") -> int:
-    """`value` as an int; a ValueError naming `name` (and what it counts, `meaning`)
-    unless it is an integer ≥ 0."""
+    """Checks that a value is an integer ≥ 0.
+
+    Args:
+        name: Name of the value, for the error message.
+        value: The value to check (a bool is not an integer here).
+        meaning: What the value counts, added to the error message when not empty.
+
+    Returns:
+        `value` as an int.
+
+    Raises:
+        ValueError: Naming `name` (and `meaning`), unless `value` is an integer ≥ 0.
+    """
     if not _is_integer(value, 0):
         raise ValueError(f"{name} must be an integer ≥ 0{f' ({meaning})' if meaning else ''}, "
                          f"got {value!r}")
@@ -62,7 +94,17 @@ def check_non_negative(name: str, value, meaning: str = "") -> int:
 
 
 def activation(name: str):
-    """The activation function named `name`, one of `ACTIVATIONS` (else a ValueError)."""
+    """The activation function named `name`.
+
+    Args:
+        name: One of `ACTIVATIONS`.
+
+    Returns:
+        The elementwise function, array to array of the same shape.
+
+    Raises:
+        ValueError: If `name` is not one of `ACTIVATIONS`.
+    """
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]
@@ -305,6 +347,21 @@ def downsample(in_channels: int, out_channels: int, *, ndim: int, symmetric: boo
 
     The blocks tile the grid, so the layer needs no padding, commutes with periodic shifts
     by even amounts, and (with a symmetric kernel) with reflections of an even-sized grid.
+
+    Args:
+        in_channels: Channels of the input.
+        out_channels: Channels of the output.
+        ndim: Number of spatial axes, 1, 2 or 3.
+        symmetric: Tie the kernel to be invariant under the grid's symmetry group.
+        dtype: Compute dtype; None computes in the input's dtype.
+        rngs: Random streams for the weights.
+
+    Returns:
+        A `Conv` mapping `(batch, *spatial, in_channels)` to
+        `(batch, *(s // 2 for s in spatial), out_channels)`.
+
+    Raises:
+        ValueError: On a channel count that is not a positive integer or an unknown `ndim`.
     """
     return Conv(in_channels, out_channels, 2, ndim=ndim, stride=2, padding="valid",
                 symmetric=symmetric, dtype=dtype, rngs=rngs)
@@ -350,8 +407,18 @@ class GroupNorm(nnx.Module):
 
 
 def make_norm(kind: str, num_channels: int):
-    """A normalization layer of `kind` (one of `NORMS`) over `num_channels` channels:
-    `LayerNorm`, `GroupNorm`, or None for "none"; else a ValueError."""
+    """A normalization layer of `kind` over `num_channels` channels.
+
+    Args:
+        kind: One of `NORMS`: `"layer"`, `"group"` or `"none"`.
+        num_channels: Channels of the input it normalizes.
+
+    Returns:
+        A `LayerNorm`, a `GroupNorm`, or None for `"none"`.
+
+    Raises:
+        ValueError: If `kind` is not one of `NORMS`.
+    """
     if kind not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
     if kind == "none":
@@ -456,13 +523,32 @@ class ResBlock(nnx.Module):
 
 
 def input_interval(layer, lo: int, hi: int) -> tuple[int, int]:
-    """The span of inputs that outputs lo..hi of `layer` see; layers without
-    `input_interval` (activations, dropout, channel mixers, layer norm) are pointwise."""
+    """The span of inputs that outputs lo..hi of `layer` see.
+
+    Layers without `input_interval` (activations, dropout, channel mixers, layer norm) are
+    pointwise.
+
+    Args:
+        layer: A layer, or None.
+        lo: First output pixel along one axis.
+        hi: Last output pixel along that axis (inclusive).
+
+    Returns:
+        (first, last) input pixel along that axis, inclusive; may lie outside the grid
+        (a periodic layer wraps them around).
+    """
     if layer is None or not hasattr(layer, "input_interval"):
         return lo, hi
     return layer.input_interval(lo, hi)
 
 
 def param_count(module: nnx.Module) -> int:
-    """Number of trainable scalars in a module."""
+    """Number of trainable scalars in a module.
+
+    Args:
+        module: Any NNX module.
+
+    Returns:
+        The total size of its `nnx.Param` leaves.
+    """
     return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))

@@ -47,7 +47,14 @@ CPU_CONV_CHUNK_ELEMENTS = 2**31  # under a quarter of the smallest patch volume 
 
 
 def dimension_numbers(ndim: int) -> tuple[str, str, str]:
-    """lax layout strings for channels-last inputs and (*spatial, in, out) kernels."""
+    """lax layout strings for channels-last inputs and (*spatial, in, out) kernels.
+
+    Args:
+        ndim: Number of spatial axes, 1, 2 or 3.
+
+    Returns:
+        (input, kernel, output) layout strings, e.g. `("NHWC", "HWIO", "NHWC")` for 2D.
+    """
     s = _SPATIAL[-ndim:]
     return f"N{s}C", f"{s}IO", f"N{s}C"
 
@@ -60,10 +67,19 @@ def _lax_conv(x, kernel, stride: int, dilation: int):
 
 
 def transposed_conv(x, kernel):
-    """The stride-1 VALID convolution of x with kernel (*spatial, in, out) in the form of an
-    input gradient: padded by k - 1 on both sides of the first spatial axis (the padding of
-    a transposed convolution), the rows that the VALID convolution has kept. The same sum;
-    XLA:CPU runs it through its own convolution rather than its YNNPACK fusion."""
+    """The stride-1 VALID convolution of x in the form of an input gradient.
+
+    Padded by k - 1 on both sides of the first spatial axis (the padding of a transposed
+    convolution), then cropped to the rows that the VALID convolution keeps. The same sum;
+    XLA:CPU runs it through its own convolution rather than its YNNPACK fusion.
+
+    Args:
+        x: Input of shape `(batch, *spatial, in)`.
+        kernel: Kernel of shape `(*k, in, out)`.
+
+    Returns:
+        Array of shape `(batch, *(s - k + 1), out)`, as a VALID convolution.
+    """
     ndim = x.ndim - 2
     k = kernel.shape[0]
     pads = [(k - 1, k - 1)] + [(0, 0)] * (ndim - 1)
@@ -74,8 +90,21 @@ def transposed_conv(x, kernel):
 
 def depth_chunks(x_shape, kernel_shape, stride: int, dilation: int,
                  limit: int) -> list[tuple[int, int]]:
-    """Output depth ranges [start, stop) of a 3D convolution such that each range's patch
-    volume (batch x outputs x kernel taps x input channels) is at most `limit`."""
+    """Output depth ranges [start, stop) of a 3D convolution with a bounded patch volume.
+
+    Each range's patch volume (batch x outputs x kernel taps x input channels) is at most
+    `limit`, unless a single depth plane exceeds it.
+
+    Args:
+        x_shape: Input shape `(batch, depth, height, width, in)`.
+        kernel_shape: Kernel shape `(kd, kh, kw, in, out)`.
+        stride: Step between output pixels, in input pixels.
+        dilation: Spacing between kernel taps, in input pixels.
+        limit: Largest patch volume of one range, in elements.
+
+    Returns:
+        Consecutive (start, stop) ranges of output depth covering the whole output.
+    """
     depth, *plane = [(s - dilation * (k - 1) - 1) // stride + 1
                      for s, k in zip(x_shape[1:-1], kernel_shape[:-2], strict=True)]
     taps = math.prod(kernel_shape[:-1])  # kernel taps x input channels
@@ -85,7 +114,20 @@ def depth_chunks(x_shape, kernel_shape, stride: int, dilation: int,
 
 
 def xla_conv(x, kernel, stride: int = 1, dilation: int = 1):
-    """Unpadded convolution of x (batch, *spatial, in) with kernel (*spatial, in, out)."""
+    """Unpadded convolution of x (batch, *spatial, in) with kernel (*spatial, in, out).
+
+    On the CPU, 3D convolutions with a patch volume above `CPU_CONV_CHUNK_ELEMENTS` run in
+    depth slabs (`depth_chunks`).
+
+    Args:
+        x: Input of shape `(batch, *spatial, in)`.
+        kernel: Kernel of shape `(*k, in, out)`.
+        stride: Step between output pixels, in input pixels.
+        dilation: Spacing between kernel taps, in input pixels.
+
+    Returns:
+        Array of shape `(batch, *((s - dilation * (k - 1) - 1) // stride + 1), out)`.
+    """
     if x.ndim != 5 or jax.default_backend() != "cpu":
         return _lax_conv(x, kernel, stride, dilation)
     chunks = depth_chunks(x.shape, kernel.shape, stride, dilation, CPU_CONV_CHUNK_ELEMENTS)
@@ -98,8 +140,18 @@ def xla_conv(x, kernel, stride: int = 1, dilation: int = 1):
 
 
 def tap_conv(x, kernel):
-    """The stride-1 VALID convolution as a sum over kernel taps of shifted slices times that
-    tap's (in, out) matrix: with one input channel, a broadcast multiply-add per tap."""
+    """The stride-1 VALID convolution as a sum over kernel taps.
+
+    Each term is a shifted slice times that tap's (in, out) matrix: with one input channel,
+    a broadcast multiply-add per tap.
+
+    Args:
+        x: Input of shape `(batch, *spatial, in)`.
+        kernel: Kernel of shape `(*k, in, out)`.
+
+    Returns:
+        Array of shape `(batch, *(s - k + 1), out)`.
+    """
     out = [n - k + 1 for n, k in zip(x.shape[1:-1], kernel.shape[:-2], strict=True)]
     taps = kernel.reshape((-1,) + kernel.shape[-2:])
     y = None
@@ -116,9 +168,18 @@ def _cpu_conv2d_forward(x, kernel):
 
 @jax.custom_vjp
 def conv2d_cpu(x, kernel):
-    """Stride-1 2D convolution in the forms XLA:CPU runs fastest (`benchmarks.conv_forms`):
-    forward by `tap_conv` for one input channel, else by `transposed_conv`; input gradient
-    XLA's own; kernel gradient that of `transposed_conv`."""
+    """Stride-1 2D convolution in the forms XLA:CPU runs fastest (`benchmarks.conv_forms`).
+
+    Forward by `tap_conv` for one input channel, else by `transposed_conv`; input gradient
+    XLA's own; kernel gradient that of `transposed_conv`.
+
+    Args:
+        x: Input of shape `(batch, height, width, in)`.
+        kernel: Kernel of shape `(kh, kw, in, out)`.
+
+    Returns:
+        The VALID convolution, shape `(batch, height - kh + 1, width - kw + 1, out)`.
+    """
     return _cpu_conv2d_forward(x, kernel)
 
 
@@ -137,8 +198,19 @@ conv2d_cpu.defvjp(_conv2d_cpu_fwd, _conv2d_cpu_bwd)
 
 
 def depth_sliced_conv(x, kernel, conv2d=None):
-    """The stride-1 3D convolution as a sum over kernel depth of 2D convolutions (`conv2d`,
-    default `xla_conv`) of depth-shifted slabs (depth folded into the batch)."""
+    """The stride-1 3D convolution as a sum over kernel depth of 2D convolutions.
+
+    Each 2D convolution takes a depth-shifted slab, depth folded into the batch.
+
+    Args:
+        x: Input of shape `(batch, depth, height, width, in)`.
+        kernel: Kernel of shape `(kd, kh, kw, in, out)`.
+        conv2d: The 2D VALID convolution `(x, kernel) -> y` to use; None for `xla_conv`.
+
+    Returns:
+        The VALID convolution, shape `(batch, depth - kd + 1, height - kh + 1,
+        width - kw + 1, out)`.
+    """
     conv2d = xla_conv if conv2d is None else conv2d
     n, depth_in = x.shape[:2]
     k = kernel.shape[0]
@@ -152,8 +224,19 @@ def depth_sliced_conv(x, kernel, conv2d=None):
 
 
 def conv3d_cpu(x, kernel):
-    """Stride-1 3D convolution as depth slices of `conv2d_cpu` (forward, input and kernel
-    gradient), in depth slabs where `xla_conv` would split it."""
+    """Stride-1 3D convolution as depth slices of `conv2d_cpu`.
+
+    Forward, input and kernel gradient all go through `conv2d_cpu`, in depth slabs where
+    `xla_conv` would split the convolution.
+
+    Args:
+        x: Input of shape `(batch, depth, height, width, in)`.
+        kernel: Kernel of shape `(kd, kh, kw, in, out)`.
+
+    Returns:
+        The VALID convolution, shape `(batch, depth - kd + 1, height - kh + 1,
+        width - kw + 1, out)`.
+    """
     chunks = depth_chunks(x.shape, kernel.shape, 1, 1, CPU_CONV_CHUNK_ELEMENTS)
     k = kernel.shape[0]
     parts = [depth_sliced_conv(x[:, a:b + k - 1], kernel, conv2d_cpu) for a, b in chunks]
@@ -167,14 +250,38 @@ def cpu_vjp_enabled() -> bool:
 
 
 def use_cpu_vjp(x, kernel, stride: int, dilation: int) -> bool:
-    """The shape rule: stride-1, undilated 2D and 3D convolutions with more than one kernel
-    tap along the first axis, on the CPU with the switch on."""
+    """Whether a convolution takes the CPU forms (`conv2d_cpu`, `conv3d_cpu`).
+
+    The shape rule: stride-1, undilated 2D and 3D convolutions with more than one kernel
+    tap along the first axis, on the CPU with the switch `FIELDNET_CPU_CONV_VJP` on.
+
+    Args:
+        x: Input of shape `(batch, *spatial, in)`.
+        kernel: Kernel of shape `(*k, in, out)`.
+        stride: Step between output pixels, in input pixels.
+        dilation: Spacing between kernel taps, in input pixels.
+
+    Returns:
+        True to use the CPU forms, False for `xla_conv`.
+    """
     return (x.ndim in (4, 5) and stride == 1 and dilation == 1 and kernel.shape[0] > 1
             and cpu_vjp_enabled())
 
 
 def conv_nd(x, kernel, stride: int = 1, dilation: int = 1):
-    """Unpadded convolution of x (batch, *spatial, in) with kernel (*spatial, in, out)."""
+    """Unpadded convolution of x (batch, *spatial, in) with kernel (*spatial, in, out).
+
+    Takes the CPU forms where `use_cpu_vjp` says so, else `xla_conv`.
+
+    Args:
+        x: Input of shape `(batch, *spatial, in)`.
+        kernel: Kernel of shape `(*k, in, out)`.
+        stride: Step between output pixels, in input pixels.
+        dilation: Spacing between kernel taps, in input pixels.
+
+    Returns:
+        Array of shape `(batch, *((s - dilation * (k - 1) - 1) // stride + 1), out)`.
+    """
     if use_cpu_vjp(x, kernel, stride, dilation):
         return conv2d_cpu(x, kernel) if x.ndim == 4 else conv3d_cpu(x, kernel)
     return xla_conv(x, kernel, stride, dilation)

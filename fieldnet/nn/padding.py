@@ -16,21 +16,55 @@ PADDING_MODES = (*BOUNDARY_CONDITIONS, "valid")
 
 
 def check_padding(padding: str) -> str:
-    """`padding`, checked to be one of `PADDING_MODES` (else a ValueError)."""
+    """Checks a padding mode.
+
+    Args:
+        padding: The padding of a layer, one of `PADDING_MODES`.
+
+    Returns:
+        `padding` itself.
+
+    Raises:
+        ValueError: If `padding` is not one of `PADDING_MODES`.
+    """
     if padding not in PADDING_MODES:
         raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
     return padding
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> tuple[int, int]:
-    """(before, after) pixels so that a stride-1 convolution keeps the size; the centre of an
-    even kernel sits before its midpoint."""
+    """(before, after) pixels so that a stride-1 convolution keeps the size.
+
+    The centre of an even kernel sits before its midpoint.
+
+    Args:
+        kernel_size: Pixels of the kernel along one axis.
+        dilation: Spacing between kernel taps, in pixels.
+
+    Returns:
+        The pixels to pad before and after along each spatial axis; they add up to
+        `dilation * (kernel_size - 1)`.
+    """
     total = dilation * (kernel_size - 1)
     return total // 2, total - total // 2
 
 
 def pad_spatial(x, pads: tuple[int, int], padding: str):
-    """Pads every spatial axis of x (batch, *spatial, channels) by pads=(before, after)."""
+    """Pads every spatial axis of a channels-last array by pads=(before, after).
+
+    Args:
+        x: Array of shape `(batch, *spatial, channels)`.
+        pads: Pixels to add before and after along every spatial axis.
+        padding: One of `PADDING_MODES`: `"periodic"` wraps around, `"zero"` pads with
+            zeros, `"valid"` returns `x` unpadded.
+
+    Returns:
+        Array of shape `(batch, *(s + before + after for s in spatial), channels)`, or `x`
+        itself for `"valid"` or pads `(0, 0)`.
+
+    Raises:
+        ValueError: If `padding` is not one of `PADDING_MODES`.
+    """
     check_padding(padding)
     if padding == "valid" or pads == (0, 0):
         return x
