@@ -125,6 +125,19 @@ def batch_stream(make: Callable[[int], T], start: int = 0, stop: int | None = No
                  prefetch: int = 2) -> Prefetcher[T] | GrainBatches[T]:
     """make(start), make(start + 1), ... (up to `stop`, exclusive, if given) from `loader`.
 
+    Args:
+        make: Pure function of the step number that returns that step's batch.
+        start: First step made.
+        stop: Step at which the stream ends (exclusive); None for an endless stream.
+        loader: One of `LOADERS`: `"grain"` (a grain pipeline) or `"thread"` (one
+            background thread).
+        workers: Worker processes of the grain loader; 0 computes in this process.
+        prefetch: Batches computed ahead of the consumer (0: none ahead).
+
+    Returns:
+        An iterator (and context manager) over the batches, in step order: a `Prefetcher`
+        for `"thread"`, else a `GrainBatches`.
+
     Raises:
         ValueError: On settings `check_settings` refuses.
     """
@@ -135,8 +148,17 @@ def batch_stream(make: Callable[[int], T], start: int = 0, stop: int | None = No
 
 
 def check_settings(loader: str, workers: int, where: str = "") -> None:
-    """Raises ValueError, naming the settings `where`-prefixed (say "data."), for an unknown
-    loader, a worker count that is not an integer ≥ 0, or workers for the thread loader."""
+    """Checks a loader name and worker count.
+
+    Args:
+        loader: The loader, one of `LOADERS`.
+        workers: Worker processes, an integer ≥ 0 (only the grain loader takes any).
+        where: Prefix of the settings' names in the message (say `"data."`).
+
+    Raises:
+        ValueError: Naming the settings, for an unknown loader, a worker count that is not
+            an integer ≥ 0, or workers for the thread loader.
+    """
     if loader not in LOADERS:
         raise ValueError(f"{where}loader must be one of {LOADERS}, got {loader!r}")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:

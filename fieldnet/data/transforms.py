@@ -51,10 +51,21 @@ def log10_floored(x: np.ndarray, floor: float | None = None, where: str = "",
                   field: str = "") -> np.ndarray:
     """log10(max(x, floor)) in float32.
 
-    Values in [0, floor) are raised to the floor (empty cells). A negative value or a NaN,
-    and with no floor a zero, raise `FieldnetError`. `where` names the data (e.g.
-    "file.h5:fields/T[3]") and `field` the field (for the `data.transforms` suggestion) in
-    the message.
+    Values in [0, floor) are raised to the floor (empty cells).
+
+    Args:
+        x: Positive field values, any shape, in the field's units.
+        floor: Smallest value taken, in the field's units (> 0); None: no floor, and every
+            value must be positive.
+        where: Names the data in the message (e.g. "file.h5:fields/T[3]").
+        field: Names the field in the message (for the `data.transforms` suggestion).
+
+    Returns:
+        float32 array of the shape of `x`: log10 of the floored values.
+
+    Raises:
+        FieldnetError: On a non-positive `floor`, a NaN, a negative value, or, with no
+            floor, a zero.
     """
     x = np.asarray(x, np.float32)
     where = where or field or "field"
@@ -80,7 +91,14 @@ def log10_floored(x: np.ndarray, floor: float | None = None, where: str = "",
 
 
 def exp10(log_x: np.ndarray) -> np.ndarray:
-    """Inverse of `log10_floored` (values that were floored come back as the floor)."""
+    """Inverse of `log10_floored` (values that were floored come back as the floor).
+
+    Args:
+        log_x: log10 of field values, any shape.
+
+    Returns:
+        float32 array of the shape of `log_x`: 10**log_x, in the field's units.
+    """
     return np.power(np.float32(10), np.asarray(log_x, np.float32))
 
 
@@ -135,8 +153,17 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
 
 
 def parse_transforms(spec: str | None) -> dict[str, str]:
-    """`data.transforms`, "field:transform,..." -> {field: transform}; a malformed entry, an
-    unknown transform or a field named twice raises a one-line `FieldnetError`."""
+    """Parses `data.transforms`, "field:transform,..." into {field: transform}.
+
+    Args:
+        spec: The `data.transforms` string; None or empty chooses none.
+
+    Returns:
+        The chosen transform name (a `TRANSFORMS` key) of each field named, in order.
+
+    Raises:
+        FieldnetError: On a malformed entry, an unknown transform or a field named twice.
+    """
     chosen: dict[str, str] = {}
     for entry in (e.strip() for e in str(spec or "").split(",")):
         if not entry:
@@ -156,9 +183,23 @@ def parse_transforms(spec: str | None) -> dict[str, str]:
 
 def resolve_transforms(spec: str | None, fields: Sequence[str],
                        vectors: Sequence[str] = ()) -> dict[str, str]:
-    """The transform of every field in `fields` (inputs and targets): `spec`'s choice, else
-    log10 for a scalar and none for a vector. A choice for a field that is not among
-    `fields`, or other than none for a vector, raises a one-line `FieldnetError`."""
+    """The transform of every field in `fields` (inputs and targets).
+
+    `spec`'s choice, else log10 for a scalar and none for a vector.
+
+    Args:
+        spec: The `data.transforms` string, "field:transform,..."; None or empty chooses
+            none.
+        fields: Names of the input and target fields.
+        vectors: Those of `fields` that are vectors (`data.vector_fields`).
+
+    Returns:
+        {field: transform name} for every field of `fields`.
+
+    Raises:
+        FieldnetError: On what `parse_transforms` refuses, a choice for a field that is
+            not among `fields`, or a transform other than none for a vector.
+    """
     chosen = parse_transforms(spec)
     for field, name in chosen.items():
         if field not in fields:
