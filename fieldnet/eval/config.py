@@ -30,6 +30,9 @@ def default_config() -> ml_collections.ConfigDict:
 def check_config(c: ml_collections.ConfigDict) -> None:
     """Fails at start, in one line naming the key, on values evaluation could not use.
 
+    Args:
+        c: The run's `config.eval` (keys as `default_config()`).
+
     Raises:
         FieldnetError: a batch size or bin count that is not a positive integer, a negative
             `n_maps`, or an unknown statistic.
