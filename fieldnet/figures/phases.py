@@ -14,8 +14,21 @@ from fieldnet.figures.report import save_figure
 
 def phase_curves(curves: list[Curve], path, *, ordered_below: float, disordered_above: float,
                  members: list[list[Curve]] | None = None) -> Path:
-    """The ensemble's P(ordered | T) for each L, each member's faintly behind it; shaded:
-    the training temperatures."""
+    """The ensemble's P(ordered | T) for each L, each member's faintly behind it.
+
+    Shaded: the training temperatures.
+
+    Args:
+        curves: The ensemble's curve of each lattice size L (temperatures in J/k_B).
+        path: File the figure is written to.
+        ordered_below: Highest training temperature of the ordered class, in J/k_B.
+        disordered_above: Lowest training temperature of the disordered class, in J/k_B.
+        members: Each member's curve of each lattice size (`members[i]` for `curves[i]`);
+            drawn when there is more than one member.
+
+    Returns:
+        The path of the written figure.
+    """
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     low = min(c.temperatures.min() for c in curves)
@@ -37,8 +50,20 @@ def phase_curves(curves: list[Curve], path, *, ordered_below: float, disordered_
 
 def tc_extrapolation(sizes, per_size: dict, fit: Extrapolation, path, *, nu: float,
                      tc_err: float | None = None) -> Path:
-    """T_c(L) against L^(-1/nu), with each member's T_c(L) faintly, the fit, and Onsager's
-    value; `tc_err` is the error shown on the extrapolated point (default: the fit's)."""
+    """T_c(L) against L^(-1/nu), each member's T_c(L) faintly, the fit, and Onsager's value.
+
+    Args:
+        sizes: The lattice sizes L.
+        per_size: Per size (keyed by `str(L)`): `"tc"` and `"tc_err"` in J/k_B, and
+            optionally `"members"`, each member's T_c(L) (None where it has none).
+        fit: The extrapolation of T_c(L) to L -> infinity.
+        path: File the figure is written to.
+        nu: Correlation-length exponent of the x axis.
+        tc_err: Error shown on the extrapolated point, in J/k_B (default: the fit's).
+
+    Returns:
+        The path of the written figure.
+    """
     x = np.asarray(sizes, float) ** (-1.0 / nu)
     y = np.array([per_size[str(L)]["tc"] for L in sizes])
     err = np.array([per_size[str(L)]["tc_err"] for L in sizes])
