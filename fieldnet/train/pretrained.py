@@ -65,7 +65,19 @@ def check_source(source: str | Path, init_normalizer: str = "data") -> Path:
 
 def model_differences(source: str | Path, model_config: ml_collections.ConfigDict,
                       model_io: dict) -> list[str]:
-    """The `model.*` keys, and the mapped channels, in which the run in `source` differs."""
+    """The `model.*` keys, and the mapped channels, in which the run in `source` differs.
+
+    Args:
+        source: The pretrained run's workdir.
+        model_config: The new run's `config.model`.
+        model_io: The new run's model_io record (`ndim`, `in_channels`, `out_channels`,
+            `condition_on`).
+
+    Returns:
+        One entry per difference: a dotted `model.*` key (e.g. `"model.width"`), or a
+        mapped quantity with both values (e.g. `"in_channels (1 -> 2)"`); empty when the
+        models match.
+    """
     source = Path(source)
     theirs = flatten({"model": rundir.read_config(source).model.to_dict()})
     mine = flatten({"model": model_config.to_dict()})
