@@ -35,7 +35,17 @@ class Stopped(Exception):  # noqa: N818 - a stop, not an error
 
 
 def data_error(path, dataset=None, index=None, reason=""):
-    """A `FieldnetError` naming the file, the dataset and the sample index where known."""
+    """A `FieldnetError` naming the file, the dataset and the sample index where known.
+
+    Args:
+        path: The file.
+        dataset: Name of the dataset in the file, if known.
+        index: Index of the sample in the dataset, if known.
+        reason: What is wrong.
+
+    Returns:
+        The error, `"<path>:<dataset>[<index>]: <reason>"` (not raised).
+    """
     where = str(path)
     if dataset is not None:
         where += f":{dataset}"
