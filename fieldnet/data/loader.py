@@ -51,8 +51,18 @@ _OPEN: weakref.WeakSet = weakref.WeakSet()
 
 
 class GrainBatches(Generic[T]):
-    """make(start), ..., make(stop - 1) (endless if stop is None) through a grain pipeline:
-    in this process (workers=0) or in `workers` worker processes. See the module docstring.
+    """make(start), ..., make(stop - 1) (endless if stop is None) through a grain pipeline.
+
+    In this process (workers=0) or in `workers` worker processes. See the module
+    docstring.
+
+    Args:
+        make: Pure function of the step number that returns that step's batch (pickled to
+            the workers).
+        start: First step made.
+        stop: Step at which the stream ends (exclusive); None: endless.
+        workers: Worker processes; 0 computes in this process.
+        prefetch: Batches computed ahead (per worker, with workers).
     """
 
     def __init__(self, make: Callable[[int], T], start: int = 0, stop: int | None = None,

@@ -27,6 +27,12 @@ class Prefetcher(Generic[T]):
     With size 0 items are computed in the caller's thread. An exception in the producer is
     re-raised in the consumer. Use as a context manager, or call `close()`, to stop the
     thread; it is a daemon, so a forgotten prefetcher never blocks interpreter exit.
+
+    Args:
+        make: Pure function of the step number that returns that step's item.
+        start: First step made.
+        size: Items computed ahead (the queue's bound); 0: none, in the caller's thread.
+        stop: Step at which the iteration ends (exclusive); None: endless.
     """
 
     def __init__(self, make: Callable[[int], T], start: int = 0, size: int = 2,

@@ -241,22 +241,59 @@ class FieldStats:
         return TRANSFORMS[self.transform].space.format(self.name, s=self.scale)
 
     def forward(self, x: np.ndarray, where: str = "") -> np.ndarray:
-        """Physical values -> standardized space, float32."""
+        """Physical values -> standardized space, float32.
+
+        Args:
+            x: Values of the field in its units, any shape (a vector's components last).
+            where: Names the data in error messages (e.g. "file.h5:fields/T[3]").
+
+        Returns:
+            float32 array of the shape of `x`.
+
+        Raises:
+            FieldnetError: On values the transform cannot take (see `log10_floored`).
+        """
         t = TRANSFORMS[self.transform].forward(x, self, where)
         return (t - np.float32(self.mean)) / np.float32(self.std)
 
     def unstandardize(self, z: np.ndarray) -> np.ndarray:
-        """Standardized space -> transform space (`space`): log10 of the field for log10,
-        the field itself for none, asinh(x / s) for asinh."""
+        """Standardized space -> transform space (`space`).
+
+        log10 of the field for log10, the field itself for none, asinh(x / s) for asinh.
+
+        Args:
+            z: Standardized values, any shape.
+
+        Returns:
+            float32 array of the shape of `z`.
+        """
         return np.asarray(z, np.float32) * np.float32(self.std) + np.float32(self.mean)
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
-        """Standardized space -> physical values, float32."""
+        """Standardized space -> physical values, float32.
+
+        Args:
+            z: Standardized values, any shape.
+
+        Returns:
+            float32 array of the shape of `z`, in the field's units.
+        """
         return TRANSFORMS[self.transform].inverse(self.unstandardize(z), self)
 
     @classmethod
     def from_json(cls, entry: dict) -> FieldStats:
-        """One entry of a normalizer file, also as written before transforms had names."""
+        """One entry of a normalizer file, also as written before transforms had names.
+
+        Args:
+            entry: The entry's keys (`name`, `mean`, `std`, ...; or `log` in place of
+                `transform`).
+
+        Returns:
+            The field's statistics.
+
+        Raises:
+            FieldnetError: On an unknown transform, or a scaled one without a positive scale.
+        """
         entry = dict(entry)
         if "log" in entry:   # written before transforms had names: scalars log10, vectors none
             entry["transform"] = DEFAULT_SCALAR_TRANSFORM if entry.pop("log") else "none"
@@ -272,13 +309,30 @@ class RunningMoments:
         self.total_sq = 0.0
 
     def update(self, values: np.ndarray) -> None:
+        """Adds values to the sums.
+
+        Args:
+            values: Values of any shape.
+        """
         values = np.asarray(values, np.float64)
         self.count += values.size
         self.total += float(values.sum())
         self.total_sq += float(np.square(values).sum())
 
     def mean_std(self, centered: bool = True) -> tuple[float, float]:
-        """Mean and std; with centered=False the std is the RMS about zero (for vectors)."""
+        """Mean and std; with centered=False the std is the RMS about zero (for vectors).
+
+        A constant field gets std 1 (it then maps to zero instead of dividing by zero).
+
+        Args:
+            centered: The std about the mean; False: the RMS about zero.
+
+        Returns:
+            (mean, std) of every value added.
+
+        Raises:
+            FieldnetError: If no value was added (an empty split).
+        """
         if self.count == 0:
             raise FieldnetError("cannot fit normalization statistics on an empty split")
         mean = self.total / self.count
@@ -298,8 +352,14 @@ class ParamStats:
 
 
 class Normalizer:
-    """Per-field transforms and standardization, and the standardization of the simulation
-    parameters a model is conditioned on, fitted on the training split only."""
+    """Per-field transforms and standardization, fitted on the training split only.
+
+    And the standardization of the simulation parameters a model is conditioned on.
+
+    Args:
+        fields: The statistics of each field.
+        params: The statistics of each conditioning parameter.
+    """
 
     def __init__(self, fields: Iterable[FieldStats], params: Iterable[ParamStats] = ()):
         self.fields = {s.name: s for s in fields}
@@ -307,7 +367,18 @@ class Normalizer:
 
     @staticmethod
     def fit_params(names: Sequence[str], values: np.ndarray) -> list[ParamStats]:
-        """Mean and std of each column of `values` (rows: training samples)."""
+        """Mean and std of each column of `values` (rows: training samples).
+
+        Args:
+            names: The parameters' names, one per column.
+            values: Parameter values, shape `(N, len(names))`.
+
+        Returns:
+            The statistics of each parameter, in `names` order.
+
+        Raises:
+            FieldnetError: If there are no rows.
+        """
         values = np.asarray(values, np.float64)
         stats = []
         for j, name in enumerate(names):
@@ -317,7 +388,18 @@ class Normalizer:
         return stats
 
     def forward_params(self, names: Sequence[str], values: np.ndarray) -> np.ndarray:
-        """Physical parameter values (..., len(names)) -> standardized, float32."""
+        """Physical parameter values (..., len(names)) -> standardized, float32.
+
+        Args:
+            names: The parameters, in the order of the last axis.
+            values: Parameter values, shape `(..., len(names))`.
+
+        Returns:
+            float32 array of the shape of `values`.
+
+        Raises:
+            FieldnetError: If a parameter has no statistics.
+        """
         missing = [n for n in names if n not in self.params]
         if missing:
             raise FieldnetError(f"normalizer has no statistics for parameters {missing}; it "
@@ -331,12 +413,26 @@ class Normalizer:
     def fit(cls, chunks_by_field: Mapping[str, Callable[[], Iterable[tuple[np.ndarray, str]]]],
             floors: Mapping[str, float | None], vector_components: Mapping[str, int],
             transforms: Mapping[str, str] | None = None) -> Normalizer:
-        """Statistics of each field from a stream of (chunk, where) pairs; a vector's chunks
-        carry its components last.
+        """Statistics of each field from a stream of (chunk, where) pairs.
 
-        `chunks_by_field` gives, per field, a function that starts the stream afresh: an
-        asinh field is read twice, once for its scale and once for its moments. `transforms`
-        names each field's transform (default log10 for a scalar, none for a vector).
+        A vector's chunks carry its components last. `chunks_by_field` gives, per field, a
+        function that starts the stream afresh: an asinh field is read twice, once for its
+        scale and once for its moments. `transforms` names each field's transform (default
+        log10 for a scalar, none for a vector).
+
+        Args:
+            chunks_by_field: Per field, a function returning an iterable of (values in the
+                field's units, where they come from).
+            floors: log10 floor of each field, in its units (None: no floor).
+            vector_components: Components of each vector field; fields not in it are scalars.
+            transforms: Transform name of each field; None or missing: the default.
+
+        Returns:
+            The fitted normalizer (no parameter statistics).
+
+        Raises:
+            FieldnetError: On a transform other than none for a vector, values a transform
+                cannot take, or an empty stream.
         """
         stats = []
         for name, chunks in chunks_by_field.items():
@@ -371,17 +467,64 @@ class Normalizer:
         return self.fields[name]
 
     def forward(self, name: str, x: np.ndarray, where: str = "") -> np.ndarray:
+        """Physical values of field `name` -> standardized space, float32.
+
+        Args:
+            name: The field.
+            x: Its values in its units, any shape (a vector's components last).
+            where: Names the data in error messages.
+
+        Returns:
+            float32 array of the shape of `x`.
+
+        Raises:
+            FieldnetError: On an unknown field, or values its transform cannot take.
+        """
         return self[name].forward(x, where)
 
     def inverse(self, name: str, z: np.ndarray) -> np.ndarray:
+        """Standardized values of field `name` -> physical values, float32.
+
+        Args:
+            name: The field.
+            z: Standardized values, any shape.
+
+        Returns:
+            float32 array of the shape of `z`, in the field's units.
+
+        Raises:
+            FieldnetError: On an unknown field.
+        """
         return self[name].inverse(z)
 
     def forward_channels(self, names: Sequence[str], x: np.ndarray) -> np.ndarray:
-        """Channels-last physical array (..., C) -> standardized, channels in `names` order."""
+        """Channels-last physical array (..., C) -> standardized, channels in `names` order.
+
+        Args:
+            names: The fields of the channels, in order (a vector takes its components).
+            x: Physical values, shape `(..., C)`.
+
+        Returns:
+            float32 array of shape `(..., C)`.
+
+        Raises:
+            FieldnetError: If C does not match the fields, or a field is unknown.
+        """
         return self._map_channels(names, x, "forward")
 
     def inverse_channels(self, names: Sequence[str], z: np.ndarray) -> np.ndarray:
-        """Channels-last standardized array (..., C) -> physical, e.g. a model's prediction."""
+        """Channels-last standardized array (..., C) -> physical, e.g. a model's prediction.
+
+        Args:
+            names: The fields of the channels, in order (a vector takes its components).
+            z: Standardized values, shape `(..., C)`.
+
+        Returns:
+            float32 array of shape `(..., C)`, in the fields' units.
+
+        Raises:
+            FieldnetError: If C does not match the fields, or a field is unknown.
+        """
         return self._map_channels(names, z, "inverse")
 
     def _map_channels(self, names: Sequence[str], x: np.ndarray, method: str) -> np.ndarray:
@@ -404,6 +547,17 @@ class Normalizer:
 
     @classmethod
     def from_json(cls, data: dict) -> Normalizer:
+        """The normalizer of a `to_json` dict (also one written before transforms had names).
+
+        Args:
+            data: The dict, {"fields": [...], "params": [...]}.
+
+        Returns:
+            The normalizer.
+
+        Raises:
+            FieldnetError: If it is not a normalizer description.
+        """
         try:
             return cls((FieldStats.from_json(s) for s in data["fields"]),
                        (ParamStats(**p) for p in data.get("params", [])))
@@ -411,11 +565,26 @@ class Normalizer:
             raise FieldnetError(f"not a normalizer description: {err}") from None
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes JSON atomically (`files.write_json`)."""
+        """Writes JSON atomically (`files.write_json`).
+
+        Args:
+            path: The JSON file (normalizer.json of a run); its folder must exist.
+        """
         write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Normalizer:
+        """The normalizer `save` wrote to `path`.
+
+        Args:
+            path: The JSON file (normalizer.json of a run).
+
+        Returns:
+            The normalizer.
+
+        Raises:
+            FieldnetError: If the file is missing, not valid JSON or not a normalizer.
+        """
         path = Path(path)
         if not path.exists():
             raise FieldnetError(f"{path}: no such normalizer file")
