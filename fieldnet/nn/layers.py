@@ -231,6 +231,16 @@ class Conv(nnx.Module):
         return y
 
     def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
+        """The span of input pixels that output pixels lo..hi see along one axis.
+
+        Args:
+            lo: First output pixel.
+            hi: Last output pixel (inclusive).
+
+        Returns:
+            (first, last) input pixel, inclusive, in the unpadded input's indices: outside
+            0..n-1 where the padding supplies them.
+        """
         before = self.pads[0]
         return (self.stride * lo - before,
                 self.stride * hi - before + self.dilation * (self.kernel_size - 1))
@@ -298,11 +308,31 @@ class ConvTranspose(nnx.Module):
         return y
 
     def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
+        """The span of coarse input pixels that fine output pixels lo..hi come from along one axis.
+
+        Args:
+            lo: First output pixel.
+            hi: Last output pixel (inclusive).
+
+        Returns:
+            (lo // 2, hi // 2), inclusive.
+        """
         return lo // 2, hi // 2
 
 
 class ChannelMixer(nnx.Module):
-    """1×1 convolution: a per-pixel linear map of the channels."""
+    """1×1 convolution: a per-pixel linear map of the channels.
+
+    Args:
+        in_channels: Channels of the input (its last axis).
+        out_channels: Channels of the output.
+        use_bias: Add a learned bias per output channel.
+        dtype: Compute dtype (e.g. `jnp.bfloat16`); None computes in the input's dtype.
+        rngs: Random streams; the weights are drawn from `rngs.params()`.
+
+    Raises:
+        ValueError: On a channel count that is not a positive integer.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, *, use_bias: bool = True, dtype=None,
                  rngs: nnx.Rngs):
@@ -321,7 +351,14 @@ class ChannelMixer(nnx.Module):
 
 
 class Pool(nnx.Module):
-    """Non-overlapping max or mean pooling by a factor of 2 along every spatial axis."""
+    """Non-overlapping max or mean pooling by a factor of 2 along every spatial axis.
+
+    Args:
+        kind: `"max"` or `"mean"`.
+
+    Raises:
+        ValueError: On another `kind`.
+    """
 
     def __init__(self, kind: str = "mean"):
         if kind not in ("max", "mean"):
@@ -338,6 +375,15 @@ class Pool(nnx.Module):
         return blocks.max(axis=axes) if self.kind == "max" else blocks.mean(axis=axes)
 
     def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
+        """The span of input pixels that output pixels lo..hi pool along one axis.
+
+        Args:
+            lo: First output pixel.
+            hi: Last output pixel (inclusive).
+
+        Returns:
+            (2 lo, 2 hi + 1), inclusive.
+        """
         return 2 * lo, 2 * hi + 1
 
 
@@ -368,8 +414,15 @@ def downsample(in_channels: int, out_channels: int, *, ndim: int, symmetric: boo
 
 
 class LayerNorm(nnx.Module):
-    """Normalizes the channels of each pixel of each sample on its own: mixes neither samples
-    nor pixels, so it keeps the receptive field and exact tiled inference."""
+    """Normalizes the channels of each pixel of each sample on its own.
+
+    It mixes neither samples nor pixels, so it keeps the receptive field and exact tiled
+    inference.
+
+    Args:
+        num_channels: Channels of the input (its last axis).
+        eps: Added to the variance before the square root.
+    """
 
     def __init__(self, num_channels: int, eps: float = 1e-5):
         self.eps = eps
@@ -384,8 +437,17 @@ class LayerNorm(nnx.Module):
 
 
 class GroupNorm(nnx.Module):
-    """Group normalization over each sample's pixels and channel groups. It does not mix
-    samples, but its statistics see the whole field, so a model using it has no finite halo."""
+    """Group normalization over each sample's pixels and channel groups.
+
+    It does not mix samples, but its statistics see the whole field, so a model using it
+    has no finite halo.
+
+    Args:
+        num_channels: Channels of the input (its last axis).
+        groups: Channel groups; the greatest common divisor of it and `num_channels` is
+            used.
+        eps: Added to the variance before the square root.
+    """
 
     def __init__(self, num_channels: int, groups: int = 8, eps: float = 1e-5):
         self.groups = math.gcd(groups, num_channels)
@@ -402,6 +464,15 @@ class GroupNorm(nnx.Module):
         return y * self.scale[...].astype(y.dtype) + self.shift[...].astype(y.dtype)
 
     def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
+        """Refuses: the statistics of a group norm see the whole input.
+
+        Args:
+            lo: First output pixel.
+            hi: Last output pixel (inclusive).
+
+        Raises:
+            ValueError: Always: the receptive field is the whole input.
+        """
         raise ValueError("group normalization uses whole-field statistics: the receptive field "
                          "is the whole input; use norm='layer' or 'none' for a finite halo")
 
@@ -475,9 +546,32 @@ class FiLM(nnx.Module):
 
 
 class ResBlock(nnx.Module):
-    """Pre-activation residual block: norm, act, conv, norm, (FiLM,) act, dropout, conv,
-    plus skip. With `cond_dim > 0` the block takes a conditioning vector and modulates its
-    hidden features with `FiLM`."""
+    """Pre-activation residual block: norm, act, conv, norm, (FiLM,) act, dropout, conv, plus skip.
+
+    With `cond_dim > 0` the block takes a conditioning vector and modulates its hidden
+    features with `FiLM`.
+
+    Args:
+        in_channels: Channels of the input (its last axis).
+        out_channels: Channels of the output; a `ChannelMixer` maps the skip path when they
+            differ from the input's.
+        ndim: Number of spatial axes, 1, 2 or 3.
+        kernel_size: Pixels of each convolution's kernel along every spatial axis.
+        padding: Boundary condition of the convolutions: `"periodic"` or `"zero"` (or
+            `"valid"`).
+        symmetric: Tie the convolution kernels to be invariant under the grid's symmetry
+            group.
+        norm: One of `NORMS`.
+        act: One of `ACTIVATIONS`.
+        dropout: Dropout rate before the second convolution, in [0, 1).
+        cond_dim: Length of the conditioning vector; 0: unconditioned.
+        dtype: Compute dtype (e.g. `jnp.bfloat16`); None computes in the input's dtype.
+        rngs: Random streams for the weights and dropout.
+
+    Raises:
+        ValueError: On an unknown activation, norm, `ndim` or padding, a dropout rate
+            outside [0, 1), or a bad channel count or kernel size.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, *, ndim: int, kernel_size: int = 3,
                  padding: str = "periodic", symmetric: bool = False, norm: str = "layer",
@@ -517,6 +611,20 @@ class ResBlock(nnx.Module):
 
     def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
         # The skip path is pointwise, so the residual path's span contains it.
+        """The span of input pixels that output pixels lo..hi see along one axis.
+
+        The skip path is pointwise, so the residual path's span contains it.
+
+        Args:
+            lo: First output pixel.
+            hi: Last output pixel (inclusive).
+
+        Returns:
+            (first, last) input pixel, inclusive.
+
+        Raises:
+            ValueError: With group normalization (no finite span).
+        """
         for layer in (self.conv2, self.norm2, self.conv1, self.norm1):
             lo, hi = input_interval(layer, lo, hi)
         return lo, hi
