@@ -59,14 +59,26 @@ class Checkpoints:
                 multiprocessing_options=_barriers("best")))
 
     def latest_step(self, best: bool = False) -> int | None:
-        """The newest saved step, or with `best` the step of the lowest validation loss;
-        None when there is none."""
+        """The newest saved step, or with `best` the step of the lowest validation loss.
+
+        Args:
+            best: Ask the `best/` manager instead of `latest/`.
+
+        Returns:
+            The step, or None when there is none.
+        """
         return self.best.best_step() if best else self.latest.latest_step()
 
     def save(self, step: int, state, val_loss: float | None = None) -> None:
         """Saves asynchronously; with a validation loss, also offers the step as the best.
 
-        Raises FieldnetError if this save fails at once, or if an earlier one failed.
+        Args:
+            step: The completed step.
+            state: The training state (a pytree of arrays).
+            val_loss: The step's validation loss; None: not offered to `best/`.
+
+        Raises:
+            FieldnetError: If this save fails at once, or if an earlier one failed.
         """
         with self._failing_saves_raise(again=True):
             if step not in self.latest.all_steps():
@@ -84,7 +96,20 @@ class Checkpoints:
                     manager.wait_until_finished()  # returns at once, raising its failure
 
     def restore(self, template, step: int | None = None, best: bool = False):
-        """Restores into the structure, shapes, dtypes and shardings of `template`."""
+        """Restores into the structure, shapes, dtypes and shardings of `template`.
+
+        Args:
+            template: A pytree like the saved state.
+            step: The step to restore; None: the newest (or the best, with `best`).
+            best: Restore from `best/` instead of `latest/`.
+
+        Returns:
+            The restored state, structured as `template`.
+
+        Raises:
+            FieldnetError: If there is no checkpoint to restore, or it cannot be read into
+                `template` (corrupt, or from a different model config).
+        """
         manager = self.best if best else self.latest
         step = self.latest_step(best) if step is None else step
         if step is None:
