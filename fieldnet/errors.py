@@ -13,6 +13,11 @@ class ArgumentError(FieldnetError):
     The code that finds it names the argument as its callers know it (`workdir`); a
     command line that takes the value as a flag reports it under the flag's name instead
     (`fieldnet.cli.user_errors(flags={"workdir": "--workdir"})`).
+
+    Args:
+        argument: The argument's name (or a flag).
+        value: The bad value.
+        reason: Why it is bad.
     """
 
     def __init__(self, argument: str, value, reason: str):
@@ -20,7 +25,14 @@ class ArgumentError(FieldnetError):
         self.argument, self.value, self.reason = argument, value, reason
 
     def renamed(self, argument: str) -> ArgumentError:
-        """The same error, naming the value `argument` (a command-line flag)."""
+        """The same error, naming the value `argument` (a command-line flag).
+
+        Args:
+            argument: The new name, e.g. `"--workdir"`.
+
+        Returns:
+            A new `ArgumentError` with the same value and reason.
+        """
         return ArgumentError(argument, self.value, self.reason)
 
     def __reduce__(self):
