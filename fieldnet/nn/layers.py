@@ -221,6 +221,7 @@ class Conv(nnx.Module):
 
     @property
     def pads(self) -> tuple[int, int]:
+        """(before, after) pixels padded along every spatial axis: (0, 0) for `"valid"`."""
         return (0, 0) if self.padding == "valid" else same_padding(self.kernel_size, self.dilation)
 
     def __call__(self, x):
@@ -291,6 +292,7 @@ class ConvTranspose(nnx.Module):
 
     @property
     def kernel(self):
+        """The full (2, ..., 2, in, out) kernel (a symmetric one broadcast over its block)."""
         w = self.weight[...]
         if self.symmetric:
             return jnp.broadcast_to(w, (2,) * self.ndim + w.shape)
