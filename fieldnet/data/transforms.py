@@ -540,6 +540,11 @@ class Normalizer:
         return np.concatenate(out, axis=-1)
 
     def to_json(self) -> dict:
+        """The normalizer as a JSON-ready dict; `from_json` reads it back.
+
+        Returns:
+            {"fields": [each field's statistics]}, and "params" when it has any.
+        """
         out = {"fields": [asdict(s) for s in self.fields.values()]}
         if self.params:
             out["params"] = [asdict(p) for p in self.params.values()]
