@@ -1,5 +1,6 @@
 """Flow matching on few data: `density_to_temp_flow.py` trained on 4 simulations (48 maps)
-with 32² crops, where the samples' intervals come out too narrow.
+with 32² crops, where the samples' intervals come out too narrow (coverage 0.590 / 0.927 of
+the central 68% / 95% intervals on the validation maps).
 
     python -m experiments.density_to_temp --config experiments/configs/density_to_temp_flow_few.py \
         --workdir runs/density_to_temp_flow_few
@@ -13,8 +14,9 @@ calibrated samples on the test boxes:
 
     python -m benchmarks.calibration --workdir runs/density_to_temp_flow_few
 
-About 15 minutes on a 2-core CPU, most of it the 16 samples of each of the 96 test maps.
-A smoke run of a minute or two, on the quick config's small data file:
+About 15 minutes of CPU time on 2 cores (51 min wall time on a loaded, shared machine, most
+of it the 16 samples of each of the 96 test maps); the measured numbers are in
+docs/concepts/calibration.md. A smoke run of a minute or two, on the quick config's small data file:
 
     python -m experiments.density_to_temp \
         --config experiments/configs/density_to_temp_flow_few.py:quick

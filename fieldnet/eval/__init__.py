@@ -9,5 +9,6 @@ evaluation, tiled inference and phase-transition analysis.
 - `held_out`: a model's and the baseline's predictions of a test split, and their metrics.
 - `inference`: exact full-field prediction by periodic tiling.
 - `sampling`: samples of a flow-matching run (Heun ODE solver, whole fields or tiled).
+- `calibration`: a spread factor for a flow run's samples, fitted on validation maps.
 - `phases`: P(ordered | T) curves, their crossings and the finite-size extrapolation.
 """
