@@ -109,9 +109,15 @@ def _ensemble(samples, truth) -> tuple[np.ndarray, np.ndarray]:
 
 
 def spread_samples(samples, spread: float) -> np.ndarray:
-    """The samples (N, S, ...) widened about their mean over the sample axis (axis 1):
-    m + spread (x - m), in the samples' dtype. `spread` 1 returns them unchanged (to
-    rounding); the mean is unchanged for any `spread`."""
+    """The samples widened about their mean over the sample axis (axis 1): m + spread (x - m).
+
+    Args:
+        samples: S samples of each of N fields, shape (N, S, ...).
+        spread: The factor (dimensionless); 1 returns the samples unchanged (to rounding).
+
+    Returns:
+        The widened samples, same shape and dtype; their mean is unchanged for any `spread`.
+    """
     samples = np.asarray(samples)
     mean = samples.mean(axis=1, keepdims=True)
     return (mean + spread * (samples - mean)).astype(samples.dtype, copy=False)
@@ -232,8 +238,16 @@ def apply(calibration: Calibration, samples) -> np.ndarray:
 
 
 def pit_histogram(samples, truth) -> np.ndarray:
-    """The PIT histogram: (S + 1,) fractions of pixels whose truth has rank r = 0..S among
-    its S samples (`metrics.rank_histogram`); flat at 1 / (S + 1) when calibrated."""
+    """The PIT histogram: the fractions of pixels whose truth has rank r = 0..S among its S
+    samples (`metrics.rank_histogram`); flat at 1 / (S + 1) when calibrated.
+
+    Args:
+        samples: S ≥ 2 samples of each of N fields, shape (N, S, ...).
+        truth: The N true fields, shape (N, ...).
+
+    Returns:
+        The fractions, shape (S + 1,).
+    """
     samples, truth = _ensemble(samples, truth)
     return metrics.rank_histogram(samples, truth)
 
@@ -289,13 +303,26 @@ def _keys(samples, truth, prefix: str) -> dict:
 
 
 def to_dict(calibration: Calibration) -> dict:
-    """The calibration as a JSON-ready dict (tuples as lists); `from_dict` reads it back."""
+    """The calibration as a JSON-ready dict (tuples as lists); `from_dict` reads it back.
+
+    Args:
+        calibration: A fitted `Calibration`.
+
+    Returns:
+        {field: value} of the dataclass.
+    """
     return {key: list(value) if isinstance(value, tuple) else value
             for key, value in dataclasses.asdict(calibration).items()}
 
 
 def from_dict(d: dict) -> Calibration:
     """The `Calibration` of a `to_dict` dict.
+
+    Args:
+        d: The dict, as read from JSON.
+
+    Returns:
+        The `Calibration`.
 
     Raises:
         FieldnetError: If keys are missing or unknown, the method is not "spread", or the
@@ -320,12 +347,26 @@ def from_dict(d: dict) -> Calibration:
 
 
 def save(path: str | os.PathLike, calibration: Calibration) -> Path:
-    """Writes `to_dict(calibration)` as JSON to `path`, atomically; returns the path."""
+    """Writes `to_dict(calibration)` as JSON to `path`, atomically.
+
+    Args:
+        path: The file to write (e.g. a run's calibration.json); its folder must exist.
+        calibration: A fitted `Calibration`.
+
+    Returns:
+        `path`, as a `Path`.
+    """
     return write_json(path, to_dict(calibration))
 
 
 def load(path: str | os.PathLike) -> Calibration:
     """The calibration `save` wrote to `path`.
+
+    Args:
+        path: The JSON file.
+
+    Returns:
+        The `Calibration`.
 
     Raises:
         FieldnetError: If the file is missing, not JSON, or not a calibration.
