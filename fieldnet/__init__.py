@@ -6,7 +6,9 @@ The package face imports lazily, so `import fieldnet` (and the data tools that n
     from fieldnet import models, receptive_field   # imports JAX and Flax here
 
 Layers, from the bottom: `errors`, `records`, `registry`, `files`, `grid`, `symmetry`,
-`rundir`, `cli`; `nn`; `models`, `receptive`; `data`; `train`; `eval`; `figures`.
+`rundir`, `cli`; `nn`; `models`, `receptive`; `data`; `train`; `eval`; `figures`,
+`objectives` (each objective's loss, prediction and evaluation); `inference` (a trained
+run's).
 """
 
 import importlib
@@ -14,8 +16,8 @@ import importlib
 from fieldnet.version import __version__
 
 _SUBPACKAGES = ("cli", "data", "errors", "eval", "figures", "files", "grid", "inference",
-                "models", "nn", "receptive", "records", "registry", "rundir", "symmetry",
-                "train", "version")
+                "models", "nn", "objectives", "receptive", "records", "registry", "rundir",
+                "symmetry", "train", "version")
 
 
 def __getattr__(name: str):
