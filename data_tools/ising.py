@@ -42,7 +42,7 @@ from fieldnet import __version__, cli
 from fieldnet.data import h5format
 from fieldnet.data import ising as ising_format
 from fieldnet.data.ising import read_ising
-from fieldnet.errors import FieldnetError
+from fieldnet.errors import FieldnetError, OutputExists
 from fieldnet.files import atomic_output
 
 __all__ = ["DEFAULT_LATTICE_SIZES", "IsingLattice", "abs_magnetization", "default_temperatures",
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     if out.exists() and not args.overwrite:  # refuse before minutes of sampling
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+        raise OutputExists(out)
     if not out.parent.exists():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
     temperatures = default_temperatures() if args.temps is None else \
@@ -297,4 +297,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, flags=cli.OVERWRITE_FLAG)

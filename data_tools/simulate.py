@@ -44,7 +44,7 @@ from data_tools import cosmology, gas, nbody, phase_space
 from fieldnet import cli
 from fieldnet.cli import run
 from fieldnet.data import h5format
-from fieldnet.errors import FieldnetError
+from fieldnet.errors import FieldnetError, OutputExists
 
 SOURCE = "data_tools.simulate"
 PARAM_RANGES = {  # Latin-hypercube ranges of the per-simulation parameters
@@ -219,7 +219,7 @@ def simulate_dataset(out: str | Path, n_sims: int = SimulationSpec.n_sims,
     spec.validate()
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+        raise OutputExists(out)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
     lhs_seed, *sim_seeds = np.random.SeedSequence(seed).spawn(n_sims + 1)
@@ -292,4 +292,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, flags=cli.OVERWRITE_FLAG)

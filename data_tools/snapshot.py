@@ -35,7 +35,7 @@ from data_tools import gadget, phase_space
 from fieldnet import cli
 from fieldnet.data import h5format
 from fieldnet.data.source import parse_names
-from fieldnet.errors import FieldnetError
+from fieldnet.errors import FieldnetError, OutputExists
 
 SOURCE = "data_tools.snapshot"
 DM_FIELDS = ("density", "velocity_x", "velocity_y", "velocity_z", "velocity_dispersion",
@@ -130,7 +130,7 @@ def convert(snapshots: list[str | Path], out: str | Path, grid: int, *, dim: int
     if out.is_dir():
         raise FieldnetError(f"--out {out} is a folder; name a file")
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+        raise OutputExists(out)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
     if len({round(s.box_size, 6) for s in snaps}) > 1:
@@ -219,4 +219,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, flags=cli.OVERWRITE_FLAG)

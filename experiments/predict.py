@@ -73,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, flags=cli.OVERWRITE_FLAG)

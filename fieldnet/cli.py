@@ -29,11 +29,13 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 
-from fieldnet.errors import ArgumentError, FieldnetError, Stopped
+from fieldnet.errors import ArgumentError, FieldnetError, OutputExists, Stopped
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+# For `run` / `user_errors` of a command whose --overwrite flag is the `overwrite` argument
+OVERWRITE_FLAG = {"overwrite": "--overwrite"}
 
 
 def one_line(err: BaseException) -> str:
@@ -114,7 +116,8 @@ def user_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
     a closed stdout into a quiet exit 141 (`output_closed`).
 
     `flags` maps argument names to the command line's flags for them: an `ArgumentError`
-    of such an argument (the library's `workdir`) names the flag (`--workdir`).
+    of such an argument (the library's `workdir`) names the flag (`--workdir`), and with
+    "overwrite" mapped, an existing output (`OutputExists`) says to pass that flag.
     """
     try:
         try:
@@ -131,6 +134,9 @@ def user_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
     except ArgumentError as err:
         fail(one_line(err.renamed(flags[err.argument]) if err.argument in (flags or {})
                       else err))
+    except OutputExists as err:
+        fail(one_line(err.renamed(flags["overwrite"]) if "overwrite" in (flags or {})
+                      else err))
     except (FieldnetError, OSError) as err:
         fail(one_line(err))
     except KeyboardInterrupt:
@@ -138,9 +144,16 @@ def user_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Runs `main(argv)` under `user_errors` and exits with its code."""
-    with user_errors():
+def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None,
+        flags: Mapping[str, str] | None = None) -> None:
+    """Runs `main(argv)` under `user_errors(flags)` and exits with its code.
+
+    Args:
+        main: The command's main function, given `argv`; returns the exit code (None: 0).
+        argv: The arguments (None: the process's).
+        flags: {argument name: flag} for `user_errors`.
+    """
+    with user_errors(flags):
         code = main(argv)
     sys.exit(code or 0)
 

@@ -39,6 +39,35 @@ class ArgumentError(FieldnetError):
         return ArgumentError, (self.argument, self.value, self.reason)
 
 
+class OutputExists(FileExistsError):
+    """An output file that exists and may not be replaced: `<path> exists; pass <how> to
+    replace it`. The library says how as its argument (`overwrite=True`); a command line
+    names its flag (`fieldnet.cli.user_errors(flags={"overwrite": "--overwrite"})`).
+
+    Args:
+        path: The existing file.
+        how: What replaces it, e.g. `"overwrite=True"` or `"--overwrite"`.
+    """
+
+    def __init__(self, path, how: str = "overwrite=True"):
+        super().__init__(f"{path} exists; pass {how} to replace it")
+        self.path, self.how = path, how
+
+    def renamed(self, flag: str) -> OutputExists:
+        """The same error, saying to pass `flag` (a command line's).
+
+        Args:
+            flag: The command line's flag, e.g. `"--overwrite"`.
+
+        Returns:
+            A new `OutputExists` for the same path.
+        """
+        return OutputExists(self.path, flag)
+
+    def __reduce__(self):
+        return OutputExists, (self.path, self.how)
+
+
 class Stopped(Exception):  # noqa: N818 - a stop, not an error
     """The work stopped on request (a signal) after saving; `exit_code` is what a command
     line exits with (128 + the signal number, as shells report a signal)."""

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from fieldnet.errors import OutputExists
 from fieldnet.records import to_json_value
 
 
@@ -28,15 +29,15 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     Args:
       path: the final file name.
       overwrite: replace an existing `path`; if False, an existing file raises
-        `FileExistsError` before anything is written.
+        `FileExistsError` (`OutputExists`) before anything is written.
 
     Raises:
-      FileExistsError: `path` exists and `overwrite` is False.
+      OutputExists: `path` exists and `overwrite` is False (a `FileExistsError`).
       FileNotFoundError: the folder of `path` does not exist.
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+        raise OutputExists(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder {path.parent} does not exist")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

@@ -125,6 +125,6 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
     out.write_text("keep me")
     args = ["--maps-dir", str(tmp_path), "--input", "Mtot", "--target", "T", "--out", str(out)]
     with pytest.raises(SystemExit) as exit_info:
-        cli.run(camels.main, args)
+        cli.run(camels.main, args, flags=cli.OVERWRITE_FLAG)
     assert exit_info.value.code == 2 and "pass --overwrite" in capsys.readouterr().err
     assert out.read_text() == "keep me"

@@ -69,7 +69,7 @@ def test_every_command_line_goes_through_the_error_policy():
     for path, block in found.items():
         if path == "fieldnet/cli.py":
             continue  # the policy itself (its docstring shows the guard)
-        assert "run(main)" in block or "launch.start(" in block, (path, block)
+        assert "run(main" in block or "launch.start(" in block, (path, block)
 
 
 class BrokenStdout(io.StringIO):
@@ -184,3 +184,25 @@ def test_a_config_whose_get_config_raises_is_one_line(tmp_path):
     assert proc.returncode == cli.EXIT_BAD_INPUT
     assert proc.stderr == f"error: --config {path}:2: ZeroDivisionError: division by zero\n"
     assert not (tmp_path / "run").exists()
+
+
+def test_an_existing_output_names_the_argument_or_the_flag(tmp_path, capsys):
+    """The library says `overwrite=True`; a command line that maps it says `--overwrite`."""
+    from fieldnet.errors import OutputExists
+    from fieldnet.files import atomic_output
+
+    target = tmp_path / "out.h5"
+    target.write_text("kept")
+    with pytest.raises(OutputExists, match="pass overwrite=True"), atomic_output(target):
+        pass
+
+    def main(argv):
+        with atomic_output(target):
+            pass
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, [], flags=cli.OVERWRITE_FLAG)
+    assert exit_info.value.code == 2
+    expected = f"error: {target} exists; pass --overwrite to replace it"
+    assert capsys.readouterr().err.strip() == expected
+    assert target.read_text() == "kept"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from data_tools import simulate
+from fieldnet import cli
 from fieldnet.cli import run
 from fieldnet.data import h5format
 
@@ -64,7 +65,7 @@ def test_tiny_run_writes_a_valid_2d_file(tiny_file):
 def test_rerun_without_overwrite_fails_with_one_line(tiny_file, capsys):
     before = tiny_file.stat().st_mtime_ns
     with pytest.raises(SystemExit) as exit_info:
-        run(simulate.main, ["--out", str(tiny_file), *TINY])
+        run(simulate.main, ["--out", str(tiny_file), *TINY], flags=cli.OVERWRITE_FLAG)
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "--overwrite" in lines[0]
