@@ -156,7 +156,7 @@ class MomentGrid:
         for name, values in mass_weighted.items():
             _check_shape(name, np.shape(values), (grid,) * 3)
             moments._weighted[name] = np.asarray(values, np.float64).ravel().copy()
-        for name, values in moments._targets().items():
+        for name, values in moments.sums().items():
             if not np.all(np.isfinite(values)):
                 raise FieldnetError(f"the {name} sums must be finite")
         moments._started = True
@@ -229,13 +229,21 @@ class MomentGrid:
                 raise FieldnetError(f"{name} of the particles must be finite")
         if count == 0:
             return
-        targets = self._targets()
+        targets = self.sums()
         for flat, weight in _cic_stencil(positions, self.grid, self.box_size):
             for name, values in columns.items():
                 targets[name] += np.bincount(flat, weights=weight * values,
                                              minlength=self.grid**3)
 
-    def _targets(self) -> dict[str, np.ndarray]:
+    def sums(self) -> dict[str, np.ndarray]:
+        """The running sums per cell, flat (grid^3,), float64, by name: "mass" (M),
+        "momentum_0".."momentum_2" (P) and "kinetic" (K) when velocities were given, and
+        each mass-weighted quantity (W_q). The arrays are the grid's own (adding more
+        particles changes them); `from_sums` builds a grid from them.
+
+        Returns:
+            {name: (grid^3,) float64 array}.
+        """
         targets = {"mass": self._mass}
         if self._momentum is not None:
             targets.update({f"momentum_{i}": self._momentum[i] for i in range(3)})
@@ -370,7 +378,7 @@ def grid_fields(moments: MomentGrid, *, a: float, hubble: float, dim: int = 3, s
         raise FieldnetError("no particle mass was deposited")
     shape = (grid,) * 3
     mass = moments.mass
-    sums = {name: values.reshape(shape) for name, values in moments._targets().items()
+    sums = {name: values.reshape(shape) for name, values in moments.sums().items()
             if name != "mass"}
     # per unit mass, the momentum sums become the mean velocity, the kinetic sum <|v|^2>
     means = dict(zip(sums, _cell_means(mass, list(sums.values()), moments.box_size),

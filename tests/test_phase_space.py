@@ -287,7 +287,7 @@ def test_sums_deposited_elsewhere_give_the_same_fields():
     positions, masses, velocities, temperature = random_particles(800, 20.0, seed=4)
     moments = MomentGrid(16, 20.0)
     moments.add(positions, masses, velocities, temperature=temperature)
-    sums = moments._targets()
+    sums = moments.sums()
     momentum = np.stack([sums[f"momentum_{i}"] for i in range(3)], -1).reshape(16, 16, 16, 3)
     again = MomentGrid.from_sums(20.0, moments.mass, momentum,
                                  sums["kinetic"].reshape((16,) * 3),
