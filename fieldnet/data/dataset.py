@@ -95,7 +95,25 @@ def split_simulations(sim_index: np.ndarray, fractions: Sequence[float], seed: i
 
     `max_train` keeps only the first that many training simulations (in the split's
     order) and leaves validation and test as they are, so runs with growing `max_train`
-    train on nested sets and are scored on the same boxes (a data-scaling curve)."""
+    train on nested sets and are scored on the same boxes (a data-scaling curve).
+
+    Args:
+        sim_index: Simulation id of each sample, shape `(N,)`.
+        fractions: Fractions of the simulations in train, val and test (3 numbers ≥ 0
+            summing to 1); unused with `explicit`.
+        seed: Seed of the shuffle of the simulations (`data.split_seed`).
+        explicit: Simulation ids per split, `{"train": [...], "val": [...], "test": [...]}`
+            (`data.split_sims`), instead of `fractions`.
+        max_train: Train on the first this many training simulations only; None: all.
+
+    Returns:
+        {split: indices of its samples, int array} for `"train"`, `"val"` and `"test"`.
+
+    Raises:
+        FieldnetError: On a simulation listed in two splits or absent from `sim_index`,
+            bad `fractions`, too few simulations for them, or `max_train` above the train
+            split's size.
+    """
     sims = np.unique(sim_index)
     if explicit:
         chosen = {s: np.asarray(explicit.get(s) or [], np.int64) for s in SPLITS}
@@ -119,14 +137,37 @@ def split_simulations(sim_index: np.ndarray, fractions: Sequence[float], seed: i
 
 
 def split_box(length: int, fractions: Sequence[float]) -> dict[str, tuple[int, int]]:
-    """Disjoint slabs (lo, hi) along the first axis of a single box: train, val, test."""
+    """Disjoint slabs (lo, hi) along the first axis of a single box: train, val, test.
+
+    Args:
+        length: Pixels of the box along its first spatial axis.
+        fractions: Fractions of those rows in train, val and test (3 numbers ≥ 0 summing
+            to 1).
+
+    Returns:
+        {split: (lo, hi)}, rows lo:hi of the first axis, for `"train"`, `"val"` and
+        `"test"`, in that order along the axis.
+
+    Raises:
+        FieldnetError: On bad `fractions` or too few rows for them.
+    """
     bounds = np.cumsum([0, *_split_counts(length, fractions, "rows of the box")])
     return {s: (int(bounds[i]), int(bounds[i + 1])) for i, s in enumerate(SPLITS)}
 
 
 def check_config(c: ml_collections.ConfigDict) -> None:
-    """Fails in one line on data values that would fail (or silently misbehave) later,
-    before any file is read."""
+    """Fails in one line on data values that would fail (or silently misbehave) later.
+
+    Runs before any file is read.
+
+    Args:
+        c: The run's `config.data` (keys as `default_config()`).
+
+    Raises:
+        FieldnetError: Naming the key, on an unset path, no input or target field, a bad
+            transform, crop size, prefetch, loader, worker count, split fractions,
+            condition noise or `max_train_sims`, or a non-positive log floor or box size.
+    """
     if not str(c.path):
         raise FieldnetError("data.path is not set; name an HDF5 file")
     if not parse_names(c.input_field) or not parse_names(c.target_field):
@@ -153,8 +194,19 @@ def check_config(c: ml_collections.ConfigDict) -> None:
 
 
 def field_transforms(c: ml_collections.ConfigDict) -> dict[str, str]:
-    """The transform of every input and target field (`data.transforms`, else log10 for a
-    scalar and none for a vector); a bad choice raises a one-line `FieldnetError`."""
+    """The transform of every input and target field.
+
+    `data.transforms`' choice, else log10 for a scalar and none for a vector.
+
+    Args:
+        c: The run's `config.data`.
+
+    Returns:
+        {field: transform name} for every input and target field.
+
+    Raises:
+        FieldnetError: On a bad choice (`resolve_transforms`).
+    """
     return resolve_transforms(c.get("transforms", ""),
                               list(dict.fromkeys(parse_names(c.input_field)
                                                  + parse_names(c.target_field))),
@@ -184,9 +236,21 @@ def _split_counts(total: int, fractions: Sequence[float], what: str) -> list[int
 
 def transform_fields(values: np.ndarray, fields: list[Field], g: symmetry.Element,
                      first_spatial_axis: int = 0) -> np.ndarray:
-    """One group element on the channels of `values` (channels last, in `fields`' order;
-    spatial axes from `first_spatial_axis`: 0 for one sample, 1 for a batch): scalar fields
-    move, vector fields also rotate their components."""
+    """One group element on the channels of `values`.
+
+    Scalar fields move, vector fields also rotate their components.
+
+    Args:
+        values: Array, channels last in `fields`' order, spatial axes from
+            `first_spatial_axis`.
+        fields: The fields of the channels, in order (a vector has `components` channels).
+        g: The symmetry-group element.
+        first_spatial_axis: 0 for one sample `(*spatial, C)`, 1 for a batch
+            `(b, *spatial, C)`.
+
+    Returns:
+        C-contiguous array of the shape of `values` (cubic spatial axes keep it).
+    """
     parts, start = [], 0
     for f in fields:
         part = values[..., start:start + f.components]
@@ -198,10 +262,19 @@ def transform_fields(values: np.ndarray, fields: list[Field], g: symmetry.Elemen
 
 def transform_batch(values: np.ndarray, elements: np.ndarray,
                     fields: list[Field] | None = None) -> np.ndarray:
-    """Group element `symmetry.group_elements(d)[elements[i]]` on sample i of a batch
-    (b, *spatial, C) of cubic samples, as `transform_fields` does (`fields` None: every
-    channel a scalar field). Vectorized over the batch: one transform per distinct element
-    (at most 8 in 2D, 48 in 3D), whatever the batch size."""
+    """Group element `symmetry.group_elements(d)[elements[i]]` on sample i of a batch.
+
+    As `transform_fields` does. Vectorized over the batch: one transform per distinct
+    element (at most 8 in 2D, 48 in 3D), whatever the batch size.
+
+    Args:
+        values: Batch of cubic samples, shape `(b, *spatial, C)`.
+        elements: Index of each sample's group element, shape `(b,)`.
+        fields: The fields of the channels, in order; None: every channel a scalar field.
+
+    Returns:
+        Array of shape `(b, *spatial, C)`.
+    """
     group = symmetry.group_elements(values.ndim - 2)
     elements = np.asarray(elements)
     out = np.empty_like(values)
@@ -213,10 +286,20 @@ def transform_batch(values: np.ndarray, elements: np.ndarray,
 
 
 def periodic_crops(values: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
-    """Crops of `size` per spatial side of a batch (b, *spatial, C) of periodic samples, the
-    crop of sample i starting at `starts[i]` (b, d) and wrapping around each axis, as the
-    training crops of a file do; with `size` the whole side, a random periodic translation.
-    One gather for the whole batch."""
+    """Crops of `size` per spatial side of a batch of periodic samples.
+
+    The crop of sample i starts at `starts[i]` and wraps around each axis, as the training
+    crops of a file do; with `size` the whole side, a random periodic translation. One
+    gather for the whole batch.
+
+    Args:
+        values: Batch of periodic samples, shape `(b, *spatial, C)`.
+        starts: First pixel of each crop along each spatial axis, shape `(b, d)`.
+        size: Pixels of a crop per spatial side.
+
+    Returns:
+        Array of shape `(b, *(size,) * d, C)`.
+    """
     starts = np.asarray(starts)
     spatial = values.shape[1:-1]
     ndim = len(spatial)
@@ -320,30 +403,37 @@ class FieldDataset:
 
     @property
     def inputs(self) -> list[Field]:
+        """The input fields, in channel order."""
         return self.source.inputs
 
     @property
     def targets(self) -> list[Field]:
+        """The target fields, in channel order."""
         return self.source.targets
 
     @property
     def input_names(self) -> list[str]:
+        """The input fields' names, in channel order."""
         return [f.name for f in self.inputs]
 
     @property
     def target_names(self) -> list[str]:
+        """The target fields' names, in channel order."""
         return [f.name for f in self.targets]
 
     @property
     def in_channels(self) -> int:
+        """Channels of the input (a vector field counts its components)."""
         return sum(f.components for f in self.inputs)
 
     @property
     def out_channels(self) -> int:
+        """Channels of the target (a vector field counts its components)."""
         return sum(f.components for f in self.targets)
 
     @property
     def ndim(self) -> int:
+        """Number of spatial axes of the fields, 1, 2 or 3."""
         return self.source.ndim
 
     @property
@@ -365,17 +455,39 @@ class FieldDataset:
         return [known.index(n) for n in self.condition_names]
 
     def condition(self, sample: int) -> np.ndarray | None:
-        """The standardized parameters sample `sample` is conditioned on, (P,) float32."""
+        """The standardized parameters sample `sample` is conditioned on.
+
+        Args:
+            sample: Index of the sample in the file.
+
+        Returns:
+            float32 array `(P,)`, or None when data.condition_on names none.
+        """
         return None if self._conditions is None else self._conditions[sample]
 
     def sim_indices(self, split: str) -> np.ndarray:
-        """(regions,) int64: the simulation of each region of `split`, in split order (the
-        order of `read(split)`'s maps)."""
+        """The simulation of each region of `split`, in split order.
+
+        The order of `read(split)`'s maps.
+
+        Args:
+            split: One of `SPLITS`.
+
+        Returns:
+            int64 array `(regions,)`.
+        """
         return np.array([self.source.sim_index[r.sample] for r in self.splits[split]],
                         np.int64)
 
     def n_sims(self, split: str) -> int:
-        """How many simulations `split` holds (a single box's slab counts as one)."""
+        """How many simulations `split` holds (a single box's slab counts as one).
+
+        Args:
+            split: One of `SPLITS`.
+
+        Returns:
+            The number of distinct simulations.
+        """
         return len(np.unique(self.sim_indices(split)))
 
     @property
@@ -384,8 +496,17 @@ class FieldDataset:
         return self.source.grid
 
     def region_grid(self, region: Region) -> Grid:
-        """The `Grid` of a region's arrays: a slab keeps the cell size, spans its rows of
-        the first axis and wraps along it only when it is the whole box."""
+        """The `Grid` of a region's arrays.
+
+        A slab keeps the cell size, spans its rows of the first axis and wraps along it only
+        when it is the whole box.
+
+        Args:
+            region: A sample, or a slab of a single box.
+
+        Returns:
+            The grid, lengths in Mpc/h.
+        """
         whole = self.grid
         rows = region.hi - region.lo
         return Grid((rows, *whole.shape[1:]),
@@ -466,10 +587,27 @@ class FieldDataset:
                                  f"{split} slab (rows {r.lo}:{r.hi} of the first axis)")
 
     def batch(self, split: str, batch_size: int, seed: int, step: int) -> dict[str, np.ndarray]:
-        """This process's slice of global batch `step`: {"x": (b, *crop, C_in), "y": ...},
-        and "cond" (b, P), the standardized parameters, when data.condition_on names any.
+        """This process's slice of global batch `step`.
+
+        {"x": (b, *crop, C_in), "y": ...}, and "cond" (b, P), the standardized parameters,
+        when data.condition_on names any.
 
         Training crops are augmented when data.augment is set; val/test crops never are.
+
+        Args:
+            split: One of `SPLITS`.
+            batch_size: Global batch size; this process gets batch_size // process_count
+                items.
+            seed: Seed of the crops and augmentation (≥ 0).
+            step: Index of the global batch (≥ 0).
+
+        Returns:
+            {"x": float32 `(b, *crop, C_in)`, "y": float32 `(b, *crop, C_out)`} normalized, and
+            "cond" `(b, P)` when conditioned.
+
+        Raises:
+            FieldnetError: If `batch_size` is not divisible by the process count, `seed` or
+                `step` is negative, or the crop does not fit the split.
         """
         if batch_size % self.process_count:
             raise FieldnetError(f"batch_size {batch_size} is not divisible by "
@@ -492,11 +630,25 @@ class FieldDataset:
 
     def batches(self, split: str, batch_size: int, seed: int, start_step: int = 0,
                 num_steps: int | None = None) -> Prefetcher[dict] | GrainBatches[dict]:
-        """Batches start_step, start_step + 1, ..., computed ahead by data.loader: a
-        background thread, or grain in this process or in data.workers worker processes
+        """Batches start_step, start_step + 1, ..., computed ahead by data.loader.
+
+        A background thread, or grain in this process or in data.workers worker processes
         (`fieldnet.data.loader`). Every loader yields the same arrays as `batch`.
 
         Close it (or use `with`) to stop the thread or the workers.
+
+        Args:
+            split: One of `SPLITS`.
+            batch_size: Global batch size.
+            seed: Seed of the crops and augmentation.
+            start_step: First batch yielded.
+            num_steps: How many batches; None: endless.
+
+        Returns:
+            An iterator over `batch(split, batch_size, seed, step)` for the steps, in order.
+
+        Raises:
+            FieldnetError: If the crop does not fit the split.
         """
         self._check_window(split)
         stop = None if num_steps is None else start_step + num_steps
@@ -545,6 +697,13 @@ class FieldDataset:
         conditioning parameters, or None), grid (the `Grid` of these arrays,
         `region_grid`: a slab's is shorter along axis 0 and not periodic along it), units
         {field: units}.
+
+        Args:
+            which: A split name (one of `SPLITS`), a sample index of the file, or a sequence
+                of them.
+
+        Yields:
+            One dict per sample, as above.
         """
         units = {f.name: f.units for f in self.inputs + self.targets}
         for r in self._regions(which):
@@ -564,7 +723,19 @@ class FieldDataset:
             }
 
     def read(self, which: str | int | Sequence[int]) -> dict:
-        """Like `iter_samples`, stacked along a leading sample axis (mind the memory)."""
+        """Like `iter_samples`, stacked along a leading sample axis (mind the memory).
+
+        Args:
+            which: A split name (one of `SPLITS`), a sample index of the file, or a sequence
+                of them.
+
+        Returns:
+            The keys of `iter_samples`, arrays stacked `(N, ...)` ("params" and "cond" None
+            when absent), "grid" and "units" those of the first sample.
+
+        Raises:
+            FieldnetError: If there is nothing to read for `which`.
+        """
         samples = list(self.iter_samples(which))
         if not samples:
             raise FieldnetError(f"{self.source.path}: nothing to read for {which!r}")
@@ -600,6 +771,7 @@ class FieldDataset:
         return np.concatenate(parts, axis=-1)
 
     def close(self) -> None:
+        """Closes the file."""
         self.source.close()
 
     def __reduce__(self):

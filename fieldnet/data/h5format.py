@@ -40,7 +40,15 @@ MAX_CHUNK_VALUES = 64**3
 
 
 def sample_chunks(sample_shape: Sequence[int]) -> tuple[int, ...]:
-    """One sample per chunk, or a crop-sized chunk for big 3D boxes."""
+    """One sample per chunk, or a crop-sized chunk for big 3D boxes.
+
+    Args:
+        sample_shape: Spatial shape of one sample.
+
+    Returns:
+        The chunk shape `(1, *spatial_chunk)`: the whole sample up to `MAX_CHUNK_VALUES`
+        values, else a cube of about that many values (cut to the sample).
+    """
     shape = tuple(int(s) for s in sample_shape)
     if int(np.prod(shape)) <= MAX_CHUNK_VALUES:
         return (1, *shape)
@@ -144,14 +152,31 @@ def add_field(f: h5py.File, name: str, shape: Sequence[int], *, units: str, desc
 def add_dataset(f: h5py.File, path: str, shape: Sequence[int], *, units: str,
                 description: str = "", chunks: Sequence[int] | None = None,
                 compress: bool = True) -> h5py.Dataset:
-    """Creates a float32 dataset (..., *spatial) at `path` (the file's ndim trailing axes
-    spatial), one field per chunk (`sample_chunks`) and compressed, with its units: the
-    storage of /fields/<name>, and of stacks with more leading axes (samples of each map).
+    """Creates a float32 dataset (..., *spatial) at `path`, with its units.
+
+    The file's ndim trailing axes are spatial; one field per chunk (`sample_chunks`) and
+    compressed: the storage of /fields/<name>, and of stacks with more leading axes
+    (samples of each map).
 
     `chunks` is the spatial shape of a chunk instead (every chunk holds part of one
     field); `compress=False` stores the values raw. Both are for reading speed, and any
     choice reads back the same values: random 3D crops read raw crop-sized chunks several
     times faster than gzip ones (BENCHMARKS.md, "Data loader"), at the size of raw data.
+
+    Args:
+        f: The file, open for writing, with its `ndim` attribute set.
+        path: Path of the dataset in the file (e.g. `"fields/density"`).
+        shape: Full shape, `(N, ..., *spatial)`.
+        units: Units of the values (its `units` attribute, e.g. `"K"`).
+        description: Its `description` attribute.
+        chunks: Spatial shape of a chunk; None: `sample_chunks`.
+        compress: gzip (level 4, shuffled); False stores the values raw.
+
+    Returns:
+        The new dataset.
+
+    Raises:
+        FieldnetError: If `chunks` are not ndim sizes between 1 and the spatial shape.
     """
     shape = tuple(int(s) for s in shape)
     ndim = int(f.attrs["ndim"])
@@ -172,11 +197,26 @@ def add_dataset(f: h5py.File, path: str, shape: Sequence[int], *, units: str,
 def add_samples(f: h5py.File, names: Sequence[str], units: Sequence[str], n_maps: int,
                 n_samples: int, spatial: Sequence[int], *,
                 origin: str = "") -> Callable[[int, np.ndarray], None]:
-    """Creates, per field of `names` (with its `units`), samples/<name> (n_maps, n_samples,
-    *spatial) and mean/<name>, std/<name> (n_maps, *spatial) (`add_dataset`; `origin` ends
-    their descriptions). Returns `write(i, drawn)`, which stores map i's samples `drawn`
-    (n_samples, *spatial, len(names)), channels in `names` order, with their mean and
-    standard deviation (ddof 1; 0 for a single sample)."""
+    """Creates the sample stacks of a generative model's samples, one per field.
+
+    Per field of `names`: samples/<name> (n_maps, n_samples, *spatial) and mean/<name>,
+    std/<name> (n_maps, *spatial) (`add_dataset`). The returned `write(i, drawn)` stores
+    map i's samples `drawn` (n_samples, *spatial, len(names)), channels in `names` order,
+    with their mean and standard deviation (ddof 1; 0 for a single sample); it raises a
+    `FieldnetError` on samples of another shape.
+
+    Args:
+        f: The file, open for writing, with its `ndim` attribute set.
+        names: The fields' names.
+        units: Units of each field, in `names` order.
+        n_maps: Maps that have samples.
+        n_samples: Samples of each map.
+        spatial: Spatial shape of a map.
+        origin: Text that ends the datasets' descriptions.
+
+    Returns:
+        The function `write(i, drawn)`.
+    """
     spatial = tuple(int(s) for s in spatial)
     stacks = {what: [add_dataset(f, f"{what}/{name}", shape, units=units[k],
                                  description=f"{description} {origin}".strip())
@@ -200,8 +240,21 @@ def add_samples(f: h5py.File, names: Sequence[str], units: Sequence[str], n_maps
 
 
 def read_samples(path: str | os.PathLike, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The samples of a file written with `add_samples`: (N, S, *spatial, len(names))
-    float32 in physical units, channels in `names` order, and its /sim_index (N,)."""
+    """The samples of a file written with `add_samples`, and its /sim_index.
+
+    Args:
+        path: The HDF5 file.
+        names: The fields to read, in channel order.
+
+    Returns:
+        (samples, sim_index): float32 `(N, S, *spatial, len(names))` in physical units,
+        channels in `names` order, and int64 `(N,)`.
+
+    Raises:
+        FieldnetError: On a missing samples/<name> or /sim_index, or a /sim_index of
+            another length, or a file that is not readable HDF5.
+        FileNotFoundError: If there is no such file.
+    """
     with open_file(path) as f:
         for where in [f"samples/{name}" for name in names] + ["sim_index"]:
             if where not in f:
@@ -281,11 +334,23 @@ class FileInfo:
 
     @property
     def num_samples(self) -> int:
+        """Number of samples in the file (entries of /sim_index)."""
         return len(self.sim_index)
 
 
 def open_file(path: str | os.PathLike) -> h5py.File:
-    """Opens any HDF5 file for reading with a one-line error for missing or corrupt files."""
+    """Opens any HDF5 file for reading with a one-line error for missing or corrupt files.
+
+    Args:
+        path: The HDF5 file.
+
+    Returns:
+        The open file (read-only).
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+        FieldnetError: If it is not a readable HDF5 file (truncated or corrupt).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -297,7 +362,14 @@ def open_file(path: str | os.PathLike) -> h5py.File:
 
 
 def is_fieldnet(f: h5py.File) -> bool:
-    """Whether an open HDF5 file is in the fieldnet format (its `format` attribute)."""
+    """Whether an open HDF5 file is in the fieldnet format (its `format` attribute).
+
+    Args:
+        f: The open file.
+
+    Returns:
+        True for a fieldnet-format file.
+    """
     return f.attrs.get("format") == FORMAT
 
 

@@ -29,17 +29,45 @@ VERSION = 1
 
 
 def is_ising(f: h5py.File) -> bool:
-    """Whether an open file is in the Ising layout above."""
+    """Whether an open file is in the Ising layout above.
+
+    Args:
+        f: The open HDF5 file.
+
+    Returns:
+        True for an Ising file (its `format` attribute).
+    """
     return f.attrs.get("format") == FORMAT
 
 
 def lattice_sizes(f: h5py.File) -> list[int]:
-    """The lattice sizes L that an open Ising file holds."""
+    """The lattice sizes L that an open Ising file holds.
+
+    Args:
+        f: The open HDF5 file.
+
+    Returns:
+        The sizes L of its `L<size>` groups, ascending.
+    """
     return sorted(int(name[1:]) for name in f if name.startswith("L") and name[1:].isdigit())
 
 
 def read_ising(path, L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(spins (N, L, L) float32 ±1, T (N,) float32, chain (N,) int64) of lattice size L."""
+    """The configurations of lattice size L of an Ising file.
+
+    Args:
+        path: The Ising HDF5 file.
+        L: Lattice size, spins per side.
+
+    Returns:
+        (spins, T, chain): spins `(N, L, L)` float32 ±1, temperatures `(N,)` float32 in
+        J/k_B, and the Markov chain of each configuration `(N,)` int64.
+
+    Raises:
+        FieldnetError: On a missing file, lattice size, spins, temperatures or chain
+            indices, configurations of another shape or with values other than ±1, or
+            lengths that disagree.
+    """
     if not Path(path).exists():
         raise data_error(path, reason="no such file")
     with open_file(path) as f:

@@ -39,7 +39,14 @@ CACHED_CHUNKS_PER_AXIS = 2
 
 
 def parse_names(value: str | Sequence[str] | None) -> list[str]:
-    """A comma-separated string or a sequence of names -> list of names."""
+    """A comma-separated string or a sequence of names -> list of names.
+
+    Args:
+        value: `"a, b"`, a sequence of names, or None.
+
+    Returns:
+        The names, stripped, empty ones of a string dropped; `[]` for None.
+    """
     if value is None:
         return []
     if isinstance(value, str):
@@ -59,6 +66,7 @@ class Field:
 
     @property
     def components(self) -> int:
+        """Channels of the field: 1 for a scalar, one per component dataset for a vector."""
         return len(self.datasets)
 
 
@@ -72,6 +80,27 @@ class FieldSource:
     `sample_axis=None`, which means "a leading sample axis if the datasets have `ndim` + 1
     axes"; `box_size` then falls back to `default_box_size` when the file names none.
     Either is one side in Mpc/h, or one per axis.
+
+    Args:
+        path: The HDF5 file.
+        input_fields: Input field names (or dataset paths), in channel order.
+        target_fields: Target field names (or dataset paths); empty for inference.
+        vector_fields: Those of the fields that are vectors (`<name>_x`, ... datasets).
+        sample_axis: Whether raw datasets have a leading sample axis; None: decided from
+            `ndim`.
+        box_size: Box side in Mpc/h, or one per axis; None: the file's `box_size`
+            attribute.
+        input_log_floor: log10 floor of the inputs, in their units; None: the datasets'
+            `log_floor` attribute.
+        target_log_floor: The same for the targets.
+        ndim: Number of spatial axes of the fields, needed with `sample_axis=None`.
+        default_box_size: Box side in Mpc/h (or one per axis) when neither `box_size` nor
+            the file gives one.
+
+    Raises:
+        FieldnetError: On an unset path, a missing file, no input field, or fields the file
+            does not hold or that disagree in shape.
+        ValueError: On `sample_axis=None` without `ndim`.
 
     Attributes:
       grid: the `Grid` of one whole sample (periodic along every axis).
@@ -214,12 +243,33 @@ class FieldSource:
         return sim_index, params, names
 
     def where(self, dataset: str, sample: int) -> str:
-        """The 'file:dataset[index]' location used in error messages."""
+        """The 'file:dataset[index]' location used in error messages.
+
+        Args:
+            dataset: Path of the dataset in the file.
+            sample: Index of the sample.
+
+        Returns:
+            The location, `"<path>:<dataset>[<sample>]"`.
+        """
         return f"{self.path}:{dataset}[{sample}]"
 
     def read_window(self, field: Field, sample: int, starts: Sequence[int],
                     sizes: Sequence[int]) -> np.ndarray:
-        """A periodic window (wrap-around on every axis) -> (*sizes, components) float32."""
+        """A periodic window (wrap-around on every axis) of one sample of a field.
+
+        Args:
+            field: The field.
+            sample: Index of the sample in the file.
+            starts: First pixel of the window along each spatial axis.
+            sizes: Pixels of the window along each spatial axis.
+
+        Returns:
+            float32 array `(*sizes, components)`, in the field's units.
+
+        Raises:
+            FieldnetError: On NaN/Inf values in the data read.
+        """
         runs = [_periodic_runs(s, w, n) for s, w, n in zip(starts, sizes, self.spatial_shape,
                                                           strict=True)]
         out = np.empty((*sizes, field.components), np.float32)
@@ -233,7 +283,20 @@ class FieldSource:
 
     def read_sample(self, field: Field, sample: int, lo: int = 0,
                     hi: int | None = None) -> np.ndarray:
-        """A whole sample, or rows lo:hi of its first spatial axis -> (*spatial, comps)."""
+        """A whole sample, or rows lo:hi of its first spatial axis.
+
+        Args:
+            field: The field.
+            sample: Index of the sample in the file.
+            lo: First row of the first spatial axis.
+            hi: Row after the last one; None: the end of the axis.
+
+        Returns:
+            float32 array `(hi - lo, *spatial[1:], components)`, in the field's units.
+
+        Raises:
+            FieldnetError: On NaN/Inf values in the data read.
+        """
         hi = self.spatial_shape[0] if hi is None else hi
         parts = []
         for path in field.datasets:
@@ -244,7 +307,21 @@ class FieldSource:
 
     def iter_blocks(self, field: Field, sample: int, lo: int = 0,
                     hi: int | None = None) -> Iterator[tuple[np.ndarray, str]]:
-        """Rows lo:hi of a sample in blocks of about BLOCK_VALUES, with their location."""
+        """Rows lo:hi of a sample in blocks of about BLOCK_VALUES, with their location.
+
+        Args:
+            field: The field.
+            sample: Index of the sample in the file.
+            lo: First row of the first spatial axis.
+            hi: Row after the last one; None: the end of the axis.
+
+        Yields:
+            (block, location): float32 `(rows, *spatial[1:], components)` and
+            `where(dataset, sample)`.
+
+        Raises:
+            FieldnetError: On NaN/Inf values in the data read.
+        """
         hi = self.spatial_shape[0] if hi is None else hi
         row_values = int(np.prod(self.spatial_shape[1:], dtype=np.int64)) * field.components
         step = max(1, BLOCK_VALUES // max(row_values, 1))
@@ -253,6 +330,16 @@ class FieldSource:
             yield block, self.where(field.datasets[0], sample)
 
     def check_finite(self, values: np.ndarray, dataset: str, sample: int) -> None:
+        """Checks values read from the file for NaN/Inf.
+
+        Args:
+            values: The values read.
+            dataset: Path of the dataset they come from.
+            sample: Index of their sample.
+
+        Raises:
+            FieldnetError: Naming file, dataset and sample, and how many values are NaN/Inf.
+        """
         if not np.isfinite(values).all():
             bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
             raise data_error(self.path, dataset, sample,
@@ -281,6 +368,7 @@ class FieldSource:
         return self._datasets[path]
 
     def close(self) -> None:
+        """Closes the file (closing twice does nothing)."""
         self._datasets.clear()
         if self.file.id.valid:
             self.file.close()
