@@ -28,7 +28,17 @@ import numpy as np
 
 
 class LocalBaseline:
-    """Conditional mean of y given x in equal-count bins of x, linearly interpolated."""
+    """Conditional mean of y given x in equal-count bins of x, linearly interpolated.
+
+    Args:
+        n_bins: Equal-count bins of x that `finalize` makes (fewer where the data have
+            fewer distinct cells).
+        min_count: Fewest samples per bin; smaller bins are merged into a neighbour.
+        resolution: Width of the fine grid of x the sums accumulate on, in x's units.
+
+    Raises:
+        ValueError: Unless `n_bins` ≥ 1, `min_count` ≥ 1 and `resolution` > 0.
+    """
 
     def __init__(self, n_bins: int = 100, min_count: int = 100, resolution: float = 1e-3):
         if n_bins < 1 or min_count < 1 or not resolution > 0:
@@ -45,10 +55,22 @@ class LocalBaseline:
 
     @property
     def fitted(self) -> bool:
+        """Whether the bins are made (`finalize`, `fit` or `from_json`), so `predict` works."""
         return self.means is not None
 
     def partial_fit(self, x, y) -> LocalBaseline:
-        """Accumulates one chunk of paired values (arrays of the same, any, shape)."""
+        """Accumulates one chunk of paired values (arrays of the same, any, shape).
+
+        Args:
+            x: Values of the predictor (e.g. standardized log10 rho).
+            y: Values of the predicted quantity at the same pixels.
+
+        Returns:
+            The baseline itself.
+
+        Raises:
+            ValueError: If x and y differ in size or hold non-finite values.
+        """
         x = np.asarray(x, np.float64).ravel()
         y = np.asarray(y, np.float64).ravel()
         if np.shape(x) != np.shape(y):
@@ -96,20 +118,48 @@ class LocalBaseline:
         return self
 
     def fit(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> LocalBaseline:
-        """Streams (x, y) chunks (e.g. one training sample at a time), then finalizes."""
+        """Streams (x, y) chunks (e.g. one training sample at a time), then finalizes.
+
+        Args:
+            pairs: (x, y) chunks, as `partial_fit` takes them.
+
+        Returns:
+            The baseline itself, finalized.
+
+        Raises:
+            ValueError: On a chunk `partial_fit` refuses, or no data at all.
+        """
         for x, y in pairs:
             self.partial_fit(x, y)
         return self.finalize()
 
     def predict(self, x) -> np.ndarray:
-        """The baseline at every value of `x` (float64, same shape as `x`)."""
+        """The baseline at every value of `x` (float64, same shape as `x`).
+
+        Args:
+            x: Values of the predictor, any shape.
+
+        Returns:
+            float64 array of the shape of `x`.
+
+        Raises:
+            ValueError: If the baseline is not finalized.
+        """
         if not self.fitted:
             raise ValueError("LocalBaseline.predict: call finalize() or fit() first")
         x = np.asarray(x, np.float64)
         return np.interp(x, self.centres, self.means)
 
     def to_json(self) -> dict:
-        """The fitted curve (not the fine accumulators): enough to predict again."""
+        """The fitted curve (not the fine accumulators): enough to predict again.
+
+        Returns:
+            {"n_bins", "min_count", "resolution", "centres", "means", "counts"} as JSON
+            values; `from_json` reads it back.
+
+        Raises:
+            ValueError: If nothing is fitted yet.
+        """
         if not self.fitted:
             raise ValueError("LocalBaseline.to_json: nothing fitted yet")
         return {"n_bins": self.n_bins, "min_count": self.min_count,
@@ -118,6 +168,19 @@ class LocalBaseline:
 
     @classmethod
     def from_json(cls, data: dict) -> LocalBaseline:
+        """The baseline of a `to_json` dict.
+
+        Args:
+            data: The dict (`n_bins`, `min_count`, `resolution`, `centres`, `means`,
+                `counts`).
+
+        Returns:
+            The finalized baseline.
+
+        Raises:
+            ValueError: If it is not a baseline description, or its arrays differ in length or
+                are empty.
+        """
         try:
             baseline = cls(data["n_bins"], data["min_count"], data["resolution"])
             baseline.centres = np.asarray(data["centres"], np.float64)

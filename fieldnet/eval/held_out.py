@@ -41,8 +41,18 @@ from fieldnet.grid import Grid
 
 def predict_stack(model: nnx.Module, x: np.ndarray, batch_size: int,
                   cond: np.ndarray | None = None) -> np.ndarray:
-    """Model outputs for a stack of whole fields (N, *spatial, C), a batch at a time; `cond`
-    (N, P) are the standardized parameters of a conditioned model."""
+    """Model outputs for a stack of whole fields, a batch at a time.
+
+    Args:
+        model: The field model, normalized fields to normalized fields.
+        x: Normalized input fields, shape `(N, *spatial, C_in)`.
+        batch_size: Fields per forward pass.
+        cond: Standardized parameters of a conditioned model, shape `(N, P)`; None for an
+            unconditioned one.
+
+    Returns:
+        Normalized outputs, shape `(N, *spatial, C_out)`.
+    """
     forward = jitted_forward(model)
     return np.concatenate([
         np.asarray(forward(x[i:i + batch_size], None if cond is None else cond[i:i + batch_size]))
@@ -50,14 +60,32 @@ def predict_stack(model: nnx.Module, x: np.ndarray, batch_size: int,
 
 
 def fit_baseline(ds, bins: int, channel: int = 0) -> LocalBaseline:
-    """T(rho) from the train split, in normalized space: the local mapping of target channel
-    `channel` on the first input channel."""
+    """T(rho) from the train split, in normalized space.
+
+    The local mapping of target channel `channel` on the first input channel.
+
+    Args:
+        ds: The run's `FieldDataset`.
+        bins: Bins of the first input channel.
+        channel: The target channel.
+
+    Returns:
+        The fitted baseline.
+    """
     return fit_baselines(ds, bins, [channel])[0]
 
 
 def fit_baselines(ds, bins: int, channels: Sequence[int]) -> list[LocalBaseline]:
-    """`fit_baseline` of each target channel in `channels`, in one pass over the train
-    split."""
+    """`fit_baseline` of each target channel in `channels`, in one pass over the train split.
+
+    Args:
+        ds: The run's `FieldDataset`.
+        bins: Bins of the first input channel.
+        channels: The target channels.
+
+    Returns:
+        One fitted baseline per channel, in `channels` order.
+    """
     baselines = [LocalBaseline(n_bins=bins) for _ in channels]
     for sample in ds.iter_samples("train"):
         for baseline, c in zip(baselines, channels, strict=True):
@@ -66,8 +94,16 @@ def fit_baselines(ds, bins: int, channels: Sequence[int]) -> list[LocalBaseline]
 
 
 def scored_targets(ds) -> list[tuple[str, str, int]]:
-    """(name in eval.json, target field, channel) of every target channel, in channel
-    order: a scalar target by its name, a vector target's components as `<name>_x`, ..."""
+    """Every target channel, in channel order, with its name in eval.json.
+
+    A scalar target goes by its name, a vector target's components by `<name>_x`, ...
+
+    Args:
+        ds: The run's `FieldDataset`.
+
+    Returns:
+        (name in eval.json, target field, channel) of every target channel.
+    """
     out, channel = [], 0
     for name in ds.target_names:
         width = ds.normalizer[name].components
@@ -104,8 +140,19 @@ class HeldOut:
 
 
 def check_samples(samples, test: dict) -> np.ndarray:
-    """Given samples of the test split `test` (`ds.read("test")`), checked to be
-    (N, S, *spatial, C) for its N maps and C target channels, as float32."""
+    """Samples of the test split, checked to fit its maps and target channels.
+
+    Args:
+        samples: Samples, expected shape `(N, S, *spatial, C)` for the N maps and C target
+            channels of `test`, S ≥ 1.
+        test: The test split, `ds.read("test")`.
+
+    Returns:
+        The samples as float32 `(N, S, *spatial, C)`.
+
+    Raises:
+        FieldnetError: If the samples have another shape.
+    """
     samples, y = np.asarray(samples, np.float32), test["y"]
     if samples.ndim != y.ndim + 1 or samples.shape[:1] + samples.shape[2:] != y.shape \
             or samples.shape[1] < 1:
@@ -157,10 +204,24 @@ def score(ds, config, test: dict, pred: np.ndarray, samples: np.ndarray | None =
 
 
 def write_test_samples(path: str | os.PathLike, h: HeldOut, ds, config) -> Path:
-    """Keeps a generative run's test samples `h.samples` as a fieldnet-format file
-    (atomically; `h5format.add_samples`): samples/<target> (N, S, *spatial) with their
-    mean/<target> and std/<target>, in the targets' physical units, and /sim_index of the
-    test maps. `read_test_samples` gives them back to `score`."""
+    """Keeps a generative run's test samples `h.samples` as a fieldnet-format file.
+
+    Written atomically (`h5format.add_samples`): samples/<target> (N, S, *spatial) with
+    their mean/<target> and std/<target>, in the targets' physical units, and /sim_index of
+    the test maps. `read_test_samples` gives them back to `score`.
+
+    Args:
+        path: The HDF5 file to write (replaced if it exists).
+        h: The held-out evaluation, with its samples.
+        ds: The run's `FieldDataset` (its target fields and normalizer).
+        config: The run's config (`eval.sample_steps` and `seed` are recorded).
+
+    Returns:
+        The path written.
+
+    Raises:
+        FieldnetError: If `h` has no samples (not a generative run).
+    """
     if h.samples is None:
         raise FieldnetError("write_test_samples needs a generative run's held-out samples")
     n, n_samples, *spatial = h.samples.shape[:-1]
@@ -179,9 +240,22 @@ def write_test_samples(path: str | os.PathLike, h: HeldOut, ds, config) -> Path:
 
 
 def read_test_samples(path: str | os.PathLike, ds) -> np.ndarray:
-    """The samples of `write_test_samples`'s file, normalized with `ds`'s normalizer as
-    drawn (N, S, *spatial, C), for `score(..., samples=)`; a file of other maps than
-    `ds`'s test split is a one-line `FieldnetError`."""
+    """The samples of `write_test_samples`'s file, normalized with `ds`'s normalizer as drawn.
+
+    For `score(..., samples=)`.
+
+    Args:
+        path: The HDF5 file `write_test_samples` wrote.
+        ds: The run's `FieldDataset`.
+
+    Returns:
+        The normalized samples, shape `(N, S, *spatial, C)`.
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+        FieldnetError: If the file holds other maps than `ds`'s test split, or is not a
+            readable samples file.
+    """
     physical, sim_index = h5format.read_samples(path, ds.target_names)
     test_sims = ds.sim_indices("test")
     if not np.array_equal(sim_index, test_sims):

@@ -28,7 +28,17 @@ from fieldnet.nn import flow
 
 
 def check_steps(steps) -> int:
-    """The number of ODE steps, checked to be a positive integer (else a FieldnetError)."""
+    """Checks a number of ODE steps.
+
+    Args:
+        steps: The number of ODE steps.
+
+    Returns:
+        It as an int.
+
+    Raises:
+        FieldnetError: If `steps` is not a positive integer.
+    """
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise FieldnetError(f"the number of ODE steps must be a positive integer, got {steps!r}")
     return int(steps)

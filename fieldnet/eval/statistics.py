@@ -73,6 +73,7 @@ class Comparison:
 
     @functools.cached_property
     def spec_baseline(self) -> dict:
+        """`metrics.spectral_comparison` of the local baseline's log field with the truth."""
         return metrics.spectral_comparison(self.baseline_log, self.true_log, self.grid)
 
 
@@ -100,7 +101,14 @@ class Statistic:
         return self.compute(comparison)
 
     def summary(self, block: dict) -> dict:
-        """{column: value} of its columns that the "test" block `block` holds."""
+        """{column: value} of its columns that the "test" block `block` holds.
+
+        Args:
+            block: eval.json's "test" block.
+
+        Returns:
+            The columns' values (from `summarize` when given).
+        """
         if self.summarize is not None:
             return self.summarize(block)
         return {c: block[c] for c in self.columns if c in block}
@@ -215,21 +223,47 @@ def pixels(c: Comparison) -> dict:
 
 
 def within_half_nyquist(block: dict) -> np.ndarray:
-    """Which k bins of a "test" block lie at k ≤ k_Nyq / 2, where the grid resolves the
-    field well: the range the spectra's summaries average over."""
+    """Which k bins of a "test" block lie at k ≤ k_Nyq / 2.
+
+    There the grid resolves the field well: the range the spectra's summaries average over.
+
+    Args:
+        block: eval.json's "test" block, with `"k"` (bin centres, h/Mpc) and
+            `"k_nyquist"` (h/Mpc).
+
+    Returns:
+        Boolean mask over the k bins.
+    """
     return np.asarray(block["k"], float) <= block["k_nyquist"] / 2
 
 
 def power_ratio_range(power_ratio, block: dict) -> dict:
-    """`power_ratio_min`, `power_ratio_max` of P/P_true over the bins `within_half_nyquist`."""
+    """`power_ratio_min`, `power_ratio_max` of P/P_true over the bins `within_half_nyquist`.
+
+    Args:
+        power_ratio: P/P_true per k bin of `block`.
+        block: eval.json's "test" block (its `"k"` and `"k_nyquist"`, h/Mpc).
+
+    Returns:
+        {"power_ratio_min": ..., "power_ratio_max": ...}, NaN bins ignored.
+    """
     power = np.asarray(power_ratio, float)[within_half_nyquist(block)]
     return {"power_ratio_min": float(np.nanmin(power)),
             "power_ratio_max": float(np.nanmax(power))}
 
 
 def spectra_summary(block: dict) -> dict:
-    """r(k) of the model and of the baseline averaged over the bins up to k_Nyq / 2, and the
-    range of the model's power ratio there."""
+    """r(k) of the model and of the baseline averaged over the bins up to k_Nyq / 2.
+
+    And the range of the model's power ratio there.
+
+    Args:
+        block: eval.json's "test" block.
+
+    Returns:
+        `mean_r_to_half_nyquist`, `baseline_mean_r_to_half_nyquist`, `power_ratio_min` and
+        `power_ratio_max`; empty when the block has no spectra.
+    """
     if "k" not in block:
         return {}
     within = within_half_nyquist(block)
@@ -281,8 +315,7 @@ def pdf(c: Comparison) -> dict:
 
 @register_statistic("boxes", columns=("mse_err", "baseline_mse_err", "n_test_boxes"))
 def boxes(c: Comparison) -> dict:
-    """The pixel statistics per test simulation (box), and how much the means scatter
-    between boxes.
+    """The pixel statistics per test simulation (box), and how much the means scatter.
 
     `per_box`: one {"sim", "mse", "baseline_mse", "pixel_corr"} per simulation, sorted by
     sim, each over that box's maps; `n_test_boxes`; `mse_err`, `baseline_mse_err`: bootstrap
@@ -291,6 +324,15 @@ def boxes(c: Comparison) -> dict:
     (`metrics.group_bootstrap_error`, seeded with `BOOTSTRAP_SEED`, so eval.json is
     reproducible and model and baseline see the same resamples). With one test box the
     errors are NaN (null in eval.json): the scatter between boxes is then unknown.
+
+    Args:
+        c: The test split, model and baseline against the truth.
+
+    Returns:
+        {"per_box", "n_test_boxes", "mse_err", "baseline_mse_err"}.
+
+    Raises:
+        ValueError: If `c.sim_index` does not have one entry per map.
     """
     sim_index = np.asarray(c.sim_index)
     if sim_index.shape != (len(c.true_norm),):
@@ -321,8 +363,18 @@ SAMPLE_COLUMNS = ("coverage_68", "coverage_95", "crps")
 
 
 def samples_summary(block: dict) -> dict:
-    """A generative run's coverage and CRPS, and the `pdf_w1` and power-ratio range (up to
-    k_Nyq / 2) of its samples themselves, where a regression's are of its prediction."""
+    """A generative run's coverage and CRPS, and its samples' own `pdf_w1` and power ratios.
+
+    The power-ratio range is up to k_Nyq / 2; where a regression's `pdf_w1` and power
+    ratios are of its prediction, a generative run's are of its samples themselves.
+
+    Args:
+        block: eval.json's "test" block.
+
+    Returns:
+        `pdf_w1`, `power_ratio_min`, `power_ratio_max` and the `SAMPLE_COLUMNS`; empty
+        when the block has no samples.
+    """
     drawn = block.get("samples")
     if drawn is None:
         return {}
@@ -344,6 +396,15 @@ def samples(c: Comparison) -> dict:
     samples; the nominal level for calibrated samples); `crps`: the continuous ranked
     probability score (`metrics.crps`, fair ensemble estimator); `mse_of_mean`: MSE of the
     samples' mean. CRPS and MSE are in the normalized target space, like "mse".
+
+    Args:
+        c: The test split, model and baseline against the truth, with the model's samples.
+
+    Returns:
+        {"samples": block}.
+
+    Raises:
+        FieldnetError: If `c` has no samples (not a generative run).
     """
     if c.samples_norm is None or c.samples_log is None:
         raise FieldnetError("eval.statistics: 'samples' needs a generative run's samples "
