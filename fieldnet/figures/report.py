@@ -43,6 +43,7 @@ class FieldLabel:
 
     @property
     def symbol(self) -> str:
+        r"""The scored quantity in TeX between dollars, e.g. `$\log_{10} T$`."""
         return f"${self.tex}$"
 
     @property
@@ -58,8 +59,18 @@ FIELD_SYMBOLS = {"temperature": "T", "density": r"\rho", "gas_density": r"\rho_\
 
 
 def field_label(name: str, transform: str = "log10", units: str = "") -> FieldLabel:
-    r"""The `FieldLabel` of field `name` scored in `transform`'s space (a
-    `fieldnet.data.transforms.TRANSFORMS` name, whose `tex` it fills in).
+    r"""The `FieldLabel` of field `name` scored in `transform`'s space.
+
+    `transform` is a `fieldnet.data.transforms.TRANSFORMS` name, whose `tex` it fills in.
+
+    Args:
+        name: The field's name; `FIELD_SYMBOLS` gives the symbol of known ones, others are
+            written out in roman type.
+        transform: The transform the field is scored in, a `TRANSFORMS` name.
+        units: The field's units (e.g. `"K"`), shown in brackets; empty: none shown.
+
+    Returns:
+        The label.
 
     Examples:
         >>> print(field_label("temperature", "log10", "K").full)
@@ -76,12 +87,27 @@ LOG_T_LABEL = TEMPERATURE.full
 
 
 def log_rho_label(density_units: str) -> str:
+    """The axis label of log10 rho, with the density's units.
+
+    Args:
+        density_units: Units of the density (e.g. `"(M_sun/h)/(Mpc/h)^3"`); empty: none
+            shown.
+
+    Returns:
+        The TeX label.
+    """
     return r"$\log_{10} \rho$" + (f" [{density_units}]" if density_units else "")
 
 
 def label_k_axis(ax) -> None:
-    """k label in h/Mpc; ticks at 1, 2, 5 x 10^n written as plain numbers, because the
-    default minor-tick labels collide on the one or two decades a box spans."""
+    """Labels a log x axis as k in h/Mpc.
+
+    Ticks at 1, 2, 5 x 10^n are written as plain numbers, because the default minor-tick
+    labels collide on the one or two decades a box spans.
+
+    Args:
+        ax: The matplotlib axes whose x axis is k.
+    """
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -90,9 +116,20 @@ def label_k_axis(ax) -> None:
 
 def save_figure(fig: Figure, path: str | os.PathLike | None,
                 metadata: dict | None = None) -> Path | Figure:
-    """Writes fig to path atomically (the format from its suffix; `metadata`: matplotlib's
-    keys for that format) and returns the path; with path None returns the Figure unsaved,
-    so a caller can title it or save it in several formats."""
+    """Writes fig to path atomically and returns the path.
+
+    With path None it returns the Figure unsaved, so a caller can title it or save it in
+    several formats.
+
+    Args:
+        fig: The figure.
+        path: The file to write, its format from its suffix (its folder is made); None:
+            not saved.
+        metadata: matplotlib's metadata keys for that format.
+
+    Returns:
+        The path written, or `fig` when `path` is None.
+    """
     if path is None:
         return fig
     path = Path(path)
@@ -103,7 +140,17 @@ def save_figure(fig: Figure, path: str | os.PathLike | None,
 
 
 def central_slice(field: np.ndarray) -> np.ndarray:
-    """A 2D map to show: the field itself in 2D, its middle slice along axis 0 in 3D."""
+    """A 2D map to show: the field itself in 2D, its middle slice along axis 0 in 3D.
+
+    Args:
+        field: One field, shape `(H, W)` or `(D, H, W)`.
+
+    Returns:
+        The 2D map, shape `(H, W)`.
+
+    Raises:
+        ValueError: If the field is neither 2D nor 3D.
+    """
     if field.ndim == 3:
         return field[field.shape[0] // 2]
     if field.ndim != 2:
@@ -114,13 +161,31 @@ def central_slice(field: np.ndarray) -> np.ndarray:
 def maps_panel(density, true_t, pred_t, path, baseline_t=None, *,
                target: FieldLabel = TEMPERATURE, density_units: str = "",
                grid: Grid | None = None, n_samples: int = 3) -> Path:
-    """Rows of held-out samples: log10 rho, true / predicted (/ baseline) log10 T, and the
-    residuals pred - true (and baseline - true) in dex; axes in Mpc/h on the fields'
-    `grid` when given.
+    """Rows of held-out samples: log10 rho, true / predicted (/ baseline) log10 T, residuals.
+
+    The residuals pred - true (and baseline - true) are in dex; axes in Mpc/h on the
+    fields' `grid` when given.
 
     All T panels share one colour scale and all residual panels one symmetric scale (one
     colour bar each column), so the eye compares like with like. 3D fields show their
     middle slice along the first axis.
+
+    Args:
+        density: log10 rho, shape `(N, *spatial)`.
+        true_t: The true target (log10 T [K] by default), shape `(N, *spatial)`.
+        pred_t: The model's prediction, shape `(N, *spatial)`.
+        path: The PNG file to write; None returns the figure unsaved.
+        baseline_t: The local baseline's prediction, shape `(N, *spatial)`; None: not shown.
+        target: Names the target's space on the titles.
+        density_units: Units of the density, for its title.
+        grid: The grid of one field (box lengths in Mpc/h) for the axes; None: no axes.
+        n_samples: Rows (samples) shown, at most N.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+
+    Raises:
+        ValueError: If the fields are neither 2D nor 3D.
     """
     n_rows = min(n_samples, len(metrics.as_stack(true_t)))
 
@@ -145,8 +210,20 @@ def maps_panel(density, true_t, pred_t, path, baseline_t=None, *,
 
 
 def map_extent(grid: Grid | None) -> tuple[float, float, float, float] | None:
-    """The imshow extent [Mpc/h] of a map of a field on `grid` (`central_slice`, drawn
-    transposed: its first axis across), the last two axes' lengths; None without a grid."""
+    """The imshow extent [Mpc/h] of a map of a field on `grid`.
+
+    The map is `central_slice`, drawn transposed (its first axis across), so the extent
+    is the last two axes' lengths.
+
+    Args:
+        grid: The grid of one field; None: no extent.
+
+    Returns:
+        (0, across, 0, up) in Mpc/h, or None without a grid.
+
+    Raises:
+        ValueError: If the grid has fewer than 2 axes.
+    """
     if grid is None:
         return None
     if grid.ndim < 2:
@@ -156,8 +233,20 @@ def map_extent(grid: Grid | None) -> tuple[float, float, float, float] | None:
 
 
 def map_grid(columns, n_rows: int, path, *, grid: Grid | None = None) -> Path | Figure:
-    """Maps in rows, one column per (title, colormap, (vmin, vmax), list of 2D maps), each
-    column with its colour bar; axes in Mpc/h when the fields' `grid` is given."""
+    """Maps in rows, one column per (title, colormap, (vmin, vmax), list of 2D maps).
+
+    Each column has its colour bar; axes in Mpc/h when the fields' `grid` is given.
+
+    Args:
+        columns: (title, colormap name, (vmin, vmax), maps) per column, each with one 2D
+            map per row.
+        n_rows: Rows of maps.
+        path: The PNG file to write; None returns the figure unsaved.
+        grid: The grid of one field (box lengths in Mpc/h) for the axes; None: no axes.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     fig = Figure(figsize=(2.6 * len(columns), 2.5 * n_rows + 0.8), layout="constrained")
     axes = fig.subplots(n_rows, len(columns), squeeze=False, sharex=True, sharey=True)
     extent = map_extent(grid)
@@ -179,20 +268,47 @@ def map_grid(columns, n_rows: int, path, *, grid: Grid | None = None) -> Path | 
 
 
 def value_range(maps: list[np.ndarray]) -> tuple[float, float]:
+    """The smallest and largest value over a list of maps, for one shared colour scale.
+
+    Args:
+        maps: Arrays of any shape.
+
+    Returns:
+        (min, max) over all of them.
+    """
     return min(float(m.min()) for m in maps), max(float(m.max()) for m in maps)
 
 
 def positive_or_nan(values: np.ndarray) -> np.ndarray:
-    """Values with non-positive or missing entries masked, for log axes."""
+    """Values with non-positive or missing entries masked, for log axes.
+
+    Args:
+        values: Array of any shape.
+
+    Returns:
+        float64 array of its shape, NaN where a value is not > 0.
+    """
     values = np.asarray(values, np.float64)
     return np.where(values > 0, values, np.nan)
 
 
 def power_figure(spec_model: dict, spec_baseline: dict, path, *,
                  target: FieldLabel = TEMPERATURE) -> Path:
-    """Top: P(k) of log10 T fluctuations, true / model / baseline. Bottom: the transfer
-    function sqrt(P_pred / P_true), whose departure from 1 shows missing (or spurious)
-    small-scale power."""
+    """P(k) of log10 T fluctuations, true / model / baseline, and the transfer function.
+
+    Top: the spectra. Bottom: the transfer function sqrt(P_pred / P_true), whose departure
+    from 1 shows missing (or spurious) small-scale power.
+
+    Args:
+        spec_model: `metrics.spectral_comparison` of (model, truth): k in h/Mpc, P in
+            (Mpc/h)^d.
+        spec_baseline: The same of (baseline, truth).
+        path: The PNG file to write; None returns the figure unsaved.
+        target: Names the target's space on the axes.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     k = spec_model["k"]
     fig = Figure(figsize=(5.5, 5.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
@@ -215,9 +331,22 @@ def power_figure(spec_model: dict, spec_baseline: dict, path, *,
 def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
                       k_half_nyquist: float | None = None, *,
                       target: FieldLabel = TEMPERATURE) -> Path:
-    """r(k) = P_pt / sqrt(P_pp P_tt): the fraction of the true fluctuations the prediction
-    gets in phase, scale by scale, model against baseline. A dotted line marks k_N / 2
-    (default: from `spec_model["k_nyquist"]`), beyond which the grid resolves little."""
+    """r(k) = P_pt / sqrt(P_pp P_tt), model against baseline.
+
+    The fraction of the true fluctuations the prediction gets in phase, scale by scale.
+    A dotted line marks k_N / 2, beyond which the grid resolves little.
+
+    Args:
+        spec_model: `metrics.spectral_comparison` of (model, truth), k in h/Mpc.
+        spec_baseline: The same of (baseline, truth).
+        path: The PNG file to write; None returns the figure unsaved.
+        k_half_nyquist: Where the dotted line goes, in h/Mpc (default: from
+            `spec_model["k_nyquist"]`).
+        target: Names the target's space on the axes.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     k = spec_model["k"]
     k_half = spec_model["k_nyquist"] / 2 if k_half_nyquist is None else k_half_nyquist
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
@@ -237,8 +366,17 @@ def cross_corr_figure(spec_model: dict, spec_baseline: dict, path,
 
 
 def histogram_edges(reference, n_bins: int) -> np.ndarray:
-    """Bins spanning the 0.05-99.95 percentile range of `reference` (the truth), padded by
-    5%: extreme outliers of a bad prediction would otherwise squash the plot."""
+    """Bins spanning the 0.05-99.95 percentile range of `reference` (the truth), padded by 5%.
+
+    Extreme outliers of a bad prediction would otherwise squash the plot.
+
+    Args:
+        reference: Values of any shape.
+        n_bins: Number of bins.
+
+    Returns:
+        The `n_bins + 1` bin edges, in the units of `reference`.
+    """
     lo, hi = np.percentile(np.asarray(reference).ravel(), [0.05, 99.95])
     pad = 0.05 * (hi - lo) or 0.5
     return np.linspace(lo - pad, hi + pad, n_bins + 1)
@@ -254,10 +392,21 @@ PREDICTION_STYLES = {"true": {"color": COLORS["true"], "ls": "-"},
 
 def pdf_panels(panels: dict[str, dict[str, np.ndarray]], path, *,
                styles: dict[str, dict] | None = None, n_bins: int = 80) -> Path | Figure:
-    """One-point PDFs (log y, to show the tails), one panel per quantity given as
-    {x label: {curve label: values}}. A panel's bins follow its first curve (the truth, or
-    the reference split). `styles` gives a curve's line keywords by its label; the others
-    take `CURVE_STYLES` in order."""
+    """One-point PDFs (log y, to show the tails), one panel per quantity.
+
+    A panel's bins follow its first curve (the truth, or the reference split).
+
+    Args:
+        panels: {x label: {curve label: values}}, one panel per entry; values of any shape,
+            in dex (log10 of the field).
+        path: The PNG file to write; None returns the figure unsaved.
+        styles: A curve's line keywords by its label; the others take `CURVE_STYLES` in
+            order.
+        n_bins: Bins per panel.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     fig = Figure(figsize=(3.5 * len(panels) + 2, 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (xlabel, curves) in zip(axes, panels.items(), strict=True):
@@ -275,8 +424,21 @@ def pdf_panels(panels: dict[str, dict[str, np.ndarray]], path, *,
 
 def pdf_figure(true_log_t, pred_log_t, path, baseline_log_t=None, *, n_bins: int = 80,
                target: FieldLabel = TEMPERATURE) -> Path:
-    """One-point PDFs of log10 T: true, model and baseline (the baseline's is usually too
-    narrow, as a conditional mean smooths out the scatter)."""
+    """One-point PDFs of log10 T: true, model and baseline.
+
+    The baseline's is usually too narrow, as a conditional mean smooths out the scatter.
+
+    Args:
+        true_log_t: The true log10 T [K], shape `(N, *spatial)`.
+        pred_log_t: The model's prediction, same shape.
+        path: The PNG file to write; None returns the figure unsaved.
+        baseline_log_t: The local baseline's prediction, same shape; None: not shown.
+        n_bins: Bins of the histogram.
+        target: Names the target's space on the x axis.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     curves = {"true": true_log_t, "model": pred_log_t}
     if baseline_log_t is not None:
         curves["local baseline"] = baseline_log_t
@@ -294,9 +456,21 @@ def _sorted_curve(x: np.ndarray, y: np.ndarray, n_points: int = 2000):
 def phase_diagram_panels(panels: dict[str, tuple[np.ndarray, np.ndarray]], path, *,
                          baseline=None, density_units: str = "",
                          n_bins: int = 100, target: FieldLabel = TEMPERATURE) -> Path | Figure:
-    """T-rho phase diagrams side by side on one colour scale, one panel per
-    {title: (log10 rho, log10 T)}, all binned as the first; `baseline` (log10 rho, log10 T
-    points) draws the local baseline, the conditional mean of log10 T, on each."""
+    """T-rho phase diagrams side by side on one colour scale, all binned as the first.
+
+    Args:
+        panels: {title: (log10 rho, log10 T)}, one panel per entry, each a stack
+            `(N, *spatial)`.
+        path: The PNG file to write; None returns the figure unsaved.
+        baseline: (log10 rho, log10 T) points of the local baseline, the conditional mean
+            of log10 T, drawn on each panel; None: not shown.
+        density_units: Units of the density, for the x axis.
+        n_bins: Bins per axis.
+        target: Names the target's space on the y axis.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     stacks = {title: tuple(metrics.as_stack(a) for a in fields)
               for title, fields in panels.items()}
     first_rho, first_t = next(iter(stacks.values()))
@@ -325,8 +499,23 @@ def phase_diagram_panels(panels: dict[str, tuple[np.ndarray, np.ndarray]], path,
 def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=None, *,
                          density_units: str = "", n_bins: int = 100,
                          target: FieldLabel = TEMPERATURE) -> Path:
-    """T-rho phase diagrams, true and predicted (`phase_diagram_panels`); the local
-    baseline T(rho) is drawn on both as a curve (it is a function of rho alone)."""
+    """T-rho phase diagrams, true and predicted (`phase_diagram_panels`).
+
+    The local baseline T(rho) is drawn on both as a curve (it is a function of rho alone).
+
+    Args:
+        log_rho: log10 rho, shape `(N, *spatial)`.
+        true_log_t: The true log10 T [K], same shape.
+        pred_log_t: The model's prediction, same shape.
+        path: The PNG file to write; None returns the figure unsaved.
+        baseline_log_t: The local baseline's prediction, same shape; None: not shown.
+        density_units: Units of the density, for the x axis.
+        n_bins: Bins per axis.
+        target: Names the target's space on the y axis.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     baseline = None if baseline_log_t is None else _sorted_curve(log_rho, baseline_log_t)
     return phase_diagram_panels({"true": (log_rho, true_log_t), "model": (log_rho, pred_log_t)},
                                 path, baseline=baseline, density_units=density_units,
@@ -334,11 +523,22 @@ def phase_diagram_figure(log_rho, true_log_t, pred_log_t, path, baseline_log_t=N
 
 
 def per_box_figure(test: dict, path, *, target: FieldLabel = TEMPERATURE) -> Path | Figure:
-    """The test MSE box by box: each test simulation's MSE (normalized space), model and
-    local baseline, as points at its sim index; lines and bands: the means over all test
-    maps ± their bootstrap standard errors over boxes (no band with one box, whose error is
-    unknown). The title states the ratio of the means, model / baseline. `test` is the
-    "test" block of eval.json (`fieldnet.eval.statistics.boxes` fills its per-box keys)."""
+    """The test MSE box by box, model and local baseline.
+
+    Each test simulation's MSE (normalized space) as points at its sim index; lines and
+    bands: the means over all test maps ± their bootstrap standard errors over boxes (no
+    band with one box, whose error is unknown). The title states the ratio of the means,
+    model / baseline.
+
+    Args:
+        test: The "test" block of eval.json (`fieldnet.eval.statistics.boxes` fills its
+            per-box keys).
+        path: The PNG file to write; None returns the figure unsaved.
+        target: Names the target's space on the y axis.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     boxes = test["per_box"]
     sims = [b["sim"] for b in boxes]
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
@@ -366,10 +566,24 @@ def per_box_figure(test: dict, path, *, target: FieldLabel = TEMPERATURE) -> Pat
 def training_curves(metrics_jsonl_paths, path, *, labels: Sequence[str] | None = None,
                     baseline_mse: float | None = None,
                     ylabel: str = "loss (normalized space)") -> Path | Figure:
-    """Train (lines) and validation (dots) loss against step, log y, from whatever records
-    carry them: one run's metrics.jsonl, or several (an ensemble's members, one colour
-    each, named by `labels`). With `baseline_mse`, the local baseline's test MSE is drawn
-    as the level to beat. Records past a later restart's step are drawn as logged."""
+    """Train (lines) and validation (dots) loss against step, log y.
+
+    From whatever records carry them: one run's metrics.jsonl, or several (an ensemble's
+    members, one colour each, named by `labels`). With `baseline_mse`, the local
+    baseline's test MSE is drawn as the level to beat. Records past a later restart's step
+    are drawn as logged.
+
+    Args:
+        metrics_jsonl_paths: One metrics.jsonl, or a sequence of them; a missing file draws
+            nothing.
+        path: The PNG file to write; None returns the figure unsaved.
+        labels: Legend name of each file (default `run 0`, `run 1`, ...; none for one).
+        baseline_mse: The local baseline's test MSE; None or ≤ 0: not drawn.
+        ylabel: The y axis label.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+    """
     single = isinstance(metrics_jsonl_paths, str | os.PathLike)
     paths = [metrics_jsonl_paths] if single else list(metrics_jsonl_paths)
     labels = list(labels) if labels is not None else (
@@ -418,8 +632,25 @@ def write_all(figures_dir, *, log_rho, true_log_t, pred_log_t, baseline_log_t,
     2D and 3D fields (there are no maps of 1D ones), per_box.png when `summary` (eval.json's
     "test" block) holds "per_box",
     training.png when `metrics_jsonl` exists (with the summary's baseline MSE as the level
-    to beat). Returns {figure: path}. (A generative run's sample figures:
-    `fieldnet.figures.samples.write_all`.)
+    to beat). (A generative run's sample figures: `fieldnet.figures.samples.write_all`.)
+
+    Args:
+        figures_dir: The folder to write into (made if missing).
+        log_rho: log10 rho of the test maps, shape `(N, *spatial)`.
+        true_log_t: The true log10 T [K], same shape.
+        pred_log_t: The model's prediction, same shape.
+        baseline_log_t: The local baseline's prediction, same shape.
+        spec_model: `metrics.spectral_comparison` of (model, truth), k in h/Mpc.
+        spec_baseline: The same of (baseline, truth).
+        metrics_jsonl: The run's metrics.jsonl, for training.png; None: not drawn.
+        density_units: Units of the density, for the axes.
+        grid: The grid of one field (box lengths in Mpc/h) for the maps' axes.
+        n_maps: Test maps shown in maps.png.
+        summary: eval.json's "test" block, for per_box.png and the baseline MSE.
+        target: Names the target's space on the axes.
+
+    Returns:
+        {figure: path} of the figures written.
     """
     out = Path(figures_dir)
     paths = {}

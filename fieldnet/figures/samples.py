@@ -62,9 +62,29 @@ def _check_regression(true: np.ndarray, regression_log_t) -> np.ndarray | None:
 def samples_panel(density, true_log_t, samples_log_t, path, *, n_maps: int = 3,
                   n_shown: int = 3, density_units: str = "", grid: Grid | None = None,
                   regression_log_t=None):
-    """Rows of test maps: log10 rho, the true log10 T, (a regression's prediction,) the
-    samples' mean and `n_shown` samples, all T maps on one colour scale (the mean is
-    smoother than any sample, as a regression's prediction is)."""
+    """Rows of test maps: log10 rho, the true log10 T, the samples' mean and some samples.
+
+    (With a regression's prediction beside them.) All T maps on one colour scale (the
+    mean is smoother than any sample, as a regression's prediction is).
+
+    Args:
+        density: log10 rho, shape `(N, *spatial)`.
+        true_log_t: The true log10 T [K], shape `(N, *spatial)`.
+        samples_log_t: The samples, shape `(N, S, *spatial)`.
+        path: The PNG file to write; None returns the figure unsaved.
+        n_maps: Rows (test maps) shown, at most N.
+        n_shown: Samples shown per map, at most S.
+        density_units: Units of the density, for its title.
+        grid: The grid of one field (box lengths in Mpc/h) for the axes; None: no axes.
+        regression_log_t: A regression run's prediction of the same maps, shape
+            `(N, *spatial)`; None: not shown.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+
+    Raises:
+        ValueError: If the shapes of the samples or the regression do not fit the truth.
+    """
     true, samples = _check(true_log_t, samples_log_t)
     regression = _check_regression(true, regression_log_t)
     rows = min(n_maps, len(true))
@@ -87,9 +107,26 @@ def samples_panel(density, true_log_t, samples_log_t, path, *, n_maps: int = 3,
 
 def std_figure(true_log_t, samples_log_t, path, *, n_maps: int = 3,
                grid: Grid | None = None, regression_log_t=None):
-    """Per row, the samples' per-pixel standard deviation of log10 T and the error of their
-    mean |mean - true| (and of a regression's prediction), on one colour scale [dex]: where
-    the model is unsure, it should be wrong by about as much."""
+    """Per row, the samples' per-pixel standard deviation of log10 T and the error of their mean.
+
+    The error |mean - true| (and that of a regression's prediction) is on the same colour
+    scale [dex]: where the model is unsure, it should be wrong by about as much.
+
+    Args:
+        true_log_t: The true log10 T [K], shape `(N, *spatial)`.
+        samples_log_t: The samples, shape `(N, S, *spatial)`.
+        path: The PNG file to write; None returns the figure unsaved.
+        n_maps: Rows (test maps) shown, at most N.
+        grid: The grid of one field (box lengths in Mpc/h) for the axes; None: no axes.
+        regression_log_t: A regression run's prediction of the same maps, shape
+            `(N, *spatial)`; None: not shown.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+
+    Raises:
+        ValueError: If the shapes of the samples or the regression do not fit the truth.
+    """
     true, samples = _check(true_log_t, samples_log_t)
     regression = _check_regression(true, regression_log_t)
     rows = min(n_maps, len(true))
@@ -109,9 +146,26 @@ def std_figure(true_log_t, samples_log_t, path, *, n_maps: int = 3,
 
 def samples_power_figure(true_log_t, samples_log_t, grid: Grid, path, *,
                          regression_log_t=None):
-    """Top: P(k) of log10 T fluctuations of the truth, of each sample (up to 16, faint), of
+    """P(k) of log10 T of the truth, the samples and their mean, and P / P_true of each.
+
+    Top: P(k) of log10 T fluctuations of the truth, of each sample (up to 16, faint), of
     the samples' mean (and of a regression's prediction). Bottom: P / P_true of each: samples
-    that keep the small-scale power stay near 1 where the mean (like a regression) falls."""
+    that keep the small-scale power stay near 1 where the mean (like a regression) falls.
+
+    Args:
+        true_log_t: The true log10 T [K], shape `(N, *spatial)`.
+        samples_log_t: The samples, shape `(N, S, *spatial)`.
+        grid: The grid of one field; its box lengths in Mpc/h set k in h/Mpc.
+        path: The PNG file to write; None returns the figure unsaved.
+        regression_log_t: A regression run's prediction of the same maps, shape
+            `(N, *spatial)`; None: not shown.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+
+    Raises:
+        ValueError: If the shapes of the samples or the regression do not fit the truth.
+    """
     true, samples = _check(true_log_t, samples_log_t)
     regression = _check_regression(true, regression_log_t)
     mean = metrics.spectral_comparison(samples.mean(axis=1), true, grid)
@@ -141,10 +195,24 @@ def samples_power_figure(true_log_t, samples_log_t, grid: Grid, path, *,
 
 
 def calibration_figure(true_log_t, samples_log_t, path):
-    """Left: the fraction of test pixels whose truth lies in the samples' central interval,
+    """The calibration of the samples: interval coverage and the rank histogram.
+
+    Left: the fraction of test pixels whose truth lies in the samples' central interval,
     against the interval's nominal level (`metrics.interval_coverage`; on the diagonal when
     calibrated, below it when the samples are too narrow). Right: the histogram of the
-    truth's rank among the samples (flat when calibrated, U-shaped when too narrow)."""
+    truth's rank among the samples (flat when calibrated, U-shaped when too narrow).
+
+    Args:
+        true_log_t: The true log10 T [K], shape `(N, *spatial)`.
+        samples_log_t: The samples, shape `(N, S, *spatial)`.
+        path: The PNG file to write; None returns the figure unsaved.
+
+    Returns:
+        The path written, or the figure when `path` is None.
+
+    Raises:
+        ValueError: If the shape of the samples does not fit the truth.
+    """
     true, samples = _check(true_log_t, samples_log_t)
     coverage = metrics.interval_coverage(samples, true, NOMINAL_LEVELS)
     counts = metrics.rank_histogram(samples, true)
@@ -168,10 +236,26 @@ def calibration_figure(true_log_t, samples_log_t, path):
 
 def write_all(figures_dir, *, log_rho, true_log_t, samples_log_t, grid: Grid,
               density_units: str = "", n_maps: int = 3) -> dict[str, Path]:
-    """Writes the sample figures under `figures_dir` with the names of `FIGURE_NAMES`:
+    """Writes the sample figures under `figures_dir` with the names of `FIGURE_NAMES`.
+
     samples.png and samples_std.png (maps in Mpc/h, for 2D and 3D fields),
     samples_power.png (spectra on `grid`, the test fields' `Grid`) and calibration.png.
-    Returns {figure: path}."""
+
+    Args:
+        figures_dir: The folder to write into (made if missing).
+        log_rho: log10 rho of the test maps, shape `(N, *spatial)`.
+        true_log_t: The true log10 T [K], same shape.
+        samples_log_t: The samples, shape `(N, S, *spatial)`.
+        grid: The grid of one field (box lengths in Mpc/h).
+        density_units: Units of the density, for the maps' titles.
+        n_maps: Test maps shown in the maps.
+
+    Returns:
+        {figure: path} of the figures written.
+
+    Raises:
+        ValueError: If the shape of the samples does not fit the truth.
+    """
     out = Path(figures_dir)
     paths = {}
     if metrics.as_stack(true_log_t).ndim > 2:
