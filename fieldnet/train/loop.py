@@ -56,7 +56,14 @@ class TrainingDiverged(FieldnetError):
 
 
 class TrainingInterrupted(Stopped):
-    """SIGTERM or SIGINT arrived; a checkpoint was saved."""
+    """SIGTERM or SIGINT arrived; a checkpoint was saved.
+
+    Its `exit_code` is 128 + the signal number.
+
+    Args:
+        signum: The signal received.
+        step: The last step done (and saved).
+    """
 
     def __init__(self, signum: int, step: int):
         super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}; "
@@ -87,7 +94,18 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def check_config(c: ml_collections.ConfigDict) -> None:
-    """Fails at start, in one line, on values that would fail (or silently misbehave) later."""
+    """Fails at start, in one line, on values that would fail (or silently misbehave) later.
+
+    Args:
+        c: The run's `config.train` (keys as `default_config()`).
+
+    Raises:
+        FieldnetError: Naming the key, on a step count, batch size, learning rate or cadence
+            that is not positive, warmup steps outside [0, num_steps), a final learning-rate
+            fraction outside [0, 1], a negative weight decay or a non-positive clip, an
+            unknown loss, an `init_from` that is not a trained run, or a batch size not
+            divisible by the number of devices.
+    """
     positive = ("num_steps", "batch_size", "learning_rate", "log_every", "eval_every",
                 "val_batches", "checkpoint_every", "keep_checkpoints")
     for key in positive:
@@ -109,13 +127,28 @@ def check_config(c: ml_collections.ConfigDict) -> None:
 
 
 def learning_rate_schedule(c: ml_collections.ConfigDict) -> optax.Schedule:
-    """Linear warmup to the peak, then cosine decay to final_lr_fraction of it."""
+    """Linear warmup to the peak, then cosine decay to final_lr_fraction of it.
+
+    Args:
+        c: The run's `config.train` (`learning_rate`, `warmup_steps`, `num_steps`,
+            `final_lr_fraction`).
+
+    Returns:
+        The schedule, step -> learning rate.
+    """
     return optax.warmup_cosine_decay_schedule(
         0.0, c.learning_rate, c.warmup_steps, c.num_steps, c.learning_rate * c.final_lr_fraction)
 
 
 def optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """AdamW on the schedule, after global-norm gradient clipping."""
+    """AdamW on the schedule, after global-norm gradient clipping.
+
+    Args:
+        c: The run's `config.train` (the schedule's keys, `grad_clip`, `weight_decay`).
+
+    Returns:
+        The optax optimizer.
+    """
     return optax.chain(optax.clip_by_global_norm(c.grad_clip),
                        optax.adamw(learning_rate_schedule(c), weight_decay=c.weight_decay))
 
@@ -127,7 +160,15 @@ def data_mesh() -> tuple[NamedSharding, NamedSharding]:
 
 
 def global_batch(local: Batch, sharding: NamedSharding) -> dict[str, jax.Array]:
-    """This process's slice of a batch as global arrays sharded by `sharding`."""
+    """This process's slice of a batch as global arrays sharded by `sharding`.
+
+    Args:
+        local: This process's slice of the batch, {name: array `(b_local, ...)`}.
+        sharding: The batch sharding over every device of every process.
+
+    Returns:
+        {name: global array `(b_global, ...)`}.
+    """
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
             for k, v in local.items()}
 
@@ -160,17 +201,39 @@ _TRAIN_STREAM, _VAL_STREAM = 0, 1
 
 
 def loss_key(seed: int, stream: int, index) -> jax.Array:
-    """The PRNG key batch["key"] of training step `index` (stream 0) or of validation batch
-    `index` (stream 1): a pure function of the three."""
+    """The PRNG key batch["key"] of a training step or of a validation batch.
+
+    A pure function of the three arguments.
+
+    Args:
+        seed: The run's seed.
+        stream: 0 for training steps, 1 for validation batches.
+        index: The training step (counted from 0), or the validation batch's index.
+
+    Returns:
+        A JAX PRNG key.
+    """
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), stream), index)
 
 
 def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
                    replicated: NamedSharding, seed: int = 0) -> StepFunctions:
-    """The jitted training step (forward, backward, optimizer update, and the loss window)
-    and validation step of a model split into `graphdef` (and `eval_graphdef`, its eval
-    mode), for the optimizer `tx` and the loss `loss_fn`; losses that draw noise get
-    batch["key"] from `loss_key(seed, ...)`."""
+    """The jitted training and validation steps of a split model.
+
+    The training step does the forward, backward, optimizer update, and the loss window;
+    losses that draw noise get batch["key"] from `loss_key(seed, ...)`.
+
+    Args:
+        graphdef: The model's graph in train mode (`split_model`).
+        eval_graphdef: Its graph in eval mode.
+        tx: The optimizer.
+        loss_fn: The loss, `(model, batch) -> scalar`.
+        replicated: The sharding of the state and the outputs (replicated over devices).
+        seed: Seed of the loss noise keys.
+
+    Returns:
+        The jitted steps.
+    """
 
     def train(state, batch, window, step):
         batch = {**batch, "key": loss_key(seed, _TRAIN_STREAM, step)}
@@ -199,7 +262,16 @@ def step_functions(graphdef, eval_graphdef, tx, loss_fn: LossFn,
 
 
 def split_model(model: nnx.Module):
-    """(train graphdef, eval graphdef, initial state) of an NNX model."""
+    """(train graphdef, eval graphdef, initial state) of an NNX model.
+
+    The model is left in train mode.
+
+    Args:
+        model: The NNX model.
+
+    Returns:
+        The train and eval graphdefs and the state {"params", "rest"}.
+    """
     model.eval()
     eval_graphdef = nnx.split(model, nnx.Param, ...)[0]
     model.train()
@@ -219,7 +291,14 @@ class TrainingSetup:
     replicated: NamedSharding
 
     def global_batch(self, local: Batch) -> dict[str, jax.Array]:
-        """This process's slice of a batch as global arrays, sharded along the batch."""
+        """This process's slice of a batch as global arrays, sharded along the batch.
+
+        Args:
+            local: This process's slice of the batch, {name: array `(b_local, ...)`}.
+
+        Returns:
+            {name: global array `(b_global, ...)`}.
+        """
         return global_batch(local, self.batch_sharding)
 
     def empty_window(self) -> dict[str, jax.Array]:
@@ -229,10 +308,24 @@ class TrainingSetup:
 
 def setup_training(model: nnx.Module, config: ml_collections.ConfigDict,
                    loss_fn: LossFn | None = None, seed: int = 0) -> TrainingSetup:
-    """Splits `model` once and builds what trains it under the train config `config`:
+    """Splits `model` once and builds what trains it under the train config `config`.
+
     AdamW on the schedule (`optimizer`), the step functions for `loss_fn` (else the
     registered loss `config.loss` names; its noise keys come from `seed`), on a mesh of
-    every device (`data_mesh`). The model itself is left as it is."""
+    every device (`data_mesh`). The model itself is left as it is.
+
+    Args:
+        model: The NNX model.
+        config: The run's `config.train`.
+        loss_fn: The loss, `(model, batch) -> scalar`; None: the one `config.loss` names.
+        seed: Seed of the loss noise keys.
+
+    Returns:
+        The steps, the replicated initial state, the schedule and the shardings.
+
+    Raises:
+        FieldnetError: If `config.loss` names no registered loss (with `loss_fn` None).
+    """
     loss_fn = loss_fn or get_loss(config.loss)
     batch_sharding, replicated = data_mesh()
     graphdef, eval_graphdef, state = split_model(model)
@@ -263,6 +356,11 @@ class MetricsLog:
     A run resumed from step `start` continues the log as if uninterrupted: records of later
     steps, written before a kill, are dropped (metrics.jsonl rewritten atomically, along
     with any half-written last line; TensorBoard's purge_step hides those events).
+
+    Args:
+        workdir: The run folder.
+        enabled: Write anything at all (False on every process but the first).
+        start: The step the run resumes from (0: a fresh start).
     """
 
     def __init__(self, workdir: Path, enabled: bool = True, start: int = 0):
@@ -282,6 +380,12 @@ class MetricsLog:
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, step: int, **values) -> None:
+        """Appends the record of step `step` to metrics.jsonl and TensorBoard.
+
+        Args:
+            step: The completed step.
+            **values: The scalars to record, by name (e.g. `train_loss`, `val_loss`).
+        """
         if not self.enabled:
             return
         record = {"step": step, **{k: float(v) for k, v in values.items()}}
@@ -292,6 +396,7 @@ class MetricsLog:
         self.tb.flush()
 
     def close(self) -> None:
+        """Closes the TensorBoard writer (nothing when disabled)."""
         if self.enabled:
             self.tb.close()
 
@@ -320,23 +425,61 @@ class Cadence:
 
     @classmethod
     def of(cls, config: ml_collections.ConfigDict) -> Cadence:
-        """The cadence of a train config."""
+        """The cadence of a train config.
+
+        Args:
+            config: The run's `config.train` (`log_every`, `eval_every`, `checkpoint_every`,
+                `num_steps`).
+
+        Returns:
+            The cadence.
+        """
         return cls(config.log_every, config.eval_every, config.checkpoint_every,
                    config.num_steps)
 
     def evaluate(self, done: int) -> bool:
+        """Whether to validate after step `done`: every `eval_every` steps and at the last.
+
+        Args:
+            done: Completed steps, counted from 1.
+
+        Returns:
+            True to validate.
+        """
         return done % self.eval_every == 0 or done == self.num_steps
 
     def log(self, done: int) -> bool:
+        """Whether to log after step `done`: when validating, and every `log_every` steps.
+
+        Args:
+            done: Completed steps, counted from 1.
+
+        Returns:
+            True to log.
+        """
         return self.evaluate(done) or done % self.log_every == 0
 
     def save(self, done: int) -> bool:
+        """Whether to save after step `done`: every `checkpoint_every` steps and at the last.
+
+        Args:
+            done: Completed steps, counted from 1.
+
+        Returns:
+            True to save a checkpoint.
+        """
         return done % self.checkpoint_every == 0 or done == self.num_steps
 
 
 class LossWindow:
-    """The training losses since the last log point: summed on the device by the step
-    (`empty_window`) and read back, and checked for NaN/Inf, only when the host needs them.
+    """The training losses since the last log point.
+
+    Summed on the device by the step (`empty_window`) and read back, and checked for
+    NaN/Inf, only when the host needs them.
+
+    Args:
+        setup: The training setup (its empty window on the devices).
+        first: The first step (counted from 1) the window holds.
 
     Attributes:
         device: the window the next step adds its loss to.
@@ -349,11 +492,22 @@ class LossWindow:
         self.restart(first)
 
     def restart(self, first: int) -> None:
-        """Empties the window; its next loss is that of step `first`."""
+        """Empties the window; its next loss is that of step `first`.
+
+        Args:
+            first: The step (counted from 1) of the next loss.
+        """
         self.device, self.first, self.started = self._empty, first, time.perf_counter()
 
     def read(self, last: int, checkpoints: Checkpoints) -> dict:
         """The window of steps first..last read back to the host.
+
+        Args:
+            last: The last step (counted from 1) the window holds.
+            checkpoints: The run's checkpoints, named in the message of a divergence.
+
+        Returns:
+            The window: `loss_sum`, `steps`, `first_bad` and `bad_loss`, as host values.
 
         Raises:
             TrainingDiverged: one of those losses was not finite; it is called before
@@ -371,8 +525,16 @@ class LossWindow:
 
 
 class TrainLogger:
-    """Where `fit` reports: metrics.jsonl and TensorBoard (`MetricsLog`, by process 0 only)
-    and the progress bar (with train.progress, by process 0 only)."""
+    """Where `fit` reports: metrics.jsonl and TensorBoard, and the progress bar.
+
+    Both by process 0 only (`MetricsLog`; the bar with train.progress).
+
+    Args:
+        workdir: The run folder.
+        config: The run's `config.train` (`batch_size`, `num_steps`, `progress`).
+        schedule: The learning-rate schedule, for the records.
+        start: The step the run resumes from.
+    """
 
     def __init__(self, workdir: Path, config: ml_collections.ConfigDict,
                  schedule: optax.Schedule, start: int):
@@ -384,9 +546,18 @@ class TrainLogger:
 
     def write(self, done: int, window: LossWindow, seen: dict, grad_norm: jax.Array,
               val_loss: float | None) -> None:
-        """One record of step `done`: the mean training loss of the window read back as
-        `seen`, the last gradient norm, the learning rate, samples/s, and the validation
-        loss when there is one."""
+        """One record of step `done`.
+
+        The mean training loss of the window read back as `seen`, the last gradient norm, the
+        learning rate, samples/s, and the validation loss when there is one.
+
+        Args:
+            done: The completed step, counted from 1.
+            window: The loss window (when it started, for samples/s).
+            seen: The window read back (`LossWindow.read`).
+            grad_norm: The global gradient norm of the last step.
+            val_loss: The validation loss, or None when not validated at this step.
+        """
         n = int(seen["steps"])
         train_loss = float(seen["loss_sum"]) / n
         rate = n * self.batch_size / max(time.perf_counter() - window.started, 1e-9)
@@ -398,8 +569,17 @@ class TrainLogger:
 
 
 def resume(checkpoints: Checkpoints, state: dict) -> tuple[int, dict]:
-    """(step, state) of the latest checkpoint, restored into the structure of `state`, or
-    (0, `state`) when there is none; the checkpoints are closed if restoring fails."""
+    """(step, state) of the latest checkpoint, restored into the structure of `state`.
+
+    The checkpoints are closed if restoring fails.
+
+    Args:
+        checkpoints: The run's checkpoints.
+        state: The initial state, whose structure the checkpoint is restored into.
+
+    Returns:
+        (latest step, its state), or (0, `state`) when there is no checkpoint.
+    """
     start = checkpoints.latest_step() or 0
     if not start:
         return 0, state
@@ -411,7 +591,16 @@ def resume(checkpoints: Checkpoints, state: dict) -> tuple[int, dict]:
 
 
 def validate(setup: TrainingSetup, state: dict, val: list[dict[str, jax.Array]]) -> float:
-    """The mean validation loss of `state` over the (global) batches `val`, read back once."""
+    """The mean validation loss of `state` over the (global) batches `val`, read back once.
+
+    Args:
+        setup: The training setup (its evaluation step).
+        state: The training state.
+        val: The validation batches, as global arrays.
+
+    Returns:
+        The mean of the batches' losses (NaN with no batches).
+    """
     losses = jax.device_get([setup.steps.evaluate(state, b, i) for i, b in enumerate(val)])
     return float(np.mean([float(v) for v in losses]))
 
@@ -426,6 +615,25 @@ def fit(model: nnx.Module, train_batches: Callable[[int], Iterable[Batch]],
     `loss_fn` if given, else the registered loss that `config.loss` names
     (`fieldnet.train.losses`); a loss that draws noise takes it from batch["key"],
     `loss_key(seed, ...)` of the step or validation batch.
+
+    Args:
+        model: The NNX model, trained in place.
+        train_batches: Maps the first step to train to an iterable of this process's
+            slices of the batches from that step on.
+        val_batches: This process's slices of the validation batches.
+        config: The run's `config.train`.
+        workdir: The run folder (checkpoints, metrics.jsonl, TensorBoard events).
+        loss_fn: The loss, `(model, batch) -> scalar`; None: the one `config.loss` names.
+        seed: Seed of the loss noise keys.
+
+    Returns:
+        The last step, the best step, the final training loss and the best validation
+        loss.
+
+    Raises:
+        FieldnetError: On a bad `config` (`check_config`).
+        TrainingDiverged: If a loss becomes NaN or Inf (nothing is saved after it).
+        TrainingInterrupted: On SIGTERM or SIGINT, after saving a checkpoint.
     """
     check_config(config)
     workdir = Path(workdir)
@@ -455,7 +663,24 @@ def train_steps(setup: TrainingSetup, state: dict, batches: Iterable[Batch],
 
     The host reads the device back only on the steps its `Cadence` acts on (and before a
     save on a signal): it checks the losses since the last read-back, validates, logs and
-    saves there. Returns the final state and the result, without its best step.
+    saves there.
+
+    Args:
+        setup: The training setup.
+        state: The training state to start from.
+        batches: This process's slices of the training batches from step `start` on.
+        val_batches: This process's slices of the validation batches.
+        config: The run's `config.train`.
+        checkpoints: The run's checkpoints.
+        log: Where the records go.
+        start: Steps already done.
+
+    Returns:
+        The final state and the result, without its best step.
+
+    Raises:
+        TrainingDiverged: If a loss becomes NaN or Inf.
+        TrainingInterrupted: On SIGTERM or SIGINT, after saving a checkpoint.
     """
     cadence = Cadence.of(config)
     window = LossWindow(setup, start + 1)
@@ -492,9 +717,19 @@ def train_steps(setup: TrainingSetup, state: dict, batches: Iterable[Batch],
 
 
 def finish(checkpoints: Checkpoints, log: TrainLogger, batches: Iterable | None) -> int | None:
-    """Closes a run, whether it ended or failed: the progress bar, the batch stream (when
-    it has a `close`), the checkpoints once every save is complete, and the metrics log.
-    Returns the best checkpoint's step (None without one)."""
+    """Closes a run, whether it ended or failed.
+
+    The progress bar, the batch stream (when it has a `close`), the checkpoints once every
+    save is complete, and the metrics log.
+
+    Args:
+        checkpoints: The run's checkpoints.
+        log: The run's logger.
+        batches: The training batch stream, or None if it was never made.
+
+    Returns:
+        The best checkpoint's step (None without one).
+    """
     log.bar.close()
     close = getattr(batches, "close", None)
     if close is not None:
@@ -512,6 +747,18 @@ def restore_params(model: nnx.Module, workdir: str | Path, config: ml_collection
     """Loads the best (else the latest) checkpoint of a run into `model`; returns its step.
 
     `config` is the run's `train` config, which fixes the optimizer state's structure.
+
+    Args:
+        model: The NNX model, built as the run's.
+        workdir: The run folder.
+        config: The run's `config.train`.
+        best: Load the best checkpoint when there is one; False: the latest.
+
+    Returns:
+        The step of the checkpoint loaded.
+
+    Raises:
+        FieldnetError: If the run has no checkpoint.
     """
     _, _, state = split_model(model)
     state["opt_state"] = optimizer(config).init(state["params"])
