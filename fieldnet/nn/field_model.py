@@ -54,9 +54,18 @@ class FieldModel(Protocol):
         inference is exact only for `"periodic"`."""
 
     def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
-        """The span of input pixels, along any one spatial axis, that output pixels lo..hi
-        (inclusive) depend on; may reach below 0 or past the size, where the padding wraps.
-        `receptive_field` composes the halo from it."""
+        """The span of input pixels, along any one spatial axis, that output pixels lo..hi see.
+
+        May reach below 0 or past the size, where the padding wraps. `receptive_field`
+        composes the halo from it.
+
+        Args:
+            lo: First output pixel.
+            hi: Last output pixel (inclusive).
+
+        Returns:
+            (first, last) input pixel, inclusive.
+        """
 
     def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
         """Maps x of shape (batch, *spatial, in_channels), with cond of shape (batch,
@@ -64,6 +73,13 @@ class FieldModel(Protocol):
 
 
 def missing_members(model) -> list[str]:
-    """The `FieldModel` members that `model` lacks; empty exactly when it is one."""
+    """The `FieldModel` members that `model` lacks; empty exactly when it is one.
+
+    Args:
+        model: Any object, typically a model instance.
+
+    Returns:
+        Names of the members it lacks (`__call__` included).
+    """
     members = [name for name in vars(FieldModel) if not name.startswith("_")] + ["__call__"]
     return [name for name in members if not hasattr(model, name)]
