@@ -39,8 +39,18 @@ OVERWRITE_FLAG = {"overwrite": "--overwrite"}
 
 
 def one_line(err: BaseException) -> str:
-    """The message of a user error on one line (an OSError keeps its kind, which its text
-    alone does not always say)."""
+    """The message of a user error on one line.
+
+    An OSError other than a missing file, an existing one, a folder or a permission keeps
+    its kind, which its text alone does not always say.
+
+    Args:
+        err: The error.
+
+    Returns:
+        Its message with whitespace runs (newlines included) as single spaces; its type's
+        name when it has no message.
+    """
     text = " ".join(str(err).split()) or type(err).__name__
     if isinstance(err, OSError) and not isinstance(err, FileNotFoundError | FileExistsError
                                                    | IsADirectoryError | PermissionError):
@@ -49,7 +59,15 @@ def one_line(err: BaseException) -> str:
 
 
 def fail(reason: str, code: int = EXIT_BAD_INPUT):
-    """Prints `error: <reason>` on stderr and exits with `code`."""
+    """Prints `error: <reason>` on stderr and exits with `code`.
+
+    Args:
+        reason: The one-line message.
+        code: The exit code.
+
+    Raises:
+        SystemExit: Always, with `code`.
+    """
     print(f"error: {reason}", file=sys.stderr)
     sys.exit(code)
 
@@ -58,6 +76,14 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with a usage error as one line and exit code 2 (`--help` for the usage)."""
 
     def error(self, message: str):
+        """Exits with a usage error as one line and exit code 2.
+
+        Args:
+            message: argparse's message.
+
+        Raises:
+            SystemExit: Always, with code 2, after printing `error: <message> (see --help)`.
+        """
         fail(f"{message} (see --help)")
 
 
@@ -72,17 +98,47 @@ def _int_at_least(text: str, least: int, what: str) -> int:
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: an integer ≥ 1 (anything else is the parser's one-line error)."""
+    """An argparse type: an integer ≥ 1 (anything else is the parser's one-line error).
+
+    Args:
+        text: The command-line value.
+
+    Returns:
+        The integer.
+
+    Raises:
+        argparse.ArgumentTypeError: If `text` is not an integer ≥ 1.
+    """
     return _int_at_least(text, 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    """An argparse type: an integer ≥ 0 (a seed, say; anything else is a one-line error)."""
+    """An argparse type: an integer ≥ 0 (a seed, say; anything else is a one-line error).
+
+    Args:
+        text: The command-line value.
+
+    Returns:
+        The integer.
+
+    Raises:
+        argparse.ArgumentTypeError: If `text` is not an integer ≥ 0.
+    """
     return _int_at_least(text, 0, "an integer ≥ 0")
 
 
 def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0 (anything else is the parser's one-line error)."""
+    """An argparse type: a finite number > 0 (anything else is the parser's one-line error).
+
+    Args:
+        text: The command-line value.
+
+    Returns:
+        The number.
+
+    Raises:
+        argparse.ArgumentTypeError: If `text` is not a finite number > 0.
+    """
     try:
         value = float(text)
     except ValueError:
@@ -112,12 +168,24 @@ def flush_stdout() -> None:
 
 @contextlib.contextmanager
 def user_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Turns user errors, stops and Ctrl-C inside the block into one line and an exit, and
-    a closed stdout into a quiet exit 141 (`output_closed`).
+    """Turns user errors, stops and Ctrl-C inside the block into one line and an exit.
+
+    A closed stdout becomes a quiet exit 141 (`output_closed`).
 
     `flags` maps argument names to the command line's flags for them: an `ArgumentError`
     of such an argument (the library's `workdir`) names the flag (`--workdir`), and with
     "overwrite" mapped, an existing output (`OutputExists`) says to pass that flag.
+
+    Args:
+        flags: {argument name: command-line flag}, e.g. `{"workdir": "--workdir"}`
+            (`OVERWRITE_FLAG` for `--overwrite`); None: none.
+
+    Returns:
+        A context manager around the block.
+
+    Raises:
+        SystemExit: Exit code 2 for a `FieldnetError` or an `OSError` (after printing it on
+            one line), a `Stopped`'s `exit_code`, 130 for Ctrl-C, 141 for a closed stdout.
     """
     try:
         try:
@@ -159,11 +227,20 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
 
 
 def user_code_error(path: str | os.PathLike, err: BaseException) -> FieldnetError | None:
-    """The one-line error for `err`, raised while importing or running the user's Python
-    file at `path`: `<path>:<line>: <kind>: <message>`, the line being the last one of that
-    file on the way to the error (a SyntaxError's own). None when the error did not come
-    through that file (then it is no fault of the user's file, and keeps its traceback).
-    Exceptions that another was raised from, or while handling, are looked at too."""
+    """The one-line error for `err`, raised while importing or running the user's Python file.
+
+    The message is `<path>:<line>: <kind>: <message>`, the line being the last one of that
+    file on the way to the error (a SyntaxError's own). Exceptions that another was raised
+    from, or while handling, are looked at too.
+
+    Args:
+        path: The user's Python file (a config).
+        err: The error raised.
+
+    Returns:
+        The error to raise instead, or None when the error did not come through that file
+        (then it is no fault of the user's file, and keeps its traceback).
+    """
     target = Path(path).resolve()
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
@@ -186,10 +263,20 @@ def user_code_error(path: str | os.PathLike, err: BaseException) -> FieldnetErro
 
 
 def import_user_file(path: str | os.PathLike, needs: str, what: str = "file") -> ModuleType:
-    """Imports the user's Python file at `path` (a config, a list of variations) and checks
-    that it defines `needs`. A missing file, one that fails to import (a SyntaxError, an
-    ImportError, a NameError...) or lacks `needs` is a one-line `FieldnetError` naming the
-    file (and the line); `what` names the file's role in the messages."""
+    """Imports the user's Python file at `path` and checks that it defines `needs`.
+
+    Args:
+        path: The user's Python file (a config, a list of variations).
+        needs: Name of the function the file must define.
+        what: The file's role, in the messages.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        FieldnetError: Naming the file (and the line), for a missing file, one that fails to
+            import (a SyntaxError, an ImportError, a NameError...) or lacks `needs`.
+    """
     path_text = os.fspath(path)
     if not Path(path).is_file():
         raise FieldnetError(f"{path_text}: no such {what}")
@@ -209,8 +296,20 @@ def import_user_file(path: str | os.PathLike, needs: str, what: str = "file") ->
 
 
 def call_user(path: str | os.PathLike, function: Callable, *args):
-    """`function(*args)`, a function of the user's Python file at `path`: an error raised
-    through that file is its one-line `FieldnetError` (`user_code_error`)."""
+    """Calls `function(*args)`, a function of the user's Python file at `path`.
+
+    Args:
+        path: The user's Python file the function comes from.
+        function: The function to call.
+        *args: Its positional arguments.
+
+    Returns:
+        What `function` returns.
+
+    Raises:
+        FieldnetError: An error raised through that file, as one line (`user_code_error`);
+            other errors propagate unchanged.
+    """
     try:
         return function(*args)
     except FieldnetError:

@@ -52,8 +52,18 @@ class Grid:
     @classmethod
     def box(cls, shape: Sequence[int], box_size: float | Sequence[float],
             periodic: bool | Sequence[bool] = True) -> Grid:
-        """A grid of `shape` cells in a box of side `box_size` (one for all axes, or one per
-        axis), periodic along every axis unless told otherwise."""
+        """A grid of `shape` cells in a box of side `box_size`.
+
+        Periodic along every axis unless told otherwise.
+
+        Args:
+            shape: Cells along each spatial axis.
+            box_size: Side of the box in Mpc/h, one for all axes or one per axis.
+            periodic: Whether each axis wraps around, one for all axes or one per axis.
+
+        Returns:
+            The grid.
+        """
         d = len(shape)
         lengths = tuple(box_size) if isinstance(box_size, Sequence) else (box_size,) * d
         flags = tuple(periodic) if isinstance(periodic, Sequence) else (periodic,) * d
@@ -105,8 +115,17 @@ class Grid:
 
 
 def require_grid(grid, shape: Sequence[int] | None = None, what: str = "field") -> Grid:
-    """`grid`, checked to be a `Grid` on which a field of spatial `shape` lies (any shape
-    when None): what the spectra and metrics call on their `grid` argument.
+    """`grid`, checked to be a `Grid` on which a field of spatial `shape` lies.
+
+    What the spectra and metrics call on their `grid` argument.
+
+    Args:
+        grid: The grid to check.
+        shape: The field's spatial shape, in pixels; None: any shape.
+        what: Names the field in the message.
+
+    Returns:
+        `grid` itself.
 
     Raises:
         TypeError: If `grid` is not a `Grid` (a bare box size says nothing of the cells;

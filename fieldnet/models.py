@@ -145,8 +145,16 @@ def total_stride(name: str, depth: int) -> int:
 
 
 def stride_formula(name: str) -> str:
-    """How the total stride of the model registered as `name` follows from its config, as
-    messages show it ("2**model.depth", "2**(model.depth - 1)")."""
+    """How the total stride of the model registered as `name` follows from its config.
+
+    As messages show it ("2**model.depth", "2**(model.depth - 1)").
+
+    Args:
+        name: A registered model name (`model.name`).
+
+    Returns:
+        The formula, in terms of `model.depth`.
+    """
     offset = DOWNSAMPLING_OFFSET.get(name, 0)
     return "2**model.depth" if offset == 0 else f"2**(model.depth - {offset})"
 
@@ -286,6 +294,7 @@ class UNet(nnx.Module):
 
     @property
     def stride(self) -> int:
+        """Total downsampling factor, 2**depth: spatial sizes must be multiples of it."""
         return total_stride("unet", self.depth)
 
     def __call__(self, x, cond=None):
@@ -311,6 +320,21 @@ class UNet(nnx.Module):
         return y + x if self.global_residual else y
 
     def input_interval(self, lo: int, hi: int) -> tuple[int, int]:
+        """The span of input pixels that output pixels lo..hi see along one axis.
+
+        Composed from the layers' spans (`fieldnet.receptive_field` gives the halo).
+
+        Args:
+            lo: First output pixel.
+            hi: Last output pixel (inclusive).
+
+        Returns:
+            (first, last) input pixel, inclusive; may reach below 0 or past the size, where the
+            padding wraps.
+
+        Raises:
+            ValueError: With `norm="group"` (no finite span).
+        """
         lo, hi = self._level_interval(0, lo, hi)
         return self.stem.input_interval(lo, hi)
 
@@ -409,10 +433,20 @@ class ResNet(nnx.Module):
 
     @property
     def stride(self) -> int:
+        """Total downsampling factor of its stages, 2**(depth - 1) (at least 1)."""
         return total_stride("resnet", self.depth)
 
     def features(self, x, cond=None):
-        """Globally pooled features, (batch, channels)."""
+        """Globally pooled features, (batch, channels).
+
+        Args:
+            x: Input, shape `(batch, *spatial, in_channels)`.
+            cond: Conditioning vectors `(batch, cond_dim)` of a conditioned model, else None.
+
+        Returns:
+            float32 array `(batch, channels)`: the last stage's features, normalized and
+            activated, averaged over the grid.
+        """
         h = self.stem(x)
         for l, stage in enumerate(self.stages):
             for b in stage:
@@ -439,8 +473,15 @@ NOT_CONSTRUCTOR_KEYS = ("name", "objective")
 
 
 def constructor_keys(model_cls: type) -> list[str]:
-    """The constructor arguments of a registered model class that a config may set (all but
-    `rngs`), sorted."""
+    """The constructor arguments of a registered model class that a config may set.
+
+    Args:
+        model_cls: The model class.
+
+    Returns:
+        Its positional-or-keyword and keyword-only constructor arguments but `rngs`,
+        sorted.
+    """
     params = inspect.signature(model_cls.__init__).parameters
     return sorted(name for name, p in params.items() if name not in ("self", "rngs")
                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))

@@ -337,7 +337,15 @@ def build(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, in_channel
 
 
 def read_inputs(source, i: int) -> np.ndarray:
-    """The input fields of map `i` of a `FieldSource`, concatenated on the channel axis."""
+    """The input fields of map `i` of a `FieldSource`, concatenated on the channel axis.
+
+    Args:
+        source: The data source.
+        i: Index of the map.
+
+    Returns:
+        Array of shape `(*spatial, C_in)`, in physical units.
+    """
     return np.concatenate([source.read_sample(f, i) for f in source.inputs], axis=-1)
 
 
@@ -361,6 +369,17 @@ class Flow(Objective):
     statistics = ("samples",)
 
     def check_config(self, config: ml_collections.ConfigDict) -> None:
+        """Checks the keys of a study config that the flow objective needs.
+
+        Besides the base checks: the model (`check_model`), at least 2 `eval.n_samples` and
+        at least 1 `eval.sample_steps`.
+
+        Args:
+            config: The study's config (`model`, `train`, `eval`).
+
+        Raises:
+            FieldnetError: One line naming the key.
+        """
         super().check_config(config)
         try:
             self.check_model(config.model)
@@ -374,14 +393,53 @@ class Flow(Objective):
                                     f"model.objective='flow', got {value!r}")
 
     def check_model(self, model_config: ml_collections.ConfigDict) -> None:
+        """Refuses a model other than a U-Net without a global residual.
+
+        The network's input is the density and the state, so it does not predict a residual
+        of its input.
+
+        Args:
+            model_config: `config.model`.
+
+        Raises:
+            ValueError: One line naming the keys.
+        """
         if model_config.get("name", "unet") != "unet" or model_config.get("global_residual"):
             raise ValueError("model.objective='flow' needs model.name='unet' without "
                              "global_residual (its input is the density and the state)")
 
     def network_io(self, in_channels: int, out_channels: int, cond_dim: int) -> dict[str, int]:
+        """The velocity network's channel counts and cond_dim (`flow.network_io`).
+
+        Args:
+            in_channels: Channels of the task's input.
+            out_channels: Channels of the task's target.
+            cond_dim: Number of simulation parameters the task is conditioned on (0: none).
+
+        Returns:
+            {"in_channels": in_channels + out_channels, "out_channels": out_channels,
+            "cond_dim": cond_dim + `flow.TIME_FEATURES`}.
+        """
         return flow.network_io(in_channels, out_channels, cond_dim)
 
     def predict_test(self, model, test, config, samples=None):
+        """The mean of samples of every test map, and the samples, normalized.
+
+        Draws them (`sample_test`) unless samples kept from an earlier evaluation are given.
+
+        Args:
+            model: The velocity network.
+            test: The test split, `ds.read("test")`.
+            config: The run's config.
+            samples: Samples kept from an earlier evaluation, `(N, S, *spatial, C)`; None:
+                draw new ones.
+
+        Returns:
+            (mean (N, *spatial, C), samples (N, S, *spatial, C)).
+
+        Raises:
+            FieldnetError: If given samples do not fit the test split.
+        """
         if samples is None:
             samples = self.sample_test(model, test, config)
         else:
@@ -409,12 +467,46 @@ class Flow(Objective):
                                      batch_size=e.batch_size, progress=config.train.progress)
 
     def save_evaluation(self, workdir, h, ds, config) -> None:
+        """Keeps the test samples in the workdir's test_samples.h5 (`write_test_samples`).
+
+        Args:
+            workdir: The run's folder.
+            h: Its evaluation (`evaluate`), with the samples.
+            ds: Its dataset.
+            config: Its config.
+        """
         held_out.write_test_samples(rundir.test_samples(workdir), h, ds, config)
 
     def saved_samples(self, workdir, ds) -> np.ndarray:
+        """The test samples `save_evaluation` kept, for `evaluate(..., samples=)`.
+
+        Args:
+            workdir: The run's folder.
+            ds: Its dataset, opened with its normalizer.
+
+        Returns:
+            The samples, normalized, `(N, S, *spatial, C)`.
+
+        Raises:
+            FileNotFoundError: If the run kept no test_samples.h5.
+            FieldnetError: If the file holds other maps than the test split, or is not a
+                readable samples file.
+        """
         return held_out.read_test_samples(rundir.test_samples(workdir), ds)
 
     def check_file_request(self, workdir, samples, named) -> None:
+        """Checks that a file prediction asks for a positive number of samples per map.
+
+        Args:
+            workdir: The run's folder, for messages.
+            samples: The samples asked for per map.
+            named: How a message names an argument of `predict_file` (a command line names
+                its flags).
+
+        Raises:
+            FieldnetError: One line naming the argument, unless `samples` is a positive
+                integer.
+        """
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise FieldnetError(f"{workdir} is a {self.kind} run (model.objective="
                                 f"{self.name!r}): pass {named('samples')} N (a positive "
@@ -422,11 +514,25 @@ class Flow(Objective):
 
     def write_file(self, out, run, source, conditions, *, tile, batch, samples, steps, seed,
                    progress) -> None:
-        """Writes `samples` samples of every map of `source` (`steps` Heun steps, None for
-        the run's eval.sample_steps; the noise of sample j of map i from
-        `sampling.sample_noise(seed, i, ...)`, whole-field, with tiled network evaluations):
-        samples/<target> (maps, samples, *spatial) with their mean/<target> and std/<target>
-        (maps, *spatial), physical units."""
+        """Writes `samples` samples of every map of `source` into the open output file `out`.
+
+        `steps` Heun steps (None for the run's eval.sample_steps); the noise of sample j of map
+        i from `sampling.sample_noise(seed, i, ...)`, whole-field, with tiled network
+        evaluations: samples/<target> (maps, samples, *spatial) with their mean/<target> and
+        std/<target> (maps, *spatial), physical units.
+
+        Args:
+            out: The output file, open for writing (`h5format.create`).
+            run: The trained run (`fieldnet.inference.open_run`).
+            source: The input `FieldSource`.
+            conditions: Per map, the standardized parameters of a conditioned run, or None.
+            tile: Tile core size in pixels (`predict_field`).
+            batch: Tiles per forward pass.
+            samples: Samples per map.
+            steps: Heun steps per sample; None: the run's `eval.sample_steps`.
+            seed: Seed of the noise.
+            progress: Show a progress bar.
+        """
         steps = run.config.eval.sample_steps if steps is None else steps
         n, spatial = source.num_samples, source.spatial_shape
         names = run.io["target_names"]
