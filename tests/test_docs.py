@@ -16,6 +16,7 @@ gets `FIELDNET_TINY=1`; a block that trains reads it and shrinks itself to a few
 minute on two cores.
 """
 
+import ast
 import doctest
 import inspect
 import io
@@ -76,6 +77,50 @@ def test_public_constructors_document_every_argument_with_an_example(obj):
     assert params <= documented, f"undocumented: {sorted(params - documented)}"
     if inspect.isfunction(obj):
         assert "Returns" in sections
+
+
+def _parameters(node: ast.FunctionDef) -> list[str]:
+    args = node.args
+    named = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+    named += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+    return [name for name in named if name not in ("self", "cls")]
+
+
+def _has_args_section(node) -> bool:
+    return re.search(r"^Args:$", ast.get_docstring(node) or "", re.MULTILINE) is not None
+
+
+def callables_without_args() -> list[str]:
+    """`path:name` of each public callable that takes parameters and whose docstring has no
+    `Args:` section: module-level functions, methods of public classes, and constructors
+    (documented in their class's docstring). Public: neither it nor its module starts with
+    `_`."""
+    missing = []
+    for path in sorted((ROOT / "fieldnet").rglob("*.py")):
+        parts = path.relative_to(ROOT).parts
+        if any(part.startswith("_") and part != "__init__.py" for part in parts):
+            continue
+        where = "/".join(parts)
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.FunctionDef | ast.ClassDef) or node.name.startswith("_"):
+                continue
+            if isinstance(node, ast.FunctionDef):
+                if _parameters(node) and not _has_args_section(node):
+                    missing.append(f"{where}:{node.name}")
+            elif isinstance(node, ast.ClassDef):
+                for method in node.body:
+                    if not isinstance(method, ast.FunctionDef) or not _parameters(method):
+                        continue
+                    if method.name == "__init__" and not _has_args_section(node):
+                        missing.append(f"{where}:{node.name}")
+                    elif not method.name.startswith("_") and not _has_args_section(method):
+                        missing.append(f"{where}:{node.name}.{method.name}")
+    return missing
+
+
+def test_every_public_callable_with_parameters_has_an_args_section():
+    missing = callables_without_args()
+    assert not missing, f"no Args: section in the docstring of {missing}"
 
 
 def test_readme_and_docs_have_python_blocks():
