@@ -23,9 +23,12 @@ import json
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from data_tools.phase_space import DISPERSION_LOG_FLOOR
+from data_tools.simulate import PARAM_NAMES
 from fieldnet import cli
 from fieldnet.data.dataset import default_config, split_simulations
 from fieldnet.data.h5format import open_file
+from fieldnet.data.transforms import log10_floored
 from fieldnet.errors import FieldnetError
 from fieldnet.eval.baseline import LocalBaseline
 
@@ -37,27 +40,26 @@ INPUT_SETS = {
     "all": ("velocity_dispersion", "velocity_divergence", "speed"),
 }
 CONDITIONS = ("t0", "gamma", "heating_efficiency")
-PARAM_NAMES = ("omega_m", "sigma8", "t0", "gamma", "heating_efficiency")  # data_tools.simulate
 SMOOTHING = (1.0, 4.0)  # pixels
 FIT_PIXELS = 400_000    # train pixels the polynomial is fitted on
 
 
-def _log(values: np.ndarray, floor: float) -> np.ndarray:
-    return np.log10(np.maximum(values, floor))
-
-
 def local_inputs(f, index: np.ndarray) -> dict[str, np.ndarray]:
-    """The maps `index` of each input, as the phase-space config transforms them."""
+    """The maps `index` of each input, as the phase-space config transforms them: log10
+    above the file's log floor for the positive fields, the divergence as it is."""
     fields = f["fields"]
 
     def read(name):
         return np.asarray(fields[name][np.sort(index)], np.float64)
 
-    density = read("density")
-    return {"density": _log(density, 1e-3 * density.mean()),
-            "velocity_dispersion": _log(read("velocity_dispersion"), 1.0),
+    def log(name):
+        floor = fields[name].attrs.get("log_floor")
+        return log10_floored(read(name), floor, field=name).astype(np.float64)
+
+    speed = np.hypot(read("velocity_x"), read("velocity_y"))
+    return {"density": log("density"), "velocity_dispersion": log("velocity_dispersion"),
             "velocity_divergence": read("velocity_divergence"),
-            "speed": _log(np.hypot(read("velocity_x"), read("velocity_y")), 1.0)}
+            "speed": log10_floored(speed, DISPERSION_LOG_FLOOR, field="speed").astype(np.float64)}
 
 
 def features(maps: dict[str, np.ndarray], names, params: np.ndarray | None) -> np.ndarray:
