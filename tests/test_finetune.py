@@ -15,16 +15,14 @@ from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
 from tests.test_experiment import tiny_config
 
-# the tests that need a trained source run share one, and are slow for it (~30 s on 2 cores)
+# the tests that need a trained source run share conftest's tiny_run, and are slow for it
 slow = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pretrained")
-    config = tiny_config(tmp)
-    report = study.train_and_evaluate(config, tmp / "run")
-    return config, tmp / "run", report
+@pytest.fixture
+def pretrained(tiny_run):
+    config, workdir, report = tiny_run
+    return config.copy_and_resolve_references(), workdir, report
 
 
 def _params(model):
@@ -50,7 +48,6 @@ def test_a_run_at_zero_learning_rate_keeps_the_pretrained_scores(pretrained, tmp
     below float32 resolution, so on the same data (and so the same statistics) the new run
     scores what the old one did, to the rounding of the evaluation."""
     config, workdir, report = pretrained
-    config = tiny_config(workdir.parent)
     config.train.init_from = str(workdir)
     config.train.learning_rate = 1e-12
     config.train.num_steps = 10
@@ -63,7 +60,6 @@ def test_a_run_at_zero_learning_rate_keeps_the_pretrained_scores(pretrained, tmp
 @slow
 def test_pretrained_normalizer_is_the_source_runs(pretrained, tmp_path):
     config, workdir, _ = pretrained
-    config = tiny_config(workdir.parent)
     config.train.init_from = str(workdir)
     config.train.init_normalizer = "pretrained"
     config.data.max_train_sims = 1          # own statistics would differ from the source's
@@ -101,7 +97,7 @@ def test_init_from_that_is_no_trained_run_is_one_line(tmp_path, make, message):
 def test_init_from_a_run_of_another_model_names_the_keys(pretrained):
     config, workdir, _ = pretrained
     io = json.loads(rundir.model_io(workdir).read_text())
-    other = tiny_config(workdir.parent)
+    other = config.copy_and_resolve_references()
     other.model.width = 2 * config.model.width
     model = study.build_model(other, _Channels(io))
     with pytest.raises(FieldnetError, match=r"model differs in model\.width") as err:

@@ -18,6 +18,7 @@ from fieldnet.data import h5format
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import held_out
 from fieldnet.inference import open_run
+from tests.shared import made_once
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_KEYS = {"n_samples", "power_ratio", "cross_corr_mean", "pdf_w1", "coverage_68",
@@ -54,11 +55,14 @@ def tiny_flow_config(data_path):
 
 
 @pytest.fixture(scope="module")
-def flow_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("flow")
-    config = tiny_flow_config(make_data(tmp / "data.h5"))
-    report = study.train_and_evaluate(config, tmp / "run")
-    return config, tmp / "run", report
+def flow_run():
+    """The tiny flow run, trained and evaluated once for all workers (`made_once`):
+    (config, workdir, eval.json)."""
+    folder = made_once("flow_run", lambda folder: study.train_and_evaluate(
+        tiny_flow_config(make_data(folder / "data.h5")), folder / "run"))
+    workdir = folder / "run"
+    return (tiny_flow_config(folder / "data.h5"), workdir,
+            json.loads(rundir.evaluation(workdir).read_text()))
 
 
 @pytest.mark.slow
@@ -111,8 +115,11 @@ def test_kept_test_samples_give_back_the_samples_block(flow_run):
 
 
 @pytest.mark.slow
-def test_rerun_resumes_and_draws_the_same_samples(flow_run):
+def test_rerun_resumes_and_draws_the_same_samples(flow_run, tmp_path):
+    import shutil
+
     config, workdir, report = flow_run
+    workdir = shutil.copytree(workdir, tmp_path / "run")  # the shared run stays as it is
     again = study.train_and_evaluate(config, workdir)
     assert again["test"]["samples"] == report["test"]["samples"]
 

@@ -9,6 +9,7 @@ import pytest
 from experiments.configs import density_to_temp_3d, density_to_temp_phase_space
 from experiments.studies import density_to_temp as study
 from fieldnet import rundir
+from tests.shared import with_shared_data
 
 
 def test_config_reads_the_phase_space_fields_with_their_transforms():
@@ -38,7 +39,8 @@ def _tiny(config, tmp_path, grid):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_phase_space_inputs_train_and_evaluate(tmp_path, dim):
     if dim == 2:
-        config = _tiny(density_to_temp_phase_space.get_config("quick"), tmp_path, 32)
+        config = with_shared_data(_tiny(density_to_temp_phase_space.get_config("quick"),
+                                        tmp_path, 32))
     else:
         config = _tiny(density_to_temp_3d.get_config("quick"), tmp_path, 16)
         config.data.crop_size = 16
