@@ -28,12 +28,10 @@ def tiny_config(tmp_path):
     return c
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("experiment")
-    config = tiny_config(tmp)
-    report = experiment.train_and_evaluate(config, tmp / "run")
-    return config, tmp / "run", report
+@pytest.fixture
+def run(tiny_run):
+    config, workdir, report = tiny_run
+    return config.copy_and_resolve_references(), workdir, report
 
 
 @pytest.mark.slow
@@ -61,8 +59,11 @@ def test_writes_the_documented_workdir(run):
 
 
 @pytest.mark.slow
-def test_rerun_resumes_without_retraining(run):
+def test_rerun_resumes_without_retraining(run, tmp_path):
+    import shutil
+
     config, workdir, report = run
+    workdir = shutil.copytree(workdir, tmp_path / "run")  # the shared run stays as it is
     again = experiment.train_and_evaluate(config, workdir)
     assert again["test"]["mse"] == pytest.approx(report["test"]["mse"], rel=1e-6)
 
@@ -70,7 +71,7 @@ def test_rerun_resumes_without_retraining(run):
 @pytest.mark.slow
 def test_workdir_of_another_config_is_refused(run):
     config, workdir, _ = run
-    other = tiny_config(workdir.parent)
+    other = config.copy_and_resolve_references()
     other.model.width = 4
     with pytest.raises(FieldnetError, match="different config.*model.width"):
         rundir.prepare(other, workdir)
@@ -99,25 +100,6 @@ def test_cli_unknown_config_key_fails_at_start(tmp_path):
     assert proc.returncode != 0
     assert "num_stepz" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.slow
-def test_sweep_tabulates_each_variation(run, tmp_path):
-    from experiments.studies import sweep
-
-    config, _, _ = run
-    config = sweep.apply_overrides(config, {"train.num_steps": 10, "train.warmup_steps": 2,
-                                            "train.eval_every": 5,
-                                            "train.checkpoint_every": 5})
-    variations = {"periodic": {}, "zero": {"model.padding": "zero"}}
-    rows = sweep.run_sweep(config, variations, tmp_path, experiment.train_and_evaluate)
-    assert [r["variation"] for r in rows] == ["periodic", "zero"]
-    table = (tmp_path / "table.md").read_text().splitlines()
-    assert len(table) == 4 and "model.padding=zero" in table[3]
-    assert (tmp_path / "table.csv").read_text().count("\n") == 3
-    assert json.loads((tmp_path / "zero" / "config.json").read_text())["model"]["padding"] == "zero"
-    with pytest.raises(FieldnetError, match="bad override"):
-        sweep.apply_overrides(config, {"model.wdth": 3})
 
 
 @pytest.mark.slow

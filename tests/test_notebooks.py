@@ -3,6 +3,7 @@ its figures carry the numbers of the runs' eval.json."""
 
 import csv
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -100,8 +101,14 @@ def test_density_and_flow_notebooks_match_eval_json(tmp_path):
                     "baseline_mean_r_to_half_nyquist"):
             assert shown[key] == row[key], (figure, key)
 
+    # the sweep ran each variation through the study and tabulated it
+    lines = (sweep_dir / rundir.TABLE_MD).read_text().splitlines()
+    assert len(lines) == 4 and "model.padding=zero" in lines[3]
+    assert json.loads((sweep_dir / "zero" / "config.json").read_text())["model"]["padding"] \
+        == "zero"
     with open(sweep_dir / rundir.TABLE_CSV, newline="") as f:
         table = {r["variation"]: r for r in csv.DictReader(f)}
+    assert list(table) == ["periodic", "zero"]
     shown = output.figure_numbers(figdir / "variations_metrics.png")["variations"]
     assert set(shown) == {"periodic", "zero"}
     for name, values in shown.items():

@@ -284,3 +284,11 @@ def test_the_check_of_a_recomputation_takes_null_errors_as_equal():
     assert checked["mse_err"] == (None, None, 0.0)
     with pytest.raises(FieldnetError, match="mse_err"):
         recompute.check_against_eval({**block, "mse_err": 0.1}, {"test": block})
+
+
+def test_a_bad_override_is_refused():
+    base = ml_collections.ConfigDict({"model": {"width": 8}})
+    with pytest.raises(FieldnetError, match="bad override"):
+        sweep.apply_overrides(base, {"model.wdth": 3})
+    assert sweep.apply_overrides(base, {"model.width": 3}).model.width == 3
+    assert base.model.width == 8
