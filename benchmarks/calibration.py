@@ -36,35 +36,20 @@ import numpy as np
 
 from fieldnet import cli, rundir
 from fieldnet.errors import FieldnetError
-from fieldnet.eval import calibration, held_out, metrics, sampling, spectra, statistics
+from fieldnet.eval import calibration, held_out, metrics, spectra, statistics
 from fieldnet.figures import calibration as calibration_figures
 from fieldnet.files import atomic_output, write_json
 from fieldnet.inference import open_run
 from fieldnet.records import to_json_value
 
-# The validation maps' noise is drawn from config.seed + this, the test maps' (in
-# evaluation) from config.seed: the two splits' samples share no noise.
-VALIDATION_SEED_OFFSET = 1
 
-
-def spread_maps(sim_index: np.ndarray, n: int | None) -> np.ndarray:
-    """Indices (into the split) of at most `n` maps, taken in turn from each simulation, so
-    a limited fit still sees every validation box; sorted. All maps for n None."""
-    if n is None or n >= len(sim_index):
-        return np.arange(len(sim_index))
-    by_sim = [np.flatnonzero(sim_index == s) for s in np.unique(sim_index)]
-    turns = [m[j] for j in range(max(map(len, by_sim))) for m in by_sim if j < len(m)]
-    return np.sort(np.asarray(turns[:n]))
-
-
-def draw(model, split: dict, n_samples: int, steps: int, seed: int, batch: int) -> np.ndarray:
+def draw(run, split: dict, n_samples: int, steps: int, seed: int, batch: int) -> np.ndarray:
     """`n_samples` samples (N, S, *spatial, C) of each map of `split` (`ds.read`), map i's
-    noise `sampling.sample_noise(seed, i, ...)` as in evaluation."""
-    x = split["x"]
-    shape = (*x.shape[1:-1], model.out_channels)
-    noise = np.stack([sampling.sample_noise(seed, i, shape, n_samples) for i in range(len(x))])
-    return sampling.sample_stack(model, x, noise, steps=steps, cond=split["cond"],
-                                 batch_size=batch, progress=True)
+    noise `sampling.sample_noise(seed, i, ...)` as in evaluation (`Flow.sample_test`)."""
+    config = run.config.copy_and_resolve_references()
+    config.eval.n_samples, config.eval.sample_steps = n_samples, steps
+    config.eval.batch_size, config.train.progress = batch, True
+    return run.objective.sample_test(run.model, split, config, seed=seed)
 
 
 def kept_validation_samples(path, sample_index: np.ndarray, n_samples: int, steps: int,
@@ -130,7 +115,7 @@ def measure(workdir, *, max_val_maps: int | None = None, n_samples: int | None =
     if not run.objective.generative:
         raise FieldnetError(f"{workdir}: a {run.objective.name} run; calibration needs a "
                             "generative (model.objective='flow') run")
-    config, model = run.config, run.model
+    config = run.config
     n_samples = n_samples or config.eval.n_samples
     steps = steps or config.eval.sample_steps
     batch = batch or config.eval.batch_size
@@ -140,16 +125,16 @@ def measure(workdir, *, max_val_maps: int | None = None, n_samples: int | None =
         to_log = ds.normalizer[target].unstandardize
         val_regions = ds.splits["val"]
         val_sims = ds.sim_indices("val")
-        chosen = spread_maps(val_sims, max_val_maps)
+        chosen = calibration.spread_maps(val_sims, max_val_maps)
         val_index = np.asarray([val_regions[i].sample for i in chosen])
         val = ds.read(val_index)
         test = ds.read("test")
-        seed = config.seed + VALIDATION_SEED_OFFSET
+        seed = config.seed + calibration.VALIDATION_SEED_OFFSET
         val_samples = kept_validation_samples(val_samples_path, val_index, n_samples, steps,
                                               seed)
         if val_samples is None:
             start = time.perf_counter()
-            val_samples = draw(model, val, n_samples, steps, seed, batch)
+            val_samples = draw(run, val, n_samples, steps, seed, batch)
             seconds["validation_samples"] = time.perf_counter() - start
             if val_samples_path is not None:
                 keep_validation_samples(val_samples_path, val_samples, val_index, steps, seed)
@@ -161,7 +146,7 @@ def measure(workdir, *, max_val_maps: int | None = None, n_samples: int | None =
                 test_samples = None
         start = time.perf_counter()
         if test_samples is None:
-            test_samples = draw(model, test, n_samples, steps, config.seed, batch)
+            test_samples = draw(run, test, n_samples, steps, config.seed, batch)
             seconds["test_samples"] = time.perf_counter() - start
     start = time.perf_counter()
     cal = calibration.fit(val_samples[..., 0], val["y"][..., 0], levels)

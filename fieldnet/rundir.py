@@ -10,6 +10,8 @@
       eval.json         the held-out evaluation
       test_samples.h5   a generative run's samples of the test maps, drawn in evaluation
                         (`fieldnet.eval.held_out.write_test_samples`)
+      calibration.json  a generative run's calibration of its samples, fitted on
+                        validation maps (`fieldnet.eval.calibration.save_fields`)
       figures/          report figures (PNG)
       table.csv, table.md   a sweep's table (sweep folders only)
 """
@@ -34,6 +36,7 @@ TENSORBOARD = "tensorboard"
 CHECKPOINTS = "checkpoints"
 EVAL = "eval.json"
 TEST_SAMPLES = "test_samples.h5"
+CALIBRATION = "calibration.json"
 FIGURES = "figures"
 TABLE_CSV = "table.csv"
 TABLE_MD = "table.md"
@@ -142,6 +145,18 @@ def test_samples(workdir: PathLike) -> Path:
         The file's path (it may not exist).
     """
     return Path(workdir) / TEST_SAMPLES
+
+
+def calibration(workdir: PathLike) -> Path:
+    """The path of calibration.json, a generative run's calibration, in `workdir`.
+
+    Args:
+        workdir: The run folder.
+
+    Returns:
+        The file's path (it may not exist).
+    """
+    return Path(workdir) / CALIBRATION
 
 
 def figures(workdir: PathLike) -> Path:

@@ -211,14 +211,12 @@ def test_few_data_config_trains_on_few_crops():
     assert cli.call_user(path, module.get_config).name == config.name
 
 
-def test_benchmark_picks_validation_maps_from_every_box():
-    from benchmarks.calibration import spread_maps
-
+def test_the_fit_picks_validation_maps_from_every_box():
     sims = np.repeat([3, 7, 9], 4)
-    chosen = spread_maps(sims, 5)
+    chosen = calibration.spread_maps(sims, 5)
     assert len(chosen) == 5 and set(sims[chosen]) == {3, 7, 9}
     assert (np.diff(chosen) > 0).all()
-    np.testing.assert_array_equal(spread_maps(sims, None), np.arange(12))
+    np.testing.assert_array_equal(calibration.spread_maps(sims, None), np.arange(12))
 
 
 def test_benchmark_scores_per_box_with_errors():

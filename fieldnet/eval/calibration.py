@@ -50,7 +50,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,9 @@ SPREAD_BOUNDS = (0.1, 10.0)
 # objective (few pixels, few samples) cannot trap the search.
 GRID_POINTS = 41
 SPREAD_TOLERANCE = 1e-4      # of log α in the refinement
+# A run's validation maps' noise is drawn from config.seed + this, its test maps' from
+# config.seed: the two splits' samples share no noise.
+VALIDATION_SEED_OFFSET = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -377,5 +380,90 @@ def load(path: str | os.PathLike) -> Calibration:
         raise FieldnetError(f"{path}: cannot read a calibration ({e})") from None
     try:
         return from_dict(d)
+    except FieldnetError as e:
+        raise FieldnetError(f"{path}: {e}") from None
+
+
+def spread_maps(sim_index, n: int | None) -> np.ndarray:
+    """Indices of at most `n` maps of a split, taken in turn from each simulation, so that a
+    fit on a limited number of maps still sees every box.
+
+    Args:
+        sim_index: The simulation of each map of the split, shape (N,).
+        n: The most maps to take; None (or n ≥ N) takes them all.
+
+    Returns:
+        The chosen indices into the split, sorted.
+
+    Examples:
+        >>> from fieldnet.eval import calibration
+        >>> calibration.spread_maps([0, 0, 0, 1, 1, 1], 4).tolist()
+        [0, 1, 3, 4]
+    """
+    sim_index = np.asarray(sim_index)
+    if n is None or n >= len(sim_index):
+        return np.arange(len(sim_index))
+    by_sim = [np.flatnonzero(sim_index == s) for s in np.unique(sim_index)]
+    turns = [m[j] for j in range(max(map(len, by_sim))) for m in by_sim if j < len(m)]
+    return np.sort(np.asarray(turns[:n], dtype=int))
+
+
+def apply_channels(calibrations: Sequence[Calibration], samples) -> np.ndarray:
+    """Calibrates each channel of samples `(N, S, *spatial, C)` with its own calibration.
+
+    Args:
+        calibrations: One `Calibration` per channel, in channel order.
+        samples: S ≥ 2 samples of each of N maps, the channel axis last.
+
+    Returns:
+        The calibrated samples, same shape and dtype.
+
+    Raises:
+        FieldnetError: If the number of calibrations is not the number of channels.
+    """
+    samples = np.asarray(samples)
+    if len(calibrations) != samples.shape[-1]:
+        raise FieldnetError(f"{len(calibrations)} calibration(s) for samples of "
+                            f"{samples.shape[-1]} channel(s)")
+    return np.stack([apply(cal, samples[..., c]) for c, cal in enumerate(calibrations)],
+                    axis=-1)
+
+
+def save_fields(path: str | os.PathLike, calibrations: Mapping[str, Calibration]) -> Path:
+    """Writes a run's calibrations, one per target field, as JSON to `path` (atomically):
+    {"fields": {name: to_dict(calibration)}}.
+
+    Args:
+        path: The file to write (a run's calibration.json); its folder must exist.
+        calibrations: {target label: fitted `Calibration`}, in the targets' channel order.
+
+    Returns:
+        `path`, as a `Path`.
+    """
+    return write_json(path, {"fields": {name: to_dict(cal)
+                                        for name, cal in calibrations.items()}})
+
+
+def load_fields(path: str | os.PathLike) -> dict[str, Calibration]:
+    """The calibrations `save_fields` wrote to `path`.
+
+    Args:
+        path: The JSON file.
+
+    Returns:
+        {target label: `Calibration`}, in the order saved.
+
+    Raises:
+        FieldnetError: If the file is missing, not JSON, or not a run's calibrations.
+    """
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise FieldnetError(f"{path}: cannot read a calibration ({e})") from None
+    if not isinstance(d, dict) or not isinstance(d.get("fields"), dict) or not d["fields"]:
+        raise FieldnetError(f"{path}: a run's calibration needs a non-empty \"fields\" "
+                            "object")
+    try:
+        return {name: from_dict(cal) for name, cal in d["fields"].items()}
     except FieldnetError as e:
         raise FieldnetError(f"{path}: {e}") from None
