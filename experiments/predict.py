@@ -2,14 +2,15 @@ r"""Predict whole fields with a trained run, by exact periodic tiling.
 
     python -m experiments.predict --workdir RUN --input FILE.h5 --output OUT.h5 \
         [--field NAME --tile 64 --batch 8 --params a=1,b=2 --overwrite]
-        [--samples N --steps 20 --seed 0]           # a generative (flow-matching) run
+        [--samples N --steps 20 --seed 0 --uncalibrated]   # a generative (flow) run
 
 Loads the run's config, normalization and best checkpoint; writes the prediction in
 physical units with provenance attributes (run, checkpoint step, config hash, source file).
 A run conditioned on simulation parameters (data.condition_on) reads them from the input
 file's /params, or from --params for every sample. A generative run (model.objective=flow)
 draws --samples N samples of every map instead and writes samples/<target> (maps, N,
-*spatial) with their mean/<target> and std/<target>.
+*spatial) with their mean/<target> and std/<target>, calibrated by the spread the run
+fitted on its validation maps (calibration.json) unless --uncalibrated.
 """
 
 import argparse
@@ -17,7 +18,8 @@ import argparse
 from fieldnet import cli
 
 # The flags that stand for predict_file's arguments, for its error messages.
-FLAGS = {"output_path": "--output", "samples": "--samples", "params": "--params"}
+FLAGS = {"output_path": "--output", "samples": "--samples", "params": "--params",
+         "calibrated": "--uncalibrated"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Heun steps per sample (default: the run's eval.sample_steps)")
     p.add_argument("--seed", type=cli.non_negative_int, default=0,
                    help="seed of the samples' noise")
+    p.add_argument("--uncalibrated", action="store_true",
+                   help="write a calibrated run's raw samples (default: calibrated by the "
+                   "spread in its calibration.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return p
 
@@ -65,7 +70,8 @@ def main(argv=None) -> int:
     result = predict_file(args.workdir, args.input, args.output, fields=args.field,
                           tile=args.tile, batch=args.batch, overwrite=args.overwrite,
                           params=args.params, samples=args.samples, steps=args.steps,
-                          seed=args.seed, argument_names=FLAGS)
+                          seed=args.seed, calibrated=not args.uncalibrated,
+                          argument_names=FLAGS)
     drawn = "" if args.samples is None else f", {args.samples} draws of each"
     print(f"wrote {result['output']} ({result['samples']} samples{drawn}, checkpoint step "
           f"{result['checkpoint_step']})")

@@ -45,6 +45,8 @@ class Run:
             "input_names", "target_names", "target_units", "box_size", "condition_on").
         provenance: "run" (the folder, absolute), "checkpoint_step" and "config_sha256",
             the attributes of the files it writes.
+        calibrations: A generative run's calibration of each target (calibration.json:
+            {target label: `fieldnet.eval.calibration.Calibration`}), or None.
     """
 
     workdir: Path
@@ -54,6 +56,7 @@ class Run:
     checkpoint_step: int
     io: dict
     provenance: dict
+    calibrations: dict | None = None
 
     @property
     def objective(self) -> objectives.Objective:
@@ -65,6 +68,33 @@ class Run:
         """The run's inputs that are vector fields (data.vector_fields)."""
         vectors = parse_names(self.config.data.get("vector_fields", ""))
         return [name for name in self.io["input_names"] if name in vectors]
+
+    def sample(self, x, n_samples: int, *, cond=None, seed: int = 0,
+               steps: int | None = None, calibrated: bool = True, batch_size: int = 8,
+               progress: bool = False) -> np.ndarray:
+        """Samples of maps drawn by a generative run, calibrated if the run is
+        (`Objective.sample`; a regression run refuses).
+
+        Args:
+            x: Normalized inputs, (N, *spatial, C_in) (`normalizer.forward_channels`).
+            n_samples: Samples per map (at least 2 for calibrated samples).
+            cond: Per map, the standardized parameters of a conditioned run, (N, P).
+            seed: Seed of the noise (map i's is `sampling.sample_noise(seed, i, ...)`).
+            steps: Heun steps per sample; None: the run's eval.sample_steps.
+            calibrated: Apply the run's `calibrations`, if any; False: the raw samples.
+            batch_size: Maps per batch of network evaluations.
+            progress: Show a progress bar.
+
+        Returns:
+            The normalized samples, (N, S, *spatial, C) (`normalizer.inverse_channels`
+            gives physical units).
+
+        Raises:
+            FieldnetError: For a regression run.
+        """
+        return self.objective.sample(self, x, n_samples, cond=cond, seed=seed, steps=steps,
+                                     calibrated=calibrated, batch_size=batch_size,
+                                     progress=progress)
 
     def dataset(self, data_root: str | Path | None = None) -> data.FieldDataset:
         """The run's dataset, with the normalizer the run saved (never refitted).
@@ -132,14 +162,15 @@ def open_run(workdir: str | Path) -> Run:
     provenance = {"run": str(workdir.absolute()), "checkpoint_step": step,
                   "config_sha256": hashlib.sha256(text.encode()).hexdigest()}
     return Run(workdir, config, Normalizer.load(rundir.normalizer(workdir)), model, step, io,
-               provenance)
+               provenance, objectives.of(config.model).saved_calibrations(workdir))
 
 
 def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
                  tile: int = 64, batch: int = 8, overwrite: bool = False,
                  params: dict[str, float] | None = None, progress: bool = True,
                  samples: int | None = None, steps: int | None = None,
-                 seed: int = 0, argument_names: Mapping[str, str] | None = None) -> dict:
+                 seed: int = 0, calibrated: bool = True,
+                 argument_names: Mapping[str, str] | None = None) -> dict:
     """Predicts every sample of `input_path` with a trained run; writes physical units.
 
     Reads fieldnet-format files (/fields/<name>, a leading sample axis) or any HDF5 dataset
@@ -156,7 +187,10 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
     `sampling.sample_noise(seed, i, ...)`, whole-field, with tiled network evaluations) and
     writes, per target, samples/<target> (M, samples, *spatial) and their mean/<target> and
     std/<target> (M, *spatial), all in the target's physical units. `samples` is required
-    for a generative run and refused for a regression one.
+    for a generative run and refused for a regression one. A generative run evaluated with
+    a calibration (its calibration.json) calibrates the samples it draws
+    (`fieldnet.eval.calibration`: each map's samples widened about their mean by the
+    fitted spread) unless `calibrated` is False.
 
     Args:
         workdir: A trained run's folder.
@@ -172,9 +206,10 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
         samples: Samples to draw of each map (generative runs only, and required there).
         steps: Heun steps per sample; None for the run's eval.sample_steps.
         seed: Seed of the samples' noise.
-        argument_names: How error messages name the arguments `output_path`, `samples` and
-            `params` ({argument: name}; a command line passes its flags); None names them
-            as here.
+        calibrated: Calibrate a calibrated generative run's samples; False: its raw samples.
+        argument_names: How error messages name the arguments `output_path`, `samples`,
+            `params` and `calibrated` ({argument: name}; a command line passes its flags);
+            None names them as here.
 
     Returns:
         A summary: "output" (the path), "samples" (maps predicted), "samples_per_map"
@@ -194,6 +229,11 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
     run = open_run(workdir)
     objective = run.objective
     objective.check_file_request(workdir, samples, named)
+    if calibrated and run.calibrations and samples is not None and samples < 2:
+        off = (argument_names or {}).get("calibrated", "calibrated=False")
+        raise FieldnetError(f"{named('samples')} {samples}: {workdir} is calibrated, which "
+                            "widens each map's samples about their mean: draw at least 2, or "
+                            f"take them uncalibrated ({off})")
     io = run.io
     names = parse_names(fields) if fields else io["input_names"]
     if len(names) != len(io["input_names"]):
@@ -213,7 +253,8 @@ def predict_file(workdir, input_path, output_path, *, fields: str | None = None,
                              source="fieldnet.inference", overwrite=overwrite) as out:
             out.attrs.update(source_file=str(Path(input_path).absolute()), **run.provenance)
             objective.write_file(out, run, source, conditions, tile=tile, batch=batch,
-                                 samples=samples, steps=steps, seed=seed, progress=progress)
+                                 samples=samples, steps=steps, seed=seed, progress=progress,
+                                 calibrated=calibrated)
             h5format.add_index(out, source.sim_index)
     finally:
         source.close()

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from fieldnet import models, rundir
 from fieldnet.data import h5format
 from fieldnet.errors import FieldnetError
-from fieldnet.eval import held_out, sampling, statistics
+from fieldnet.eval import calibration, held_out, sampling, statistics
 from fieldnet.eval.inference import field_predictor, field_sampler, tiles_per_field
 from fieldnet.nn import flow
 from fieldnet.registry import Registry
@@ -142,7 +142,9 @@ class Objective:
                                       test["cond"]), None
 
     def evaluate(self, model: nnx.Module, ds, config: ml_collections.ConfigDict,
-                 samples: np.ndarray | None = None) -> held_out.HeldOut:
+                 samples: np.ndarray | None = None,
+                 calibrations: dict[str, calibration.Calibration] | None = None
+                 ) -> held_out.HeldOut:
         """The run's predictions of its test split beside the local baseline's, and their
         statistics (`held_out.score`): `h.summary` is eval.json's "test" block.
 
@@ -152,10 +154,18 @@ class Objective:
             config: The run's config.
             samples: A generative run's samples (N, S, *spatial, C), normalized, kept from
                 its evaluation (`saved_samples`), evaluated instead of drawing new ones.
+            calibrations: A generative run's calibration of each target, kept from its
+                evaluation (`saved_calibrations`); refused here.
 
         Returns:
             The `HeldOut` of the test split.
+
+        Raises:
+            FieldnetError: If calibrations are given.
         """
+        if calibrations is not None:
+            raise FieldnetError(f"calibrations given, but the run is a {self.kind} run "
+                                f"(model.objective={self.name!r})")
         test = ds.read("test")
         pred, samples = self.predict_test(model, test, config, samples)
         return held_out.score(ds, config, test, pred, samples, self.statistics)
@@ -184,6 +194,41 @@ class Objective:
         """
         return None
 
+    def saved_calibrations(self, workdir: str | Path) -> dict | None:
+        """The calibrations `save_evaluation` kept, for `evaluate(..., calibrations=)` and
+        for sampling: None here.
+
+        Args:
+            workdir: The run's folder.
+
+        Returns:
+            {target label: `calibration.Calibration`}, or None.
+        """
+        return None
+
+    def sample(self, run, x, n_samples: int, *, cond=None, seed: int = 0,
+               steps: int | None = None, calibrated: bool = True, batch_size: int = 8,
+               progress: bool = False) -> np.ndarray:
+        """Samples of maps drawn by a trained generative run (`fieldnet.inference.Run.sample`):
+        refused here.
+
+        Args:
+            run: The trained run.
+            x: Its normalized inputs, (N, *spatial, C_in).
+            n_samples: Samples per map.
+            cond: Per map, the standardized parameters of a conditioned run, (N, P).
+            seed: Seed of the noise.
+            steps: Heun steps per sample; None: the run's eval.sample_steps.
+            calibrated: Apply the run's calibrations.
+            batch_size: Maps per batch of network evaluations.
+            progress: Show a progress bar.
+
+        Raises:
+            FieldnetError: Always: the run predicts one field per map.
+        """
+        raise FieldnetError(f"{run.workdir} is a {self.kind} run (model.objective="
+                            f"{self.name!r}); it predicts one field per map, not samples")
+
     def check_file_request(self, workdir, samples, named: Callable[[str], str]) -> None:
         """Checks the arguments of a file prediction (`fieldnet.inference.predict_file`)
         that depend on the objective: `samples` is refused here.
@@ -203,7 +248,8 @@ class Objective:
                                 "map, not samples")
 
     def write_file(self, out, run, source, conditions: Sequence, *, tile: int, batch: int,
-                   samples: int | None, steps: int | None, seed: int, progress: bool) -> None:
+                   samples: int | None, steps: int | None, seed: int, progress: bool,
+                   calibrated: bool = True) -> None:
         """Writes the prediction of every map of `source` into the open output file `out`:
         /fields/<target> (maps, *spatial), physical units.
 
@@ -218,6 +264,7 @@ class Objective:
             steps: Unused here.
             seed: Unused here.
             progress: Show progress bars.
+            calibrated: Unused here.
         """
         n, spatial = source.num_samples, source.spatial_shape
         names = run.io["target_names"]
@@ -447,27 +494,93 @@ class Flow(Objective):
         return samples.mean(axis=1), samples
 
     def sample_test(self, model: nnx.Module, test: dict,
-                    config: ml_collections.ConfigDict) -> np.ndarray:
-        """`config.eval.n_samples` samples (N, S, *spatial, C) of each test map (normalized),
-        map i's noise drawn as `sampling.sample_noise(config.seed, i, ...)`.
+                    config: ml_collections.ConfigDict, seed: int | None = None) -> np.ndarray:
+        """`config.eval.n_samples` samples (N, S, *spatial, C) of each map of a split
+        (normalized), map i's noise drawn as `sampling.sample_noise(seed, i, ...)`.
 
         Args:
             model: The velocity network.
-            test: The test split, `ds.read("test")`.
+            test: The maps, as `ds.read` gives them (the test split in evaluation).
             config: The run's config.
+            seed: Seed of the noise; None: `config.seed` (the test maps').
 
         Returns:
             The samples.
         """
         x, e = test["x"], config.eval
+        seed = config.seed if seed is None else seed
         shape = (*x.shape[1:-1], model.out_channels)
-        noise = np.stack([sampling.sample_noise(config.seed, i, shape, e.n_samples)
+        noise = np.stack([sampling.sample_noise(seed, i, shape, e.n_samples)
                           for i in range(len(x))])
         return sampling.sample_stack(model, x, noise, steps=e.sample_steps, cond=test["cond"],
                                      batch_size=e.batch_size, progress=config.train.progress)
 
+    def calibrate(self, model: nnx.Module, ds,
+                  config: ml_collections.ConfigDict) -> dict[str, calibration.Calibration] | None:
+        """Fits the spread of each target's samples on validation maps (`calibration.fit`).
+
+        `config.eval.calibration_maps` maps of the validation split, taken in turn from each
+        validation box (`calibration.spread_maps`), get `eval.n_samples` samples each, their
+        noise from seed `config.seed + calibration.VALIDATION_SEED_OFFSET`, so that they
+        share none with the test maps'. The test split is never read.
+
+        Args:
+            model: The velocity network.
+            ds: The run's dataset.
+            config: The run's config.
+
+        Returns:
+            {target label: `calibration.Calibration`} in channel order, or None when
+            `eval.calibration_maps` is 0.
+        """
+        n = config.eval.get("calibration_maps", 0)
+        if not n:
+            return None
+        regions = ds.splits["val"]
+        chosen = calibration.spread_maps(ds.sim_indices("val"), n)
+        val = ds.read(np.asarray([regions[i].sample for i in chosen]))
+        drawn = self.sample_test(model, val, config,
+                                 seed=config.seed + calibration.VALIDATION_SEED_OFFSET)
+        return {label: calibration.fit(drawn[..., c], val["y"][..., c])
+                for label, _, c in held_out.scored_targets(ds)}
+
+    def evaluate(self, model, ds, config, samples=None, calibrations=None):
+        """The samples' evaluation (see `Objective.evaluate`), calibrated.
+
+        A fresh evaluation (no kept samples) fits the calibrations (`calibrate`); a kept
+        one takes those kept beside its samples. With calibrations, each target's
+        "samples" block gains `pit_ks` of the raw samples and `calibrated_coverage_68`,
+        `calibrated_coverage_95`, `calibrated_pit_ks` and the fitted `spread`
+        (`calibration.summary`), and `h.calibrations` holds them.
+
+        Args:
+            model: The velocity network.
+            ds: The run's dataset.
+            config: The run's config.
+            samples: Test samples kept from an earlier evaluation; None: draw them.
+            calibrations: Calibrations kept from an earlier evaluation; None: fitted when
+                the samples are drawn here, else none.
+
+        Returns:
+            The `HeldOut` of the test split.
+        """
+        if calibrations is None and samples is None:
+            calibrations = self.calibrate(model, ds, config)
+        h = super().evaluate(model, ds, config, samples)
+        if calibrations:
+            if list(calibrations) != list(h.targets):
+                raise FieldnetError(f"the calibrations are of {list(calibrations)}, the run's "
+                                    f"targets are {list(h.targets)}")
+            for label, c in h.targets.items():
+                keys = calibration.summary(c.samples_norm, c.true_norm, calibrations[label])
+                h.summary["fields"][label]["samples"].update(
+                    {k: v for k, v in keys.items() if not k.startswith("coverage_")})
+            h.calibrations = dict(calibrations)
+        return h
+
     def save_evaluation(self, workdir, h, ds, config) -> None:
-        """Keeps the test samples in the workdir's test_samples.h5 (`write_test_samples`).
+        """Keeps the test samples in the workdir's test_samples.h5 (`write_test_samples`),
+        and the calibrations, if any, in its calibration.json (`calibration.save_fields`).
 
         Args:
             workdir: The run's folder.
@@ -476,6 +589,24 @@ class Flow(Objective):
             config: Its config.
         """
         held_out.write_test_samples(rundir.test_samples(workdir), h, ds, config)
+        if h.calibrations:
+            calibration.save_fields(rundir.calibration(workdir), h.calibrations)
+
+    def saved_calibrations(self, workdir) -> dict | None:
+        """The calibrations that `save_evaluation` kept (calibration.json), or None for a run
+        evaluated without them.
+
+        Args:
+            workdir: The run's folder.
+
+        Returns:
+            {target label: `calibration.Calibration`}, or None.
+
+        Raises:
+            FieldnetError: If calibration.json exists but is not a run's calibrations.
+        """
+        path = rundir.calibration(workdir)
+        return calibration.load_fields(path) if path.exists() else None
 
     def saved_samples(self, workdir, ds) -> np.ndarray:
         """The test samples `save_evaluation` kept, for `evaluate(..., samples=)`.
@@ -493,6 +624,39 @@ class Flow(Objective):
                 readable samples file.
         """
         return held_out.read_test_samples(rundir.test_samples(workdir), ds)
+
+    def sample(self, run, x, n_samples, *, cond=None, seed=0, steps=None, calibrated=True,
+               batch_size=8, progress=False):
+        """`n_samples` samples of each map, drawn by the trained run and calibrated.
+
+        Map i's noise is `sampling.sample_noise(seed, i, ...)`, as in evaluation and
+        `write_file`; with `calibrated` and a calibrated run, each map's samples are widened
+        about their mean by the spread fitted on its validation maps (`run.calibrations`).
+
+        Args:
+            run: The trained run (`fieldnet.inference.open_run`).
+            x: Its normalized inputs, (N, *spatial, C_in) (`run.normalizer.forward_channels`).
+            n_samples: Samples per map (at least 2 for calibrated samples).
+            cond: Per map, the standardized parameters of a conditioned run, (N, P).
+            seed: Seed of the noise.
+            steps: Heun steps per sample; None: the run's eval.sample_steps.
+            calibrated: Apply the run's calibrations, if it has them; False: raw samples.
+            batch_size: Maps per batch of network evaluations.
+            progress: Show a progress bar.
+
+        Returns:
+            The normalized samples, (N, S, *spatial, C).
+        """
+        x = np.asarray(x, np.float32)
+        shape = (*x.shape[1:-1], run.model.out_channels)
+        noise = np.stack([sampling.sample_noise(seed, i, shape, n_samples)
+                          for i in range(len(x))])
+        steps = run.config.eval.sample_steps if steps is None else steps
+        drawn = sampling.sample_stack(run.model, x, noise, steps=steps, cond=cond,
+                                      batch_size=batch_size, progress=progress)
+        if calibrated and run.calibrations:
+            drawn = calibration.apply_channels(list(run.calibrations.values()), drawn)
+        return drawn
 
     def check_file_request(self, workdir, samples, named) -> None:
         """Checks that a file prediction asks for a positive number of samples per map.
@@ -513,7 +677,7 @@ class Flow(Objective):
                                 f"integer), got {samples!r}")
 
     def write_file(self, out, run, source, conditions, *, tile, batch, samples, steps, seed,
-                   progress) -> None:
+                   progress, calibrated=True) -> None:
         """Writes `samples` samples of every map of `source` into the open output file `out`.
 
         `steps` Heun steps (None for the run's eval.sample_steps); the noise of sample j of map
@@ -532,13 +696,20 @@ class Flow(Objective):
             steps: Heun steps per sample; None: the run's `eval.sample_steps`.
             seed: Seed of the noise.
             progress: Show a progress bar.
+            calibrated: Calibrate the samples with the run's calibrations
+                (`run.calibrations`, fitted on its validation maps), if it has them; False:
+                the raw samples.
         """
         steps = run.config.eval.sample_steps if steps is None else steps
         n, spatial = source.num_samples, source.spatial_shape
         names = run.io["target_names"]
+        cals = list(run.calibrations.values()) if calibrated and run.calibrations else None
+        spreads = "" if not cals else ", calibrated: spread " + ", ".join(
+            f"{name} {cal.spread:.4g}" for name, cal in run.calibrations.items())
         write = h5format.add_samples(
             out, names, run.io["target_units"], n, samples, spatial,
-            origin=f"drawn by {run.provenance['run']} ({steps} Heun steps, seed {seed})")
+            origin=f"drawn by {run.provenance['run']} ({steps} Heun steps, seed {seed}"
+                   f"{spreads})")
         sample = field_sampler(run.model, tile, batch)
         # samples integrated together: as many as fill one batch of tiles (one at a time for
         # a field of `batch` tiles or more, so memory stays set by tile and batch)
@@ -552,7 +723,9 @@ class Flow(Objective):
                     chosen = list(range(j, min(j + together, samples)))
                     noise = sampling.sample_noise(seed, i, (*spatial, run.model.out_channels),
                                                   chosen)
-                    drawn.extend(run.normalizer.inverse_channels(
-                        names, sample(z, noise, steps=steps, params=conditions[i])))
+                    drawn.extend(sample(z, noise, steps=steps, params=conditions[i]))
                     bar.update(len(chosen))
-                write(i, np.stack(drawn))
+                drawn = np.stack(drawn)
+                if cals:
+                    drawn = calibration.apply_channels(cals, drawn[None])[0]
+                write(i, run.normalizer.inverse_channels(names, drawn))

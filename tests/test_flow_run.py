@@ -23,6 +23,8 @@ from tests.shared import made_once
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_KEYS = {"n_samples", "power_ratio", "cross_corr_mean", "pdf_w1", "coverage_68",
                "coverage_95", "crps", "mse_of_mean"}
+CALIBRATION_KEYS = {"pit_ks", "calibrated_coverage_68", "calibrated_coverage_95",
+                    "calibrated_pit_ks", "spread"}
 
 
 def make_data(path: Path) -> Path:
@@ -71,7 +73,7 @@ def test_flow_run_writes_the_samples_block_and_its_figures(flow_run):
     saved = json.loads((workdir / "eval.json").read_text())
     assert saved == json.loads(json.dumps(report))
     test = saved["test"]
-    assert SAMPLE_KEYS == set(test["samples"])
+    assert SAMPLE_KEYS | CALIBRATION_KEYS == set(test["samples"])
     samples = test["samples"]
     assert samples["n_samples"] == 4
     assert len(samples["power_ratio"]) == len(samples["cross_corr_mean"]) == len(test["k"])
@@ -83,7 +85,7 @@ def test_flow_run_writes_the_samples_block_and_its_figures(flow_run):
     assert {"mse", "baseline_mse", "pixel_corr", "pdf_w1", "per_box"} <= set(test)
     figures = {p.name for p in (workdir / "figures").glob("*.png")}
     assert {"samples.png", "samples_power.png", "calibration.png", "samples_std.png",
-            "maps.png", "power.png"} <= figures
+            "maps.png", "power.png", "calibration_fit.png"} <= figures
     assert saved["train_steps"] == 16
 
 
@@ -122,6 +124,64 @@ def test_rerun_resumes_and_draws_the_same_samples(flow_run, tmp_path):
     workdir = shutil.copytree(workdir, tmp_path / "run")  # the shared run stays as it is
     again = study.train_and_evaluate(config, workdir)
     assert again["test"]["samples"] == report["test"]["samples"]
+
+
+@pytest.mark.slow
+def test_calibration_is_fitted_on_validation_maps_and_applied_to_samples(flow_run, tmp_path,
+                                                                         monkeypatch):
+    """The run's spread is the fit to the samples of its validation maps (drawn with the
+    validation seed; the test split is not read), eval.json reports it with the calibrated
+    coverage of the kept test samples, and Run.sample and predict_file apply it."""
+    from experiments.predict import FLAGS
+    from fieldnet.eval import calibration
+    from fieldnet.inference import predict_file
+
+    config, workdir, report = flow_run
+    block = report["test"]["samples"]
+    run = open_run(workdir)
+    assert list(run.calibrations) == ["temperature"]
+    fitted = run.calibrations["temperature"]
+    assert block["spread"] == fitted.spread and fitted.n_samples == config.eval.n_samples
+    with study.open_dataset(config, workdir) as ds:
+        read = []
+        original = ds.read
+        monkeypatch.setattr(ds, "read", lambda which: read.append(which) or original(which))
+        again = run.objective.calibrate(run.model, ds, config)["temperature"]
+        monkeypatch.undo()
+        assert len(read) == 1 and not isinstance(read[0], str)
+        val = {int(r.sample) for r in ds.splits["val"]}
+        assert set(np.asarray(read[0]).tolist()) <= val
+        assert again.spread == pytest.approx(fitted.spread, rel=1e-6)
+        test = ds.read("test")
+        kept = held_out.read_test_samples(rundir.test_samples(workdir), ds)[..., 0]
+        expected = calibration.summary(kept, test["y"][..., 0], fitted)
+        for key in ("calibrated_coverage_68", "calibrated_coverage_95", "pit_ks"):
+            assert block[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+        raw = run.sample(test["x"][:2], 3, cond=test["cond"][:2], calibrated=False)
+        calibrated = run.sample(test["x"][:2], 3, cond=test["cond"][:2])
+    np.testing.assert_allclose(calibrated[..., 0], calibration.apply(fitted, raw[..., 0]),
+                               rtol=1e-6, atol=1e-6)
+    # predict_file: log10 T is affine in the normalized space, so the calibrated samples'
+    # deviations from their mean are the raw ones times the spread
+    written = {}
+    for name, calibrated in (("raw", False), ("calibrated", True)):
+        out = tmp_path / f"{name}.h5"
+        predict_file(workdir, config.data.path, out, samples=3, steps=2, tile=16,
+                     calibrated=calibrated, progress=False)
+        with h5py.File(out) as f:
+            written[name] = np.log10(f["samples/temperature"][...])
+            assert ("spread" in f["samples/temperature"].attrs["description"]) == calibrated
+    raw, widened = written["raw"], written["calibrated"]
+    np.testing.assert_allclose(widened.mean(axis=1), raw.mean(axis=1), atol=1e-4)
+    np.testing.assert_allclose(widened - widened.mean(axis=1, keepdims=True),
+                               fitted.spread * (raw - raw.mean(axis=1, keepdims=True)),
+                               atol=1e-4)
+    with pytest.raises(FieldnetError, match=r"^--samples 1: .* is calibrated, .* draw at "
+                                            r"least 2, or take them uncalibrated "
+                                            r"\(--uncalibrated\)$"):
+        predict_file(workdir, config.data.path, tmp_path / "one.h5", samples=1,
+                     argument_names=FLAGS, progress=False)
+    assert not (tmp_path / "one.h5").exists()
 
 
 def predict(*args):

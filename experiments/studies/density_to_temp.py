@@ -20,6 +20,7 @@ from fieldnet.data.transforms import Normalizer
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import config as evaluation
 from fieldnet.eval import held_out
+from fieldnet.figures import calibration as calibration_figures
 from fieldnet.figures import report, samples
 from fieldnet.files import write_json
 from fieldnet.grid import check_divisible
@@ -134,6 +135,11 @@ def evaluate_run(model: nnx.Module, ds, config, workdir: str | Path, *, train_st
         samples.write_all(figures, log_rho=h.log_rho, true_log_t=h.true_log_t,
                           samples_log_t=h.samples_log_t, grid=h.grid,
                           density_units=h.density_units, n_maps=config.eval.n_maps)
+    for i, (label, fitted) in enumerate((h.calibrations or {}).items()):
+        c = h.targets[label]
+        calibration_figures.calibration_figure(
+            c.samples_norm, c.true_norm, fitted,
+            (figures if i == 0 else figures / label) / calibration_figures.FIGURE_NAME)
     return result
 
 

@@ -24,6 +24,10 @@ def default_config() -> ml_collections.ConfigDict:
     # number (fieldnet.eval.metrics), so 16 keep the whole test split affordable.
     c.n_samples = 16
     c.sample_steps = 20            # Heun steps from noise (t = 0) to a sample (t = 1)
+    # Validation maps (spread over the validation boxes) whose n_samples samples fit the
+    # spread of the samples (fieldnet.eval.calibration), saved as calibration.json and
+    # applied by predict and Run.sample; 0: the run is not calibrated.
+    c.calibration_maps = 24
     return c
 
 
@@ -35,11 +39,13 @@ def check_config(c: ml_collections.ConfigDict) -> None:
 
     Raises:
         FieldnetError: a batch size or bin count that is not a positive integer, a negative
-            `n_maps`, or an unknown statistic.
+            `n_maps` or `calibration_maps`, or an unknown statistic.
     """
     for key in ("batch_size", "baseline_bins"):
         if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < 1:
             raise FieldnetError(f"eval.{key} must be a positive integer, got {c[key]!r}")
-    if isinstance(c.n_maps, bool) or not isinstance(c.n_maps, int) or c.n_maps < 0:
-        raise FieldnetError(f"eval.n_maps must be an integer ≥ 0, got {c.n_maps!r}")
+    for key in ("n_maps", "calibration_maps"):
+        value = c.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise FieldnetError(f"eval.{key} must be an integer ≥ 0, got {value!r}")
     selected(c.get("statistics", ""))

@@ -122,7 +122,9 @@ class HeldOut:
     and `pred_log_t` their mean; `samples` are the same samples normalized, of every target
     channel `(N, S, *spatial, C)`, as drawn (what `write_test_samples` keeps). `targets`
     holds every target channel's `statistics.Comparison` by its eval.json name
-    (`scored_targets`); the first is the one above."""
+    (`scored_targets`); the first is the one above. `calibrations` holds a generative run's
+    calibration of each target channel (`fieldnet.eval.calibration`), by the same names, or
+    None."""
 
     log_rho: np.ndarray
     true_log_t: np.ndarray
@@ -137,6 +139,7 @@ class HeldOut:
     samples_log_t: np.ndarray | None = None
     samples: np.ndarray | None = None
     targets: dict[str, statistics.Comparison] = dataclasses.field(default_factory=dict)
+    calibrations: dict | None = None
 
 
 def check_samples(samples, test: dict) -> np.ndarray:

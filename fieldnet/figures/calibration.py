@@ -17,6 +17,8 @@ from fieldnet.eval import metrics
 from fieldnet.figures.report import COLORS, save_figure
 from fieldnet.figures.samples import NOMINAL_LEVELS
 
+# In a calibrated run's figures/ (a further target's in figures/<target>/), beside the
+# samples' own calibration.png (`fieldnet.figures.samples`).
 FIGURE_NAME = "calibration_fit.png"
 STYLES = {"raw": {"color": COLORS["model"], "marker": "o"},
           "calibrated": {"color": "tab:green", "marker": "s"}}

@@ -25,13 +25,14 @@ def held_out(workdir):
     """The run's objective's evaluation (`Objective.evaluate`) of its best checkpoint on its
     test split: the same predictions, baseline fit and metrics as its eval.json. A
     generative run's samples are those its evaluation drew and kept (test_samples.h5), read
-    back, not drawn again."""
+    back, not drawn again, and calibrated by the calibration it kept (calibration.json)."""
     from fieldnet.inference import open_run
 
     run = open_run(workdir)
     with run.dataset(data_root=ROOT) as ds:
         return run.objective.evaluate(run.model, ds, run.config,
-                                      run.objective.saved_samples(workdir, ds))
+                                      run.objective.saved_samples(workdir, ds),
+                                      run.calibrations)
 
 
 def check_against_eval(summary: dict, evaluation: dict) -> dict:
