@@ -95,6 +95,7 @@ def test_unwritable_folder_exits_2(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two 3D simulations
 def test_same_seed_gives_identical_arrays_3d(tmp_path):
     kwargs = dict(n_sims=1, grid=16, box=20.0, seed=11, dim=3, progress=False)
     first = simulate.simulate_dataset(tmp_path / "a.h5", **kwargs)

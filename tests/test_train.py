@@ -454,6 +454,7 @@ def test_cadence_reads_back_on_log_eval_and_save_steps_only(tmp_path):
     assert [d for d in steps if cadence.save(d)] == [5, 10, 12]
 
 
+@pytest.mark.slow  # compiles a whole training step, as the fit tests do
 def test_setup_training_steps_a_batch_without_touching_the_model(tmp_path):
     """The set-up `fit` trains with, alone: its steps (the first at learning rate 0, in the
     warmup) move its state, not the model's, and add their losses to the window."""
