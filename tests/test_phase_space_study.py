@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from experiments.configs import density_to_temp_3d, density_to_temp_phase_space
+from experiments.configs import (
+    density_to_temp_3d,
+    density_to_temp_flow,
+    density_to_temp_phase_space,
+    density_to_temp_phase_space_flow,
+)
 from experiments.studies import density_to_temp as study
 from fieldnet import rundir
 from tests.shared import with_shared_data
@@ -22,6 +27,18 @@ def test_config_reads_the_phase_space_fields_with_their_transforms():
     quick = density_to_temp_phase_space.get_config("quick")
     study.check_config(quick)
     assert quick.data.input_field == c.data.input_field
+
+
+def test_the_flow_config_is_the_flow_run_on_the_phase_space_inputs():
+    for arg in (None, "quick"):
+        c = density_to_temp_phase_space_flow.get_config(arg)
+        study.check_config(c)
+        flow = density_to_temp_flow.get_config(arg)
+        inputs = density_to_temp_phase_space.get_config(arg).data
+        assert c.model == flow.model and c.train == flow.train and c.eval == flow.eval
+        for key in ("input_field", "vector_fields", "transforms"):
+            assert c.data[key] == inputs[key]
+        assert c.name == "density_to_temp_phase_space_flow"
 
 
 def _tiny(config, tmp_path, grid):
