@@ -12,6 +12,7 @@ from data_tools import simulate
 from fieldnet import cli
 from fieldnet.cli import run
 from fieldnet.data import h5format
+from tests.shared import made_once
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--n-sims", "2", "--grid", "16", "--box", "20", "--slabs", "2", "--seed", "5",
@@ -29,12 +30,15 @@ def test_help():
     assert "--n-sims" in result.stdout and "--overwrite" in result.stdout
 
 
-@pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sim") / "tiny.h5"
-    result = run_cli("--out", str(out), *TINY)
+def _write_tiny(folder):
+    result = run_cli("--out", str(folder / "tiny.h5"), *TINY)
     assert result.returncode == 0, result.stderr
-    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_file():
+    """A tiny 2D file written by the command line, once for all workers (`made_once`)."""
+    return made_once("simulate_cli_tiny", _write_tiny) / "tiny.h5"
 
 
 def test_tiny_run_writes_a_valid_2d_file(tiny_file):

@@ -7,6 +7,7 @@ import pytest
 from data_tools import cosmology, inspect, simulate
 from fieldnet.cli import run
 from fieldnet.data import h5format
+from tests.shared import made_once
 
 TINY = dict(n_sims=1, grid=16, box=20.0, seed=3, progress=False)
 UNITS_3D = {"density": "mean density", "gas_density": "mean density", "temperature": "K",
@@ -15,12 +16,20 @@ UNITS_3D = {"density": "mean density", "gas_density": "mean density", "temperatu
 POSITIVE = {"density", "gas_density", "temperature", "velocity_dispersion"}
 
 
+NAMES = {"3d": "z0.h5", "3d_z1": "z1.h5", "2d": "maps.h5"}
+
+
+def _simulate(folder):
+    simulate.simulate_dataset(folder / NAMES["3d"], dim=3, **TINY)
+    simulate.simulate_dataset(folder / NAMES["3d_z1"], dim=3, redshift=1.0, **TINY)
+    simulate.simulate_dataset(folder / NAMES["2d"], dim=2, slabs=2, **TINY)
+
+
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sim")
-    return {"3d": simulate.simulate_dataset(folder / "z0.h5", dim=3, **TINY),
-            "3d_z1": simulate.simulate_dataset(folder / "z1.h5", dim=3, redshift=1.0, **TINY),
-            "2d": simulate.simulate_dataset(folder / "maps.h5", dim=2, slabs=2, **TINY)}
+def files():
+    """The three small files, simulated once for all workers (`made_once`)."""
+    folder = made_once("simulate_fields", _simulate)
+    return {key: folder / name for key, name in NAMES.items()}
 
 
 def read(path):
