@@ -53,6 +53,7 @@ def tiny_flow_config(data_path):
     c.train.eval_every = c.train.checkpoint_every = 8
     c.train.progress = False
     c.eval.n_samples, c.eval.sample_steps, c.eval.batch_size = 4, 3, 8
+    c.eval.calibration_maps = 4     # the validation split's 4 maps
     return c
 
 
