@@ -283,6 +283,18 @@ class Objective:
 OBJECTIVES: Registry[type[Objective]] = Registry("objective", "model.objective")
 
 
+def _draw(model: nnx.Module, x, cond, n_samples: int, *, seed: int, steps: int,
+          batch_size: int, progress: bool) -> np.ndarray:
+    """`n_samples` samples (N, S, *spatial, C) of each of the maps `x` (normalized), map i's
+    noise `sampling.sample_noise(seed, i, ...)`: what evaluation, calibration and
+    `Run.sample` all draw."""
+    x = np.asarray(x, np.float32)
+    shape = (*x.shape[1:-1], model.out_channels)
+    noise = np.stack([sampling.sample_noise(seed, i, shape, n_samples) for i in range(len(x))])
+    return sampling.sample_stack(model, x, noise, steps=steps, cond=cond,
+                                 batch_size=batch_size, progress=progress)
+
+
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
     """Class decorator that registers an `Objective` subclass as `model.objective = name`.
 
@@ -507,13 +519,10 @@ class Flow(Objective):
         Returns:
             The samples.
         """
-        x, e = test["x"], config.eval
-        seed = config.seed if seed is None else seed
-        shape = (*x.shape[1:-1], model.out_channels)
-        noise = np.stack([sampling.sample_noise(seed, i, shape, e.n_samples)
-                          for i in range(len(x))])
-        return sampling.sample_stack(model, x, noise, steps=e.sample_steps, cond=test["cond"],
-                                     batch_size=e.batch_size, progress=config.train.progress)
+        e = config.eval
+        return _draw(model, test["x"], test["cond"], e.n_samples,
+                     seed=config.seed if seed is None else seed, steps=e.sample_steps,
+                     batch_size=e.batch_size, progress=config.train.progress)
 
     def calibrate(self, model: nnx.Module, ds,
                   config: ml_collections.ConfigDict) -> dict[str, calibration.Calibration] | None:
@@ -647,13 +656,9 @@ class Flow(Objective):
         Returns:
             The normalized samples, (N, S, *spatial, C).
         """
-        x = np.asarray(x, np.float32)
-        shape = (*x.shape[1:-1], run.model.out_channels)
-        noise = np.stack([sampling.sample_noise(seed, i, shape, n_samples)
-                          for i in range(len(x))])
         steps = run.config.eval.sample_steps if steps is None else steps
-        drawn = sampling.sample_stack(run.model, x, noise, steps=steps, cond=cond,
-                                      batch_size=batch_size, progress=progress)
+        drawn = _draw(run.model, x, cond, n_samples, seed=seed, steps=steps,
+                      batch_size=batch_size, progress=progress)
         if calibrated and run.calibrations:
             drawn = calibration.apply_channels(list(run.calibrations.values()), drawn)
         return drawn
