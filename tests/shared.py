@@ -68,13 +68,10 @@ def simulated_file(sim: ml_collections.ConfigDict) -> Path:
     settings = dict(n_sims=int(sim.n_sims), grid=int(sim.grid), box=float(sim.box),
                     seed=int(sim.seed), dim=int(sim.dim),
                     redshift=float(sim.get("redshift", 0.0)))
-    name = "sim_" + "_".join(f"{k}{v}" for k, v in settings.items()) + ".h5"
-    path = data_dir() / name
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
-            simulate_dataset(path, progress=False, **settings)
-    return path
+    name = "sim_" + "_".join(f"{k}{v}" for k, v in settings.items())
+    folder = made_once(name, lambda folder: simulate_dataset(folder / "sim.h5", progress=False,
+                                                             **settings))
+    return folder / "sim.h5"
 
 
 def with_shared_data(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
