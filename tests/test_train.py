@@ -150,19 +150,20 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tmp_path):
 
 @pytest.mark.slow
 def test_flow_training_noise_is_a_function_of_seed_and_step(tmp_path):
-    """Flow matching draws t and z inside the step: a run on four devices, killed after its
-    step-10 checkpoint and restarted, ends like a one-device run that never stopped. A
-    draw that depended on the device count, or restarted its stream on resuming, would
-    differ by the noise itself, far beyond the all-reduce's rounding (SHARDED)."""
-    single, resumed = tmp_path / "one", tmp_path / "four_resumed"
+    """Flow matching draws t and z inside the step: four devices draw the same numbers as
+    one, and a run killed after its step-10 checkpoint and restarted ends like one that
+    never stopped."""
+    single, sharded, resumed = tmp_path / "one", tmp_path / "four", tmp_path / "resumed"
     worker(single, "--objective", "flow")
-    proc = worker(resumed, "--objective", "flow", "--hold-at", "10", devices=4, wait=False)
+    worker(sharded, "--objective", "flow", devices=4)
+    assert_same_params(sharded, single, rtol=SHARDED)
+    proc = worker(resumed, "--objective", "flow", "--hold-at", "10", wait=False)
     wait_until_held(proc)
     proc.kill()
     proc.wait()
     assert saved_steps(resumed)[-1] == 10
-    worker(resumed, "--objective", "flow", devices=4)
-    assert_same_params(resumed, single, rtol=SHARDED)
+    worker(resumed, "--objective", "flow")
+    assert_same_params(resumed, single, rtol=RESUMED)
 
 
 @pytest.mark.slow
@@ -400,7 +401,6 @@ from flax import nnx
 from fieldnet import models, train
 from fieldnet.errors import FieldnetError
 from tests import train_worker
-from tests.shared import made_once
 _, cfg = train_worker.config(Path(sys.argv[1]), 10, 3e-3)
 model = models.UNet(1, 1, 2, width=4, depth=2, rngs=nnx.Rngs(0))
 try:
