@@ -61,15 +61,15 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def tiny_run():
-    """The tiny density -> temperature run (`tests.test_experiment.tiny_config` on the
-    shared simulation), trained and evaluated once: (config, workdir, eval.json)."""
+    """The tiny density -> temperature run (`tests.test_experiment.tiny_run_config` on the
+    shared simulation), trained and evaluated once: (config, workdir, eval.json). It is
+    also the periodic row of the notebooks test's sweep, so it carries that row's name."""
     from experiments.studies import density_to_temp as study
     from fieldnet import rundir
-    from tests.shared import made_once, with_shared_data
-    from tests.test_experiment import tiny_config
+    from tests.shared import made_once
+    from tests.test_experiment import tiny_run_config
 
     folder = made_once("tiny_run", lambda folder: study.train_and_evaluate(
-        with_shared_data(tiny_config(folder)), folder / "run"))
+        tiny_run_config(), folder / "run"))
     workdir = folder / "run"
-    return (with_shared_data(tiny_config(folder)), workdir,
-            json.loads(rundir.evaluation(workdir).read_text()))
+    return tiny_run_config(), workdir, json.loads(rundir.evaluation(workdir).read_text())

@@ -9,23 +9,38 @@ import pytest
 
 from experiments.configs import density_to_temp
 from experiments.studies import density_to_temp as experiment
+from experiments.studies import sweep
 from fieldnet import rundir
 from fieldnet.errors import FieldnetError
+from tests.shared import with_shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_KEYS = {"mse", "baseline_mse", "pixel_corr", "k", "cross_corr", "power_ratio",
                  "baseline_cross_corr"}
 
 
-def tiny_config(tmp_path):
+def tiny_config(tmp_path=None):
+    """The quick config at 6 simulations of 32² and 20 steps, on tmp_path/data/sim.h5
+    (simulated on first use), or with None on the session's shared simulation."""
     c = density_to_temp.get_config("quick")
-    c.data.path = str(tmp_path / "data" / "sim.h5")
     c.simulate.n_sims = 6
     c.simulate.grid = 32
     c.train.num_steps = 20
     c.train.eval_every = c.train.checkpoint_every = 10
     c.train.progress = False
+    if tmp_path is None:
+        return with_shared_data(c)
+    c.data.path = str(tmp_path / "data" / "sim.h5")
     return c
+
+
+# the notebooks test's sweep of `tiny_config()`; its first row is conftest's `tiny_run`
+TINY_SWEEP = {"periodic": {}, "zero": {"model.padding": "zero"}}
+
+
+def tiny_run_config():
+    """The config of conftest's `tiny_run`: `TINY_SWEEP`'s periodic row."""
+    return sweep.variation_config(tiny_config(), "periodic", TINY_SWEEP["periodic"])
 
 
 @pytest.fixture

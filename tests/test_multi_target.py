@@ -8,13 +8,12 @@ import pytest
 
 from experiments.studies import density_to_temp as study
 from fieldnet.figures import report
-from tests.shared import with_shared_data
 from tests.test_experiment import CONTRACT_KEYS, tiny_config
 
 
 @pytest.mark.slow
 def test_two_targets_are_scored_alike(tmp_path):
-    config = with_shared_data(tiny_config(tmp_path))
+    config = tiny_config()
     config.data.target_field = "temperature,density"
     report_json = study.train_and_evaluate(config, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())

@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ from fieldnet.errors import FieldnetError
 from fieldnet.eval import statistics
 from notebooks import make_figures
 from notebooks.lib import output, recompute
+from tests.shared import with_shared_data
+from tests.test_experiment import TINY_SWEEP, tiny_config
 from tests.test_phases import tiny_study_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,27 +43,21 @@ def test_every_notebook_is_run_and_its_figures_listed():
         == set(FIGURES)
 
 
-def tiny(get_config, tmp: Path):
-    """A study's quick config shrunk to 4 simulations and 20 steps, on tmp's data file."""
-    c = get_config("quick")
-    c.data.path = str(tmp / "data" / "sim.h5")
-    c.simulate.n_sims = 4
-    c.train.num_steps = 20
-    c.train.eval_every = c.train.checkpoint_every = 10
-    c.train.progress = False
-    return c
-
-
-def tiny_field_runs(tmp: Path) -> dict:
-    """Two tiny density runs, periodic and zero padding, as one sweep (the periodic one is
-    also the density run the other notebooks show), and a tiny flow run of the same data:
-    {kind: workdir}. One test makes and checks them all, since pytest-xdist would make a
-    module fixture once per worker."""
-    sweep.run_sweep(tiny(density_to_temp.get_config, tmp),
-                    {"periodic": {}, "zero": {"model.padding": "zero"}}, tmp / "sweep",
-                    experiment.train_and_evaluate)
-    flow = tiny(density_to_temp_flow.get_config, tmp)
+def tiny_field_runs(tiny_run, tmp: Path) -> dict:
+    """The tiny density runs of `TINY_SWEEP`, periodic and zero padding, as one sweep, and a
+    tiny flow run of the same data: {kind: workdir}. The periodic row is a copy of the
+    session's tiny run, which the sweep takes as finished and evaluates again; it is also
+    the density run the other notebooks show. One test makes and checks them all, since
+    pytest-xdist would make a module fixture once per worker."""
+    shutil.copytree(tiny_run[1], tmp / "sweep" / "periodic")
+    sweep.run_sweep(tiny_config(), TINY_SWEEP, tmp / "sweep", experiment.train_and_evaluate)
+    flow = density_to_temp_flow.get_config("quick")
+    flow.simulate.n_sims, flow.simulate.grid = 6, 32
+    flow.train.num_steps = 20
+    flow.train.eval_every = flow.train.checkpoint_every = 10
+    flow.train.progress = False
     flow.eval.n_samples, flow.eval.sample_steps = 3, 2
+    assert with_shared_data(flow).data.path == tiny_config().data.path
     experiment.train_and_evaluate(flow, tmp / "flow")
     return {"density": tmp / "sweep" / "periodic", "sweep": tmp / "sweep", "flow": tmp / "flow"}
 
@@ -77,8 +74,8 @@ def run_notebooks(names, workdirs: dict, tmp: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_density_and_flow_notebooks_match_eval_json(tmp_path):
-    field_runs = tiny_field_runs(tmp_path)
+def test_density_and_flow_notebooks_match_eval_json(tiny_run, tmp_path):
+    field_runs = tiny_field_runs(tiny_run, tmp_path)
     run, sweep_dir = field_runs["density"], field_runs["sweep"]
     names = [n for n, kinds in make_figures.NOTEBOOKS.items()
              if set(kinds.values()) <= {"density", "sweep", "flow"}]

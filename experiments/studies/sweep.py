@@ -41,6 +41,26 @@ def apply_overrides(base: ml_collections.ConfigDict, overrides: dict) -> ml_coll
     return config
 
 
+def variation_config(base: ml_collections.ConfigDict, name: str,
+                     overrides: dict) -> ml_collections.ConfigDict:
+    """The config that `run_sweep` runs as variation `name`, in out/<name>.
+
+    Args:
+        base: The sweep's base config.
+        name: The variation's name.
+        overrides: Its dotted-key overrides of `base`.
+
+    Returns:
+        A copy of `base` with `overrides`, named "<base.name>_<name>".
+
+    Raises:
+        FieldnetError: If an override names a key `base` lacks.
+    """
+    config = apply_overrides(base, overrides)
+    config.name = f"{base.name}_{name}"
+    return config
+
+
 def overrides_between(base: ml_collections.ConfigDict,
                       config: ml_collections.ConfigDict) -> dict:
     """The dotted overrides that make `base` into `config` (the name aside): another
@@ -77,10 +97,9 @@ def run_sweep(base: ml_collections.ConfigDict, variations: dict[str, dict], out:
     out/table.md and out/table.csv after every run, so a stopped sweep keeps its rows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    configs = {name: apply_overrides(base, o) for name, o in variations.items()}
+    configs = {name: variation_config(base, name, o) for name, o in variations.items()}
     rows = []
     for name, config in configs.items():
-        config.name = f"{base.name}_{name}"
         rows.append(table_row(name, variations[name], study(config, out / name)))
         write_tables(rows, out)
     return rows
