@@ -134,8 +134,10 @@ def save_figure(fig: Figure, path: str | os.PathLike | None,
         return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A laid-out figure already fits its canvas; "tight" would draw it twice to crop it.
+    bbox = None if fig.get_layout_engine() is not None else "tight"
     with atomic_output(path, overwrite=True) as tmp:
-        fig.savefig(tmp, format=path.suffix[1:], dpi=DPI, bbox_inches="tight", metadata=metadata)
+        fig.savefig(tmp, format=path.suffix[1:], dpi=DPI, bbox_inches=bbox, metadata=metadata)
     return path
 
 
