@@ -3,10 +3,12 @@ spread calibration fitted on its validation maps (`fieldnet.eval.calibration`).
 
     python -m benchmarks.calibration --workdir runs/density_to_temp_flow_few \
         [--max-val-maps 48 --val-samples val.npz --out calibration.json --figure cal.png]
+        [--method offset]
 
 Draws `--samples` (default the run's eval.n_samples) samples of each validation map with
 the run's best checkpoint (`--steps` Heun steps, default its eval.sample_steps; noise from
-seed config.seed + 1, so it is not the test maps'), fits the spread on them, and scores
+seed config.seed + 1, so it is not the test maps'), fits the calibration on them (the
+method `--method`, default the spread), and scores
 the test maps' samples, read from the run's test_samples.h5 (drawn again, as evaluation
 drew them, where the file is absent or holds another number of samples). A relative
 data.path is taken in the working directory (run this from the repository root, as the
@@ -106,11 +108,12 @@ def scores(samples_norm: np.ndarray, true_norm: np.ndarray, samples_log: np.ndar
 def measure(workdir, *, max_val_maps: int | None = None, n_samples: int | None = None,
             steps: int | None = None, batch: int | None = None, data_root=None,
             figure=None, val_samples_path=None,
-            levels: tuple[float, ...] = calibration.FIT_LEVELS) -> dict:
-    """Fits the spread on the run's validation maps and scores its test maps (see the
+            levels: tuple[float, ...] = calibration.FIT_LEVELS,
+            method: str = calibration.METHOD) -> dict:
+    """Fits the calibration on the run's validation maps and scores its test maps (see the
     module's docstring); `figure`: a PNG path for the test maps' calibration figure;
     `val_samples_path`: an .npz that keeps the validation samples between calls; `levels`:
-    the nominal levels the fit calibrates."""
+    the nominal levels the fit calibrates; `method`: one of `calibration.METHODS`."""
     run = open_run(workdir)
     if not run.objective.generative:
         raise FieldnetError(f"{workdir}: a {run.objective.name} run; calibration needs a "
@@ -149,7 +152,7 @@ def measure(workdir, *, max_val_maps: int | None = None, n_samples: int | None =
             test_samples = draw(run, test, n_samples, steps, config.seed, batch)
             seconds["test_samples"] = time.perf_counter() - start
     start = time.perf_counter()
-    cal = calibration.fit(val_samples[..., 0], val["y"][..., 0], levels)
+    cal = calibration.fit(val_samples[..., 0], val["y"][..., 0], levels, method=method)
     seconds["fit"] = time.perf_counter() - start
     raw, true = test_samples[..., 0], test["y"][..., 0]
     calibrated = calibration.apply(cal, raw)
@@ -186,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", default=None,
                         help="comma-separated nominal levels to calibrate (default: 0.05, "
                              "0.10, ..., 0.95)")
+    parser.add_argument("--method", default=calibration.METHOD, choices=calibration.METHODS,
+                        help="the calibration fitted (default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
     parser.add_argument("--figure", default=None,
                         help="write the test maps' calibration figure to this PNG")
@@ -201,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
         cli.fail(f"--levels must be nominal levels in (0, 1), got {args.levels!r}")
     result = measure(args.workdir, max_val_maps=args.max_val_maps, n_samples=args.samples,
                      steps=args.steps, batch=args.batch, data_root=args.data_root,
-                     figure=args.figure, val_samples_path=args.val_samples, levels=levels)
+                     figure=args.figure, val_samples_path=args.val_samples, levels=levels,
+                     method=args.method)
     if args.out:
         write_json(args.out, result)
     print(json.dumps(to_json_value(result), indent=1, allow_nan=False))

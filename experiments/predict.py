@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=cli.non_negative_int, default=0,
                    help="seed of the samples' noise")
     p.add_argument("--uncalibrated", action="store_true",
-                   help="write a calibrated run's raw samples (default: calibrated by the "
-                   "spread in its calibration.json)")
+                   help="write a calibrated run's raw samples (default: calibrated as its "
+                   "calibration.json says)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return p
 

@@ -526,7 +526,8 @@ class Flow(Objective):
 
     def calibrate(self, model: nnx.Module, ds,
                   config: ml_collections.ConfigDict) -> dict[str, calibration.Calibration] | None:
-        """Fits the spread of each target's samples on validation maps (`calibration.fit`).
+        """Fits the calibration of each target's samples on validation maps
+        (`calibration.fit`, with the method `eval.calibration_method`).
 
         `config.eval.calibration_maps` maps of the validation split, taken in turn from each
         validation box (`calibration.spread_maps`), get `eval.n_samples` samples each, their
@@ -550,7 +551,8 @@ class Flow(Objective):
         val = ds.read(np.asarray([regions[i].sample for i in chosen]))
         drawn = self.sample_test(model, val, config,
                                  seed=config.seed + calibration.VALIDATION_SEED_OFFSET)
-        return {label: calibration.fit(drawn[..., c], val["y"][..., c])
+        method = config.eval.get("calibration_method", calibration.METHOD)
+        return {label: calibration.fit(drawn[..., c], val["y"][..., c], method=method)
                 for label, _, c in held_out.scored_targets(ds)}
 
     def evaluate(self, model, ds, config, samples=None, calibrations=None):
@@ -709,8 +711,8 @@ class Flow(Objective):
         n, spatial = source.num_samples, source.spatial_shape
         names = run.io["target_names"]
         cals = list(run.calibrations.values()) if calibrated and run.calibrations else None
-        spreads = "" if not cals else ", calibrated: spread " + ", ".join(
-            f"{name} {cal.spread:.4g}" for name, cal in run.calibrations.items())
+        spreads = "" if not cals else ", calibrated: " + ", ".join(
+            f"{name} {calibration.describe(cal)}" for name, cal in run.calibrations.items())
         write = h5format.add_samples(
             out, names, run.io["target_units"], n, samples, spatial,
             origin=f"drawn by {run.provenance['run']} ({steps} Heun steps, seed {seed}"

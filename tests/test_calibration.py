@@ -1,6 +1,7 @@
-"""The spread calibration of a generative run's samples: it recovers the spread that makes
-Gaussian samples exchangeable with the truth, keeps the samples' mean, commutes with the
-grid's symmetries, round-trips through JSON, and its figure shows the curves it computes."""
+"""The calibration of a generative run's samples: the spread and the offset each recover
+the number that makes Gaussian samples exchangeable with the truth, keep the samples' mean
+(the offset also each sample's structure), commute with the grid's symmetries, round-trip
+through JSON, and the figure shows the curves it computes."""
 
 import doctest
 import json
@@ -11,6 +12,7 @@ import pytest
 
 from experiments.configs import density_to_temp_flow_few
 from fieldnet import cli, symmetry
+from fieldnet.data import dataset
 from fieldnet.errors import FieldnetError
 from fieldnet.eval import calibration, metrics
 from fieldnet.figures import calibration as calibration_figures
@@ -36,6 +38,63 @@ def gaussian_ensemble(width: float, seed: int = 0):
 def coverage_noise(level: float) -> float:
     """The binomial standard error of a coverage over the test's pixels."""
     return math.sqrt(level * (1 - level) / (N_MAPS * SIZE * SIZE))
+
+
+def level_ensemble(tau: float, n_maps: int = 64, n_samples: int = 16, size: int = 16,
+                   seed: int = 0):
+    """Samples mu + e_s, and a truth mu + b + e whose maps carry levels b that the samples
+    do not know: over the maps b takes the n_maps normal quantiles times tau (in a shuffled
+    order), so the offset that makes the truth exchangeable with the samples is tau."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(n_maps, size, size))
+    levels = tau * calibration.offset_quantiles(n_maps)[rng.permutation(n_maps)]
+    truth = mu + levels[:, None, None] + rng.normal(size=mu.shape)
+    samples = mu[:, None] + rng.normal(size=(n_maps, n_samples, size, size))
+    return samples.astype(np.float32), truth.astype(np.float32)
+
+
+@pytest.mark.parametrize("tau", [0.5, 1.0, 2.0])
+def test_offset_fit_calibrates_levels_the_samples_miss(tau):
+    samples, truth = level_ensemble(tau)
+    cal = calibration.fit(samples, truth, method="offset")
+    assert (cal.method, cal.spread) == ("offset", 1.0) and 0 < cal.offset < 3 * tau
+    levels = np.asarray(calibration.REPORT_LEVELS)
+    assert (np.asarray(cal.raw_coverage) < levels - 0.01).all()
+    # the truth's levels are the maps' normal quantiles, not random, so the coverage noise
+    # is the pixels' binomial one (0.004 over 16384 pixels): 4 of it
+    assert np.abs(np.asarray(cal.calibrated_coverage) - levels).max() < 0.015
+    # sigma is in the units of the values: the same ensemble in other units (an affine
+    # image, as log10 T is of the normalized target) gives it in those units
+    bounds = tuple(2.5 * b for b in calibration.OFFSET_BOUNDS)
+    scaled = calibration.fit(2.5 * samples - 1.0, 2.5 * truth - 1.0, bounds=bounds,
+                             method="offset")
+    assert scaled.offset == pytest.approx(2.5 * cal.offset, rel=1e-3)
+
+
+def test_offset_fit_adds_nothing_where_no_level_is_missing():
+    assert calibration.fit(*level_ensemble(tau=0.0), method="offset").offset < 0.1
+
+
+def test_offset_keeps_the_mean_and_each_samples_structure():
+    samples, truth = level_ensemble(tau=1.0)
+    cal = calibration.fit(samples, truth, method="offset")
+    out = calibration.apply(cal, samples)
+    assert out.shape == samples.shape and out.dtype == np.float32
+    tol = 8 * EPS * (np.abs(samples).max() + 3 * cal.offset)
+    np.testing.assert_allclose(out.mean(axis=1), samples.mean(axis=1), rtol=0, atol=tol)
+    # one constant per sample over its map: its power at k > 0 is the drawn sample's
+    moved = out - samples
+    np.testing.assert_allclose(moved, moved[..., :1, :1] * np.ones_like(moved), rtol=0,
+                               atol=tol)
+    # the constants are sigma times the quantiles, in the order of the samples' map means
+    shifts = moved[:, :, 0, 0]
+    np.testing.assert_allclose(np.sort(shifts, axis=1),
+                               np.broadcast_to(cal.offset * calibration.offset_quantiles(16),
+                                               shifts.shape), rtol=0, atol=tol)
+    order = np.argsort(samples.mean(axis=(2, 3)), axis=1)
+    assert (np.diff(np.take_along_axis(shifts, order, axis=1), axis=1) > 0).all()
+    assert metrics.mse(out.mean(axis=1), truth) == pytest.approx(
+        metrics.mse(samples.mean(axis=1), truth), rel=1e-5)
 
 
 @pytest.mark.parametrize("width", [0.5, 2.0])
@@ -76,12 +135,16 @@ def test_apply_keeps_the_mean_and_scales_the_deviations():
         metrics.mse(samples.mean(axis=1), truth), rel=1e-5)
 
 
+@pytest.mark.parametrize("method", calibration.METHODS)
 @pytest.mark.parametrize("shift", [(0, 0), (5, -3)])
-def test_calibration_commutes_with_the_dihedral_group_and_shifts(shift):
+def test_calibration_commutes_with_the_dihedral_group_and_shifts(shift, method):
     samples, truth, _ = gaussian_ensemble(0.5)
-    cal = calibration.fit(samples, truth)
+    cal = calibration.fit(samples, truth, method=method)
     calibrated = calibration.apply(cal, samples)
-    tol = 8 * EPS * np.abs(samples).max() * cal.spread
+    # the offset's rank of each sample's map mean is a sum over pixels, whose float32 order
+    # changes with the pixels' order: two means closer than that rounding could swap ranks,
+    # which these samples' means (apart by ~1e-2) are not
+    tol = 8 * EPS * (np.abs(samples).max() * cal.spread + 3 * cal.offset)
     for g in symmetry.group_elements(2):
         def move(x, spatial_from, g=g):
             x = symmetry.apply(x, g, first_spatial_axis=spatial_from)
@@ -90,8 +153,10 @@ def test_calibration_commutes_with_the_dihedral_group_and_shifts(shift):
         moved_samples, moved_truth = move(samples, 2), move(truth, 1)
         np.testing.assert_allclose(calibration.apply(cal, moved_samples), move(calibrated, 2),
                                    rtol=0, atol=tol)
-        # the fit sees the pixels through their ranks only: the same factor, exactly
-        assert calibration.fit(moved_samples, moved_truth).spread == cal.spread
+        # the fit sees the pixels through their ranks only: the same number
+        again = calibration.fit(moved_samples, moved_truth, method=method)
+        assert (again.spread, again.offset) == pytest.approx((cal.spread, cal.offset),
+                                                              rel=1e-6)
 
 
 def test_pit_ks_of_flat_and_one_sided_histograms():
@@ -117,8 +182,14 @@ def test_summary_has_the_raw_and_calibrated_keys():
     assert (block["coverage_68"], block["coverage_95"]) == cal.raw_coverage
     assert (block["calibrated_coverage_68"], block["calibrated_coverage_95"]) == \
         cal.calibrated_coverage
-    assert block["calibrated_pit_ks"] < block["pit_ks"]
+    assert block["calibrated_pit_ks"] < block["pit_ks"] and "offset" not in block
     json.dumps(block, allow_nan=False)
+    samples, truth = level_ensemble(tau=1.0)
+    cal = calibration.fit(samples, truth, method="offset")
+    block = calibration.summary(samples, truth, cal)
+    assert (block["offset"], block["spread"]) == (cal.offset, 1.0)
+    assert (block["calibrated_coverage_68"], block["calibrated_coverage_95"]) == \
+        cal.calibrated_coverage
 
 
 def test_calibration_round_trips_through_json(tmp_path):
@@ -128,12 +199,19 @@ def test_calibration_round_trips_through_json(tmp_path):
     assert calibration.load(path) == cal
     assert json.loads(path.read_text())["levels"] == [0.68, 0.95]
     assert calibration.from_dict(calibration.to_dict(cal)) == cal
+    offset = calibration.fit(*level_ensemble(tau=1.0), method="offset")
+    assert calibration.load(calibration.save(tmp_path / "offset.json", offset)) == offset
+    # a calibration saved before the offset method existed has no "offset" key
+    old = {k: v for k, v in calibration.to_dict(cal).items() if k != "offset"}
+    assert calibration.from_dict(old) == cal
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"method": "quantile"}, "unknown calibration method"),
+    ({"method": "quantile"}, "method must be one of spread, offset, got 'quantile'"),
     ({"spread": -1.0}, "positive number"),
     ({"spread": float("nan")}, "positive number"),
+    ({"offset": -0.1}, "offset must be a number ≥ 0"),
+    ({"offset": "0.2"}, "offset must be a number ≥ 0"),
     ({"levels": [0.68, 1.5]}, "nominal levels in"),
 ])
 def test_bad_calibrations_fail_in_one_line(change, message):
@@ -152,6 +230,10 @@ def test_bad_inputs_fail_in_one_line(tmp_path):
         calibration.fit(samples[:, :1], truth)
     with pytest.raises(FieldnetError, match="bounds"):
         calibration.fit(samples, truth, bounds=(1.5, 3.0))
+    with pytest.raises(FieldnetError, match="offset bounds must satisfy 0 <= lo < hi"):
+        calibration.fit(samples, truth, bounds=(-1.0, 3.0), method="offset")
+    with pytest.raises(FieldnetError, match="method must be one of spread, offset"):
+        calibration.fit(samples, truth, method="temperature")
     with pytest.raises(FieldnetError, match="cannot read a calibration"):
         calibration.load(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("[1, 2]")
@@ -185,6 +267,8 @@ def test_figure_shows_raw_and_calibrated_coverage_and_pit():
     assert np.abs(calibrated_pit.get_data().values - 1).max() < 0.1
     assert [t.get_text().split(":")[0] for t in right.get_legend().get_texts()] == \
         ["raw", f"× {cal.spread:.3g} about the mean"]
+    offset = calibration.fit(*level_ensemble(tau=1.0), method="offset")
+    assert calibration_figures.calibrated_label(offset) == f"offset σ = {offset.offset:.3g}"
 
 
 def test_figure_writes_a_png(tmp_path):
@@ -203,6 +287,12 @@ def test_few_data_config_trains_on_few_crops():
     config = density_to_temp_flow_few.get_config()
     assert (config.data.max_train_sims, config.data.crop_size) == (4, 32)
     assert config.model.objective == "flow" and config.name == "density_to_temp_flow_few"
+    # the default file's 80 simulations: 4 to train on, 36 validation and 36 test boxes
+    splits = dataset.split_simulations(np.repeat(np.arange(80), 12), config.data.split_fractions,
+                                       config.data.split_seed,
+                                       max_train=config.data.max_train_sims)
+    assert [len(splits[s]) // 12 for s in ("train", "val", "test")] == [4, 36, 36]
+    assert config.eval.calibration_maps == 3 * 36
     quick = density_to_temp_flow_few.get_config("quick")
     assert (quick.data.max_train_sims, quick.data.crop_size) == (2, 32)
     assert quick.train.num_steps < config.train.num_steps

@@ -3,6 +3,7 @@ of eval.json and its figures, the test samples it keeps, resuming, and
 `experiments.predict --samples`."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -119,8 +120,6 @@ def test_kept_test_samples_give_back_the_samples_block(flow_run):
 
 @pytest.mark.slow
 def test_rerun_resumes_and_draws_the_same_samples(flow_run, tmp_path):
-    import shutil
-
     config, workdir, report = flow_run
     workdir = shutil.copytree(workdir, tmp_path / "run")  # the shared run stays as it is
     again = study.train_and_evaluate(config, workdir)
@@ -185,6 +184,34 @@ def test_calibration_is_fitted_on_validation_maps_and_applied_to_samples(flow_ru
     assert not (tmp_path / "one.h5").exists()
 
 
+@pytest.mark.slow
+def test_an_offset_calibration_is_fitted_saved_and_applied(flow_run, tmp_path):
+    """eval.calibration_method = "offset" reaches the fit, and a run whose calibration.json
+    holds an offset applies it: each sample moves by one constant over its map."""
+    from fieldnet.eval import calibration
+
+    config, workdir, _ = flow_run
+    workdir = shutil.copytree(workdir, tmp_path / "run")   # the shared run stays as it is
+    config = config.copy_and_resolve_references()
+    config.eval.calibration_method = "offset"
+    run = open_run(workdir)
+    with study.open_dataset(config, workdir) as ds:
+        fitted = run.objective.calibrate(run.model, ds, config)
+        test = ds.read("test")
+    assert fitted["temperature"].method == "offset"
+    calibration.save_fields(rundir.calibration(workdir), fitted)
+    run = open_run(workdir)
+    assert run.calibrations == fitted
+    raw = run.sample(test["x"][:2], 3, cond=test["cond"][:2], calibrated=False)[..., 0]
+    calibrated = run.sample(test["x"][:2], 3, cond=test["cond"][:2])[..., 0]
+    np.testing.assert_allclose(calibrated, calibration.apply(fitted["temperature"], raw),
+                               rtol=1e-6, atol=1e-6)
+    moved = calibrated - raw
+    np.testing.assert_allclose(moved, np.broadcast_to(moved[..., :1, :1], moved.shape),
+                               atol=1e-5)
+    np.testing.assert_allclose(calibrated.mean(axis=1), raw.mean(axis=1), atol=1e-5)
+
+
 def predict(*args):
     return subprocess.run([sys.executable, "-m", "experiments.predict", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
@@ -237,6 +264,8 @@ def test_predict_of_a_flow_run_needs_samples(flow_run, tmp_path):
     ("model.objective", "diffusion", "model.objective must be one of"),
     ("train.loss", "mse", "model.objective='flow' trains with train.loss='flow_matching'"),
     ("eval.sample_steps", 0, "eval.sample_steps must be an integer ≥ 1"),
+    ("eval.calibration_method", "quantile",
+     "eval.calibration_method must be one of spread, offset, got 'quantile'"),
     ("model.global_residual", True, "without global_residual"),
 ])
 def test_flow_config_errors_are_one_line_before_any_work(tmp_path, key, value, message):

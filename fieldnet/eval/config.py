@@ -7,6 +7,7 @@ from __future__ import annotations
 import ml_collections
 
 from fieldnet.errors import FieldnetError
+from fieldnet.eval.calibration import METHOD, check_method
 from fieldnet.eval.statistics import selected
 
 
@@ -30,6 +31,9 @@ def default_config() -> ml_collections.ConfigDict:
     # default data the fit moves well-calibrated samples away from nominal (8 validation
     # boxes; docs/concepts/calibration.md), so it is a choice per config.
     c.calibration_maps = 0
+    # "spread" (widen the samples about their mean) or "offset" (move each sample by a
+    # constant over the map, which keeps the samples' power spectrum at k > 0)
+    c.calibration_method = "spread"
     return c
 
 
@@ -41,7 +45,7 @@ def check_config(c: ml_collections.ConfigDict) -> None:
 
     Raises:
         FieldnetError: a batch size or bin count that is not a positive integer, a negative
-            `n_maps` or `calibration_maps`, or an unknown statistic.
+            `n_maps` or `calibration_maps`, an unknown statistic or calibration method.
     """
     for key in ("batch_size", "baseline_bins"):
         if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < 1:
@@ -51,3 +55,4 @@ def check_config(c: ml_collections.ConfigDict) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise FieldnetError(f"eval.{key} must be an integer ≥ 0, got {value!r}")
     selected(c.get("statistics", ""))
+    check_method(c.get("calibration_method", METHOD), "eval.calibration_method")

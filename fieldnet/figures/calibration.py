@@ -28,6 +28,21 @@ PIT_LABEL = "PIT of the truth (rank among the samples)"
 DENSITY_LABEL = "relative frequency"
 
 
+def calibrated_label(calibration: calibrate.Calibration) -> str:
+    """The legend label of calibrated samples: "× 1.25 about the mean" (spread) or
+    "offset σ = 0.23" (offset).
+
+    Args:
+        calibration: The fitted `Calibration`.
+
+    Returns:
+        The label.
+    """
+    if calibration.method == "offset":
+        return f"offset σ = {calibration.offset:.3g}"
+    return f"× {calibration.spread:.3g} about the mean"
+
+
 def calibration_figure(samples, truth, calibration: calibrate.Calibration, path, *,
                        maps: str = "test"):
     """Left: coverage of the samples' central intervals against their nominal level, for
@@ -52,7 +67,7 @@ def calibration_figure(samples, truth, calibration: calibrate.Calibration, path,
     left.plot([0, 1], [0, 1], color="gray", lw=0.8, label="calibrated (nominal)")
     for name, drawn in shown.items():
         coverage = metrics.interval_coverage(drawn, truth, NOMINAL_LEVELS)
-        label = name if name == "raw" else f"× {calibration.spread:.3g} about the mean"
+        label = name if name == "raw" else calibrated_label(calibration)
         left.plot(NOMINAL_LEVELS, coverage, ms=3, label=label, **STYLES[name])
         cells = calibrate.pit_histogram(drawn, truth)
         edges = np.arange(len(cells) + 1) / len(cells)
