@@ -37,7 +37,8 @@ def test_the_flow_config_is_the_flow_run_on_the_phase_space_inputs():
         inputs = density_to_temp_phase_space.get_config(arg).data
         assert c.model == flow.model and c.train == flow.train
         assert c.eval.calibration_maps == 24 and flow.eval.calibration_maps == 0
-        c.eval.calibration_maps = 0
+        assert (c.eval.calibration_method, flow.eval.calibration_method) == ("offset", "spread")
+        c.eval.calibration_maps, c.eval.calibration_method = 0, "spread"
         assert c.eval == flow.eval
         for key in ("input_field", "vector_fields", "transforms"):
             assert c.data[key] == inputs[key]
