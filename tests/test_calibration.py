@@ -292,7 +292,7 @@ def test_few_data_config_trains_on_few_crops():
                                        config.data.split_seed,
                                        max_train=config.data.max_train_sims)
     assert [len(splits[s]) // 12 for s in ("train", "val", "test")] == [4, 36, 36]
-    assert config.eval.calibration_maps == 3 * 36
+    assert (config.eval.calibration_maps, config.eval.calibration_method) == (3 * 36, "offset")
     quick = density_to_temp_flow_few.get_config("quick")
     assert (quick.data.max_train_sims, quick.data.crop_size) == (2, 32)
     assert quick.train.num_steps < config.train.num_steps
