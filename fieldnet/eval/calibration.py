@@ -203,6 +203,11 @@ def _calibrated(samples, method: str, value: float) -> np.ndarray:
                                                                                     value)
 
 
+def _fitted(calibration: Calibration) -> float:
+    """The number the calibration's method applies: the spread α or the offset σ."""
+    return calibration.spread if calibration.method == "spread" else calibration.offset
+
+
 def check_method(method: str, named: str = "method") -> str:
     """The method, checked.
 
@@ -340,9 +345,7 @@ def apply(calibration: Calibration, samples) -> np.ndarray:
     if samples.ndim < 3 or samples.shape[1] < 2:
         raise FieldnetError(f"calibration needs samples (N, S, ...) with S ≥ 2, got shape "
                             f"{samples.shape}")
-    if calibration.method == "spread":
-        return spread_samples(samples, calibration.spread)
-    return offset_samples(samples, calibration.offset)
+    return _calibrated(samples, calibration.method, _fitted(calibration))
 
 
 def describe(calibration: Calibration) -> str:
@@ -360,8 +363,7 @@ def describe(calibration: Calibration) -> str:
         >>> calibration.describe(cal)
         'offset 0.2301'
     """
-    value = calibration.spread if calibration.method == "spread" else calibration.offset
-    return f"{calibration.method} {value:.4g}"
+    return f"{calibration.method} {_fitted(calibration):.4g}"
 
 
 def pit_histogram(samples, truth) -> np.ndarray:

@@ -33,7 +33,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.calibration_maps = 0
     # "spread" (widen the samples about their mean) or "offset" (move each sample by a
     # constant over the map, which keeps the samples' power spectrum at k > 0)
-    c.calibration_method = "spread"
+    c.calibration_method = METHOD
     return c
 
 
