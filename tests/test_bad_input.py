@@ -60,6 +60,8 @@ def test_help_exits_zero_and_lists_the_commands_own_flags(module, own):
     (["--config", CONFIG, "--config.eval.statistics=pdf,nope"], "'nope' is not a registered"),
     (["--config", CONFIG, "--config.data.max_train_sims=0"],
      "data.max_train_sims must be a positive integer"),
+    (["--config", CONFIG, "--config.data.eval_maps_per_sim=0"],
+     "data.eval_maps_per_sim must be a positive integer"),
     (["--config", CONFIG, "--config.data.condition_noise=-0.1"],
      "data.condition_noise must be a number ≥ 0"),
     (["--config", CONFIG, "--config.data.loader=threads"],

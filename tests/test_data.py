@@ -213,10 +213,31 @@ def test_max_train_sims_nests_and_keeps_val_test():
         data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0, max_train=13)
 
 
+def test_eval_maps_per_sim_keeps_the_first_maps_of_every_eval_box():
+    sim_index = np.repeat(np.arange(20), 3)
+    full = data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0)
+    one = data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0, eval_maps=1)
+    np.testing.assert_array_equal(one["train"], full["train"])
+    for s in ("val", "test"):
+        np.testing.assert_array_equal(np.unique(sim_index[one[s]]),
+                                      np.unique(sim_index[full[s]]))   # every box
+        assert len(one[s]) == len(np.unique(sim_index[full[s]]))      # one map each
+        np.testing.assert_array_equal(one[s] % 3, 0)                  # its first
+    two = data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0, eval_maps=2)
+    assert set(one["test"]) < set(two["test"]) < set(full["test"])
+    many = data.split_simulations(sim_index, (0.6, 0.2, 0.2), seed=0, eval_maps=5)
+    np.testing.assert_array_equal(many["val"], full["val"])
+
+
 def test_explicit_split_sims(file2d):
     ds = data.FieldDataset(config(file2d, split_sims={"train": [0, 1, 2], "val": [3],
                                                       "test": [4]}))
     assert [r.sample for r in ds.splits["test"]] == [12, 13, 14]
+    one = data.FieldDataset(config(file2d, split_sims={"train": [0, 1, 2], "val": [3],
+                                                       "test": [4]}, eval_maps_per_sim=1))
+    assert [[r.sample for r in one.splits[s]] for s in data.SPLITS] == [
+        [r.sample for r in ds.splits["train"]], [9], [12]]
+    assert one.read("test")["x"].shape[0] == 1
     with pytest.raises(FieldnetError, match="two splits"):
         data.FieldDataset(config(file2d, split_sims={"train": [0, 1], "val": [1], "test": [4]}))
 

@@ -21,6 +21,7 @@ is shorter along the first axis and not periodic along it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -65,6 +66,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.split_sims = None              # or {"train": [...], "val": [...], "test": [...]} sim ids
     c.split_seed = 0
     c.max_train_sims = placeholder(int)      # train on the first N train simulations only
+    # Score on the first N maps of each validation and test simulation only: maps of one
+    # box share its parameters and their errors, so for a given cost more boxes at fewer
+    # maps each measure a mean (MSE, coverage) more precisely.
+    c.eval_maps_per_sim = placeholder(int)
     c.condition_on = ""              # comma-separated /params names given to the model ("": none)
     # Training crops see their standardized parameters plus Gaussian noise of this standard
     # deviation, so that the model cannot key on the few exact parameter vectors of the
@@ -90,12 +95,15 @@ class Region:
 
 def split_simulations(sim_index: np.ndarray, fractions: Sequence[float], seed: int,
                       explicit: dict | None = None,
-                      max_train: int | None = None) -> dict[str, np.ndarray]:
+                      max_train: int | None = None,
+                      eval_maps: int | None = None) -> dict[str, np.ndarray]:
     """Sample indices per split; every simulation lands in at most one split.
 
     `max_train` keeps only the first that many training simulations (in the split's
     order) and leaves validation and test as they are, so runs with growing `max_train`
     train on nested sets and are scored on the same boxes (a data-scaling curve).
+    `eval_maps` keeps the first that many samples (in file order) of each validation and
+    test simulation, and every training sample.
 
     Args:
         sim_index: Simulation id of each sample, shape `(N,)`.
@@ -105,6 +113,7 @@ def split_simulations(sim_index: np.ndarray, fractions: Sequence[float], seed: i
         explicit: Simulation ids per split, `{"train": [...], "val": [...], "test": [...]}`
             (`data.split_sims`), instead of `fractions`.
         max_train: Train on the first this many training simulations only; None: all.
+        eval_maps: Samples kept of each validation and test simulation; None: all.
 
     Returns:
         {split: indices of its samples, int array} for `"train"`, `"val"` and `"test"`.
@@ -133,7 +142,16 @@ def split_simulations(sim_index: np.ndarray, fractions: Sequence[float], seed: i
             raise FieldnetError(f"data.max_train_sims={max_train}, but the train split has only "
                                 f"{len(chosen['train'])} simulations")
         chosen["train"] = chosen["train"][:max_train]
-    return {s: np.flatnonzero(np.isin(sim_index, chosen[s])) for s in SPLITS}
+    indices = {s: np.flatnonzero(np.isin(sim_index, chosen[s])) for s in SPLITS}
+    if eval_maps is not None:
+        for s in ("val", "test"):
+            taken = Counter()
+            keep = []
+            for i in indices[s]:   # file order
+                taken[sim_index[i]] += 1
+                keep.append(taken[sim_index[i]] <= eval_maps)
+            indices[s] = indices[s][np.asarray(keep, bool)]
+    return indices
 
 
 def split_box(length: int, fractions: Sequence[float]) -> dict[str, tuple[int, int]]:
@@ -166,7 +184,8 @@ def check_config(c: ml_collections.ConfigDict) -> None:
     Raises:
         FieldnetError: Naming the key, on an unset path, no input or target field, a bad
             transform, crop size, prefetch, loader, worker count, split fractions,
-            condition noise or `max_train_sims`, or a non-positive log floor or box size.
+            condition noise, `max_train_sims` or `eval_maps_per_sim`, or a non-positive
+            log floor or box size.
     """
     if not str(c.path):
         raise FieldnetError("data.path is not set; name an HDF5 file")
@@ -185,9 +204,10 @@ def check_config(c: ml_collections.ConfigDict) -> None:
     noise = c.get("condition_noise", 0.0)
     if not isinstance(noise, int | float) or not noise >= 0:
         raise FieldnetError(f"data.condition_noise must be a number ≥ 0, got {noise!r}")
-    n = c.get("max_train_sims")
-    if n is not None and (not isinstance(n, int) or n < 1):
-        raise FieldnetError(f"data.max_train_sims must be a positive integer (or None), got {n!r}")
+    for key in ("max_train_sims", "eval_maps_per_sim"):
+        n = c.get(key)
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise FieldnetError(f"data.{key} must be a positive integer (or None), got {n!r}")
     for key in ("input_log_floor", "target_log_floor", "box_size"):
         if c[key] is not None and not c[key] > 0:
             raise FieldnetError(f"data.{key} must be positive (or None), got {c[key]!r}")
@@ -528,9 +548,10 @@ class FieldDataset:
     def _make_splits(self) -> dict[str, list[Region]]:
         n0 = self.source.spatial_shape[0]
         if self.source.single_box:
-            if self.config.get("max_train_sims") is not None:
-                raise FieldnetError(f"{self.source.path} is one box, split into slabs: "
-                                    "data.max_train_sims needs a file of many simulations")
+            for key in ("max_train_sims", "eval_maps_per_sim"):
+                if self.config.get(key) is not None:
+                    raise FieldnetError(f"{self.source.path} is one box, split into slabs: "
+                                        f"data.{key} needs a file of many simulations")
             slabs = split_box(n0, self.config.split_fractions)
             return {s: [Region(0, lo, hi, periodic=(hi - lo == n0))] if hi > lo else []
                     for s, (lo, hi) in slabs.items()}
@@ -538,7 +559,8 @@ class FieldDataset:
         explicit = dict(explicit) if explicit else None
         indices = split_simulations(self.source.sim_index, self.config.split_fractions,
                                     int(self.config.split_seed), explicit,
-                                    self.config.get("max_train_sims"))
+                                    self.config.get("max_train_sims"),
+                                    self.config.get("eval_maps_per_sim"))
         return {s: [Region(int(i), 0, n0, True) for i in idx] for s, idx in indices.items()}
 
     def fit_normalizer(self) -> Normalizer:
