@@ -287,12 +287,15 @@ def test_few_data_config_trains_on_few_crops():
     config = density_to_temp_flow_few.get_config()
     assert (config.data.max_train_sims, config.data.crop_size) == (4, 32)
     assert config.model.objective == "flow" and config.name == "density_to_temp_flow_few"
-    # the default file's 80 simulations: 4 to train on, 36 validation and 36 test boxes
-    splits = dataset.split_simulations(np.repeat(np.arange(80), 12), config.data.split_fractions,
-                                       config.data.split_seed,
-                                       max_train=config.data.max_train_sims)
-    assert [len(splits[s]) // 12 for s in ("train", "val", "test")] == [4, 36, 36]
-    assert (config.eval.calibration_maps, config.eval.calibration_method) == (3 * 36, "offset")
+    # 400 simulations: 4 to train on (of 8), one map of each of 196 validation and 196
+    # test boxes, and every validation box in the calibration's fit
+    assert config.simulate.n_sims == 400 and "n400" in config.data.path
+    splits = dataset.split_simulations(np.repeat(np.arange(400), 12),
+                                       config.data.split_fractions, config.data.split_seed,
+                                       max_train=config.data.max_train_sims,
+                                       eval_maps=config.data.eval_maps_per_sim)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [4 * 12, 196, 196]
+    assert (config.eval.calibration_maps, config.eval.calibration_method) == (196, "offset")
     quick = density_to_temp_flow_few.get_config("quick")
     assert (quick.data.max_train_sims, quick.data.crop_size) == (2, 32)
     assert quick.train.num_steps < config.train.num_steps
